@@ -1,0 +1,225 @@
+"""Intake assets: one materialisation per dropped file, and the current snapshot of every extract.
+
+Thin by design: resolve the file, ask the domain (``data_sharing.intake``) for a decision, record it in the
+manifest (``warehouse.manifest``) and report. No DataFrame is returned to Dagster (nothing is pickled into
+its storage) and no value from inside a file reaches metadata or logs.
+"""
+
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets import names
+from data_sharing.dropfolder import partition_key_for
+from data_sharing.intake import MARKER_SUFFIX, Marker, examine_drop, parse_drop_name
+from pipelines.partitions import drop_files
+from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
+from warehouse.manifest import ManifestEntry, RecordOutcome
+
+
+class IntakeFileConfig(Config):
+    """Which file the run is for. Set by the sensor and ``c2c run``; empty means 'the partition key's path'."""
+
+    rel_path: str = ""
+    fs_path_hex: str = ""
+
+
+def resolve_drop_path(drop_root: Path, partition_key: str, config: IntakeFileConfig) -> Path:
+    if config.fs_path_hex:
+        rel = os.fsdecode(bytes.fromhex(config.fs_path_hex))
+    elif config.rel_path:
+        rel = config.rel_path
+    elif not partition_key.startswith("_unsafe/"):
+        rel = partition_key
+    else:
+        raise ValueError(
+            f"partition {partition_key} names a file whose path is not plain text; launch it from the sensor or `c2c run`"
+        )
+    if partition_key_for(rel) != partition_key:
+        raise ValueError(f"the configured file does not belong to partition {partition_key}")
+    return drop_root / rel
+
+
+def receive_drop(
+    path: Path,
+    paths: C2CPaths,
+    warehouse: WarehouseResource,
+    partnership: PartnershipResource,
+    *,
+    partition_key: str | None,
+    run_id: str | None,
+) -> RecordOutcome:
+    """Examine one drop-folder entry and record the decision (idempotent)."""
+    store = warehouse.manifest()
+    marker = Marker.read(path.with_name(path.name + MARKER_SUFFIX)) if not path.name.endswith(MARKER_SUFFIX) else None
+    rel = os.path.relpath(path, paths.drop).replace(os.sep, "/")
+    named = parse_drop_name(rel)
+    previous = store.previous_snapshot(*named) if named else None
+    decision = examine_drop(
+        path,
+        paths.drop,
+        partnership.load(),
+        paths.today(),
+        marker=marker,
+        previous=previous,
+        seen_lookup=lambda sha: store.lookup_content(sha, rel),
+    )
+    now = dt.datetime.now(dt.timezone.utc)
+    return store.record(decision, now=now, partition_key=partition_key, run_id=run_id)
+
+
+def entry_metadata(entry: ManifestEntry) -> dict:
+    meta: dict = {
+        "file": MetadataValue.path(entry.rel_path),
+        "status": entry.status,
+        "manifest_id": entry.id,
+        "sha256": entry.sha256 or "",
+        "size_bytes": entry.size_bytes or 0,
+        "agency": entry.agency or "",
+        "extract": entry.extract or "",
+        "as_of_date": entry.as_of_date.isoformat() if entry.as_of_date else "",
+        "mou": f"{entry.mou_id} v{entry.mou_version}" if entry.mou_id else "",
+        "rows_in": entry.rows or 0,
+        "rows_refused": (entry.rows or 0) if entry.status == "refused" else 0,
+        "duplicate_rows": entry.duplicate_rows or 0,
+        "dagster/row_count": entry.rows or 0,
+    }
+    if entry.reason_code:
+        meta["reason_code"] = entry.reason_code
+        meta["reason"] = entry.reason or ""
+    if entry.warnings:
+        meta["warnings"] = MetadataValue.json(entry.warnings)
+    if entry.period_rows:
+        meta["rows_per_period"] = MetadataValue.json({str(k): v for k, v in sorted(entry.period_rows.items(), key=str)})
+    return meta
+
+
+@asset(
+    name=names.INTAKE_FILE,
+    partitions_def=drop_files,
+    group_name=names.GROUP_INTAKE,
+    kinds={"python", "csv"},
+    owners=["team:city-data-office"],
+    tags={"c2c/zone": "drop-folder"},
+    description=(
+        "One file dropped by an agency: its name, MOU, header, encoding and control totals checked, and the "
+        "decision (accepted, refused with a reason, or duplicate of content already received) recorded in the "
+        "warehouse table intake_manifest. The file itself is never deleted."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            name=names.CHECK_INTAKE_ACCEPTED,
+            asset=names.INTAKE_FILE,
+            blocking=True,
+            description="The file was accepted under its agency's MOU; a refused file stops everything downstream.",
+        )
+    ],
+    op_tags={names.TAG_STAGE: "intake"},
+)
+def intake_file(
+    context: AssetExecutionContext,
+    config: IntakeFileConfig,
+    c2c_paths: C2CPaths,
+    warehouse: WarehouseResource,
+    partnership: PartnershipResource,
+) -> MaterializeResult:
+    path = resolve_drop_path(c2c_paths.drop, context.partition_key, config)
+    outcome = receive_drop(
+        path, c2c_paths, warehouse, partnership, partition_key=context.partition_key, run_id=context.run_id
+    )
+    entry = outcome.entry
+    if entry.status == "refused":
+        context.log.warning(f"{entry.rel_path} refused ({entry.reason_code}): {entry.reason}")
+    else:
+        context.log.info(f"{entry.rel_path}: {entry.status}" + ("" if outcome.new else " (already recorded)"))
+    meta = entry_metadata(entry)
+    meta["newly_recorded"] = outcome.new
+    if outcome.superseded:
+        meta["superseded_manifest_ids"] = MetadataValue.json(list(outcome.superseded))
+    passed = entry.status in ("accepted", "duplicate", "superseded")
+    return MaterializeResult(
+        metadata=meta,
+        check_results=[
+            AssetCheckResult(
+                check_name=names.CHECK_INTAKE_ACCEPTED,
+                passed=passed,
+                severity=AssetCheckSeverity.ERROR,
+                description=entry.reason if not passed else None,
+                metadata={"status": entry.status, "reason_code": entry.reason_code or ""},
+            )
+        ],
+    )
+
+
+@asset(
+    name=names.CURRENT_SNAPSHOTS,
+    deps=[intake_file],
+    group_name=names.GROUP_INTAKE,
+    kinds={"python", "sql"},
+    owners=["team:city-data-office"],
+    description=(
+        "Which accepted file holds the current data of every agency extract and period (later as-of dates "
+        "replace earlier ones; corrected re-sends replace the file they correct), read from intake_manifest."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            name=names.CHECK_EVERY_AGENCY_CURRENT,
+            asset=names.CURRENT_SNAPSHOTS,
+            description="Every agency of the partnership has at least one accepted extract.",
+        )
+    ],
+)
+def current_snapshots(
+    context: AssetExecutionContext, warehouse: WarehouseResource, partnership: PartnershipResource
+) -> MaterializeResult:
+    store = warehouse.manifest()
+    snapshot = store.current_snapshot()
+    lines = ["| agency | extract | periods | file | as of | rows | sha256 |", "|---|---|---|---|---|---|---|"]
+    files: dict[int, ManifestEntry] = {}
+    for (agency, extract), owners in sorted(snapshot.items()):
+        by_file: dict[int, list] = {}
+        for period, entry in owners.items():
+            by_file.setdefault(entry.id, []).append(period)
+            files[entry.id] = entry
+        for entry_id, periods in sorted(by_file.items()):
+            e = files[entry_id]
+            shown = ", ".join(str(p) for p in sorted(p for p in periods if p is not None)) or "all"
+            lines.append(
+                f"| {agency} | {extract} | {shown} | {e.rel_path} | {e.as_of_date} | {e.rows:,} | {(e.sha256 or '')[:12]} |"
+            )
+    counts = store.status_counts()
+    agencies = partnership.load().agencies
+    missing = [a for a in agencies if not any(k[0] == a for k in snapshot)]
+    total_rows = sum(e.rows or 0 for e in files.values())
+    context.log.info(f"current snapshot: {len(files)} files over {len(snapshot)} extracts; manifest {counts}")
+    return MaterializeResult(
+        metadata={
+            "current_files": MetadataValue.md("\n".join(lines)),
+            "extracts_with_data": len(snapshot),
+            "files_current": len(files),
+            "rows_current": total_rows,
+            "dagster/row_count": total_rows,
+            "manifest_status_counts": MetadataValue.json(counts),
+            "current_sha256": MetadataValue.json(sorted(e.sha256 for e in files.values() if e.sha256)),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=names.CHECK_EVERY_AGENCY_CURRENT,
+                passed=not missing,
+                severity=AssetCheckSeverity.WARN,
+                description=("No accepted extract yet from: " + ", ".join(missing)) if missing else None,
+            )
+        ],
+    )

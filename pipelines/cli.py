@@ -1,0 +1,201 @@
+"""The `c2c` command line: the data lead's and the agencies' door into the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipelines.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env(home=getattr(args, "home", None))
+    overrides: dict[str, object] = {}
+    if getattr(args, "drop", None):
+        overrides["drop_dir"] = Path(args.drop).expanduser().absolute()
+    if getattr(args, "warehouse", None):
+        overrides["warehouse_url"] = args.warehouse
+    if getattr(args, "schema", None):
+        overrides["warehouse_schema"] = args.schema
+    return settings.with_overrides(**overrides)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from synthetic.city import generate_city
+
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    started = time.perf_counter()
+    kwargs = {"as_of": as_of} if as_of else {}
+    summary = generate_city(args.children, args.seed, Path(args.out), **kwargs)
+    elapsed = time.perf_counter() - started
+    out = Path(args.out).absolute()
+    print(f"c2c synth: a synthetic city of {args.children:,} children (seed {args.seed}) in {elapsed:.1f} s")
+    for (agency, extract), rows in sorted(summary.row_counts.items()):
+        print(f"  {agency}/{extract}: {rows:,} rows")
+    print(f"  drop folder: {out / 'drop'}")
+    print(f"  ground truth (never read by the pipeline): {out / 'truth'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.runner import format_summary, run_pipeline
+
+    settings = _settings(args)
+    summary = run_pipeline(settings, settle_s=args.settle)
+    print(format_summary(summary))
+    return 0 if summary.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.runner import format_summary, run_pipeline
+    from synthetic.city import generate_city
+
+    settings = Settings.from_env(home=args.home)
+    city_dir = settings.home / "synthetic"
+    settings = settings.with_overrides(drop_dir=city_dir / "drop")
+    print(f"c2c demo: generating a synthetic city of {args.children:,} children (seed {args.seed}) in {city_dir}")
+    started = time.perf_counter()
+    generate_city(args.children, args.seed, city_dir)
+    print(f"c2c demo: generated in {time.perf_counter() - started:.1f} s; running the pipeline")
+    summary = run_pipeline(settings, settle_s=0.0)
+    print(format_summary(summary))
+    print(f"  synthetic truth: {city_dir / 'truth'} (for checking linkage and indicators; the pipeline never reads it)")
+    return 0 if summary.ok else 1
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from data_sharing.partnership import load_partnership
+    from schemas.errors import ContractError, ContractErrors
+
+    try:
+        partnership = load_partnership(args.agreements, args.extracts)
+    except (ContractError, ContractErrors) as exc:
+        print(f"c2c: configuration is wrong:\n{exc}", file=sys.stderr)
+        return 2
+    for agency in partnership.agencies:
+        a = partnership.agreements[agency]
+        print(f"{agency}: {a.label} ({a.agency_name}), in force {a.effective_date} to {a.expiry_date}, "
+              f"min cell {a.min_cell_size}, raw kept {a.raw_retention_days} days")
+        for extract in partnership.extracts_of(agency):
+            t = partnership.terms(agency, extract)
+            assert t is not None
+            print(f"  {extract}: {len(t.contract.columns)} columns, {len(t.identifier_fields)} identifiers, "
+                  f"{len(t.contract.rules)} rules")
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from warehouse.db import make_engine, upgrade
+    from warehouse.manifest import ManifestStore
+
+    settings = _settings(args)
+    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
+    upgrade(engine)
+    entries = ManifestStore(engine).entries(agency=args.agency)
+    if args.status:
+        entries = [e for e in entries if e.status == args.status]
+    for e in entries:
+        line = f"{e.id:>5}  {e.status:<10}  {e.rel_path}"
+        if e.rows is not None:
+            line += f"  ({e.rows:,} rows)"
+        if e.reason:
+            line += f"\n       {e.reason_code}: {e.reason}"
+        if e.superseded_by:
+            line += f"\n       superseded by #{e.superseded_by}"
+        print(line)
+    print(f"{len(entries)} file(s)")
+    return 0
+
+
+def cmd_warehouse_upgrade(args: argparse.Namespace) -> int:
+    from warehouse.db import current_revision, make_engine, upgrade
+
+    settings = _settings(args)
+    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
+    upgrade(engine)
+    print(f"c2c: warehouse at revision {current_revision(engine)}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from pipelines.instance import ensure_dagster_home
+
+    settings = _settings(args)
+    ensure_dagster_home(settings.dagster_home)
+    env = {**os.environ, **settings.environment()}
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    if args.read_only:
+        cmd = [sys.executable, "-m", "dagster_webserver", "-w", str(root / "workspace.yaml"), "-h", args.host,
+               "-p", str(args.port), "--read-only"]
+    print(f"c2c: starting the Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={settings.dagster_home})")
+    return subprocess.call(cmd, env=env, cwd=root)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="c2c", description="Cradle-to-Career Data Hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic city's extracts (drop-folder layout) and its ground truth")
+    p.add_argument("--children", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", required=True)
+    p.add_argument("--as-of", help="as-of date of the extracts (YYYY-MM-DD)")
+    p.set_defaults(func=cmd_synth)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")
+        p.add_argument("--warehouse", help="warehouse URL (default $C2C_WAREHOUSE_URL or SQLite under the data directory)")
+        p.add_argument("--schema", help="PostgreSQL schema for the warehouse (default $C2C_WAREHOUSE_SCHEMA)")
+
+    p = sub.add_parser("run", help="take in every complete file in the drop folder, then run the nightly stages")
+    common(p)
+    p.add_argument("--drop", help="drop folder (default $C2C_DROP_DIR or <home>/drop)")
+    p.add_argument("--settle", type=float, default=2.0,
+                   help="a file without a .done marker counts as complete when unchanged for this many seconds")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="synthetic city + full run on the embedded default (SQLite)")
+    p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")
+    p.add_argument("--children", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check-config", help="load and cross-check the MOUs and extract contracts")
+    p.add_argument("--agreements", help="MOU folder (default: the shipped data_sharing/agreements)")
+    p.add_argument("--extracts", help="extract contracts folder (default: the shipped schemas/extracts)")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("manifest", help="list every file received, with its status and reason")
+    common(p)
+    p.add_argument("--status", choices=["accepted", "refused", "duplicate", "superseded"])
+    p.add_argument("--agency")
+    p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("warehouse", help="warehouse administration")
+    wsub = p.add_subparsers(dest="warehouse_command", required=True)
+    w = wsub.add_parser("upgrade", help="apply the warehouse migrations (Alembic)")
+    common(w)
+    w.set_defaults(func=cmd_warehouse_upgrade)
+
+    p = sub.add_parser("ui", help="start the Dagster UI (and daemon: sensor and schedule) for this data directory")
+    common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--read-only", action="store_true", help="read-only UI for auditors (no launching, no edits)")
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The one place the c2c Dagster code location is assembled (`defs`)."""
+
+from dagster import Definitions, EnvVar, in_process_executor
+
+from assets.intake import current_snapshots, intake_file
+from pipelines.jobs import intake_job, nightly_job
+from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
+from pipelines.schedules import nightly_schedule
+from pipelines.sensors import drop_folder_sensor
+from pipelines.settings import Settings
+
+
+def _env_or(var: str, value: str, env: dict[str, str]) -> str | EnvVar:
+    """Show an environment-sourced setting as an EnvVar in the UI; otherwise the default value."""
+    return EnvVar(var) if env.get(var) else value
+
+
+def build_definitions(settings: Settings | None = None, env: dict[str, str] | None = None) -> Definitions:
+    import os
+
+    env = dict(os.environ) if env is None else env
+    settings = settings or Settings.from_env(env)
+    return Definitions(
+        assets=[intake_file, current_snapshots],
+        jobs=[intake_job, nightly_job],
+        sensors=[drop_folder_sensor],
+        schedules=[nightly_schedule(settings)],
+        resources={
+            "c2c_paths": C2CPaths(
+                home=str(settings.home),
+                drop_dir=_env_or("C2C_DROP_DIR", str(settings.drop_dir), env),
+                landing_dir=_env_or("C2C_LANDING_DIR", str(settings.landing_dir), env),
+                linkage_dir=_env_or("C2C_LINKAGE_DIR", str(settings.linkage_dir), env),
+                timezone=settings.timezone,
+                today_override=settings.today_override.isoformat() if settings.today_override else "",
+            ),
+            "warehouse": WarehouseResource(
+                url=_env_or("C2C_WAREHOUSE_URL", settings.warehouse_url, env),
+                db_schema=settings.warehouse_schema or "",
+            ),
+            "partnership": PartnershipResource(
+                agreements_dir=env.get("C2C_AGREEMENTS_DIR", ""),
+                extracts_dir=env.get("C2C_EXTRACTS_DIR", ""),
+            ),
+        },
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()

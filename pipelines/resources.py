@@ -1,0 +1,67 @@
+"""Dagster resources: the only place assets get paths, the warehouse and the partnership from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+from sqlalchemy import Engine
+
+from data_sharing.partnership import Partnership, load_partnership
+from warehouse.db import make_engine, upgrade
+from warehouse.manifest import ManifestStore
+
+
+class C2CPaths(ConfigurableResource):
+    """The data directory and its parts (see pipelines/settings.py for the defaults)."""
+
+    home: str
+    drop_dir: str
+    landing_dir: str
+    linkage_dir: str
+    timezone: str = "America/New_York"
+    today_override: str = ""
+
+    @property
+    def drop(self) -> Path:
+        return Path(self.drop_dir)
+
+    def today(self) -> dt.date:
+        if self.today_override:
+            return dt.date.fromisoformat(self.today_override)
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo(self.timezone)).date()
+
+
+class WarehouseResource(ConfigurableResource):
+    """The warehouse database (SQLite by default, PostgreSQL in production). Migrated on first use."""
+
+    url: str
+    db_schema: str = ""
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            engine = make_engine(self.url, self.db_schema or None)
+            upgrade(engine)
+            self._engine = engine
+        return self._engine
+
+    def manifest(self) -> ManifestStore:
+        return ManifestStore(self.engine())
+
+
+class PartnershipResource(ConfigurableResource):
+    """The MOUs and extract contracts, loaded and cross-checked (a wrong file fails loudly)."""
+
+    agreements_dir: str = ""
+    extracts_dir: str = ""
+    _partnership: Partnership | None = PrivateAttr(default=None)
+
+    def load(self) -> Partnership:
+        if self._partnership is None:
+            self._partnership = load_partnership(self.agreements_dir or None, self.extracts_dir or None)
+        return self._partnership

@@ -1,0 +1,150 @@
+"""The second door: run the same Dagster asset graph in-process over a drop folder (cron, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dagster import DagsterInstance
+
+from assets import names
+from data_sharing.dropfolder import scan_drop_folder
+from data_sharing.intake import display_name
+from pipelines.definitions import build_definitions
+from pipelines.instance import ensure_dagster_home
+from pipelines.partitions import DROP_FILES
+from pipelines.sensors import run_request_for
+from pipelines.settings import Settings
+from warehouse.db import make_engine, upgrade
+from warehouse.manifest import ManifestStore
+
+
+@dataclass
+class FileOutcome:
+    rel_path: str
+    status: str  # accepted | refused | duplicate | superseded | unchanged | failed
+    rows: int | None = None
+    reason: str | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class RunSummary:
+    files: list[FileOutcome] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    nightly_success: bool | None = None
+    nightly_run_id: str | None = None
+    settings: Settings | None = None
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(f.status for f in self.files)
+
+    @property
+    def ok(self) -> bool:
+        return self.nightly_success is not False and not any(f.status == "failed" for f in self.files)
+
+
+def run_pipeline(
+    settings: Settings,
+    *,
+    settle_s: float = 2.0,
+    echo: Callable[[str], None] = print,
+    instance: DagsterInstance | None = None,
+) -> RunSummary:
+    """Intake every complete file in the drop folder (one run each), then the nightly cross-agency job."""
+    summary = RunSummary(settings=settings)
+    for folder in (settings.home, settings.drop_dir, settings.landing_dir, settings.linkage_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    if instance is None:
+        ensure_dagster_home(settings.dagster_home)
+        instance = DagsterInstance.get()
+    defs = build_definitions(settings, env={k: v for k, v in os.environ.items() if k in ("C2C_AGREEMENTS_DIR", "C2C_EXTRACTS_DIR")})
+    intake_job = defs.resolve_job_def("intake_job")
+    nightly_job = defs.resolve_job_def("nightly_job")
+    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
+    upgrade(engine)
+    store = ManifestStore(engine)
+
+    scan = scan_drop_folder(settings.drop_dir, None, time_budget_s=float("inf"), max_ready=10**9, settle_s=settle_s)
+    summary.waiting = list(scan.waiting)
+    todo = []
+    for ready in scan.ready:
+        known = store.find(ready.entry.rel_path, ready.fingerprint)
+        if known is not None and known.status != "refused" and known.marker_sha256 == ready.marker_sha256:
+            summary.files.append(FileOutcome(ready.entry.rel_path, "unchanged", known.rows, run_id=known.run_id))
+            continue
+        todo.append(ready)
+    echo(f"c2c: drop folder {settings.drop_dir}: {len(scan.ready)} complete file(s), {len(todo)} to take in"
+         + (f", {len(scan.waiting)} still being written (skipped)" if scan.waiting else ""))
+    existing = set(instance.get_dynamic_partitions(DROP_FILES))
+    new_keys = sorted({r.partition_key for r in todo} - existing)
+    if new_keys:
+        instance.add_dynamic_partitions(DROP_FILES, new_keys)
+    for i, ready in enumerate(todo, 1):
+        request = run_request_for(ready)
+        result = intake_job.execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            tags=dict(request.tags),
+            raise_on_error=False,
+        )
+        entry = store.latest_for_path(display_name(ready.entry.rel_path)) if result.success or _check_only_failure(result) else None
+        if entry is None:
+            outcome = FileOutcome(ready.entry.rel_path, "failed", reason="the intake step failed; see the run in the Dagster UI", run_id=result.run_id)
+        else:
+            outcome = FileOutcome(entry.rel_path, entry.status, entry.rows, entry.reason, result.run_id)
+        summary.files.append(outcome)
+        echo(f"  [{i}/{len(todo)}] {_describe(outcome)}")
+    nightly = nightly_job.execute_in_process(instance=instance, raise_on_error=False)
+    summary.nightly_success = nightly.success
+    summary.nightly_run_id = nightly.run_id
+    echo(f"c2c: nightly cross-agency run {'succeeded' if nightly.success else 'FAILED'} (run {nightly.run_id[:8]})")
+    engine.dispose()
+    return summary
+
+
+
+
+def _check_only_failure(result) -> bool:  # type: ignore[no-untyped-def]
+    """True when the run 'failed' only because the blocking intake check refused the file."""
+    return any(e.event_type_value == "ASSET_MATERIALIZATION" for e in result.all_events)
+
+
+def _describe(o: FileOutcome) -> str:
+    if o.status == "accepted":
+        return f"{o.rel_path}: accepted ({o.rows:,} rows)"
+    if o.status == "refused":
+        return f"{o.rel_path}: REFUSED - {o.reason}"
+    if o.status == "duplicate":
+        return f"{o.rel_path}: duplicate - {o.reason}"
+    return f"{o.rel_path}: {o.status}" + (f" - {o.reason}" if o.reason else "")
+
+
+def format_summary(summary: RunSummary) -> str:
+    s = summary.settings
+    c = summary.counts
+    lines = [
+        "",
+        "c2c run summary",
+        f"  files: {c.get('accepted', 0)} accepted, {c.get('refused', 0)} refused, {c.get('duplicate', 0)} duplicate, "
+        f"{c.get('unchanged', 0)} already processed, {c.get('failed', 0)} failed"
+        + (f", {len(summary.waiting)} still being written" if summary.waiting else ""),
+        f"  rows accepted: {sum(f.rows or 0 for f in summary.files if f.status == 'accepted'):,}",
+    ]
+    if s is not None:
+        lines += [
+            f"  drop folder:   {s.drop_dir}  (refusal reasons: `c2c manifest --status refused`)",
+            f"  warehouse:     {_safe_url(s.warehouse_url)}  (table intake_manifest)",
+            f"  dagster home:  {s.dagster_home}  (browse runs and lineage: `c2c ui`)",
+        ]
+    return "\n".join(lines)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,88 @@
+"""Where c2c keeps its state, and how it is configured: one data directory, overridable piece by piece.
+
+Everything defaults to a folder under ``C2C_HOME`` (default ``./c2c-data``): the drop folder, the
+encrypted landing zone, the linkage area, the key file, Dagster's home and the SQLite warehouse. Each
+can be moved with its own environment variable (table in the README).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+DEFAULT_HOME = "./c2c-data"
+DEFAULT_CRON = "0 2 * * *"
+DEFAULT_TIMEZONE = "America/New_York"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    drop_dir: Path
+    landing_dir: Path
+    linkage_dir: Path
+    key_file: Path
+    dagster_home: Path
+    warehouse_url: str
+    warehouse_schema: str | None
+    nightly_cron: str
+    timezone: str
+    today_override: dt.date | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None) -> Settings:
+        env = os.environ if env is None else env
+        root = Path(home or env.get("C2C_HOME") or DEFAULT_HOME).expanduser().absolute()
+
+        def path(var: str, default: Path) -> Path:
+            value = env.get(var)
+            return Path(value).expanduser().absolute() if value else default
+
+        today = env.get("C2C_TODAY")
+        tz = env.get("C2C_TIMEZONE") or DEFAULT_TIMEZONE
+        ZoneInfo(tz)  # a wrong time zone is an error now, not at 02:00
+        return cls(
+            home=root,
+            drop_dir=path("C2C_DROP_DIR", root / "drop"),
+            landing_dir=path("C2C_LANDING_DIR", root / "landing"),
+            linkage_dir=path("C2C_LINKAGE_DIR", root / "linkage"),
+            key_file=path("C2C_KEY_FILE", root / "keys" / "master.key"),
+            dagster_home=path("DAGSTER_HOME", root / "dagster"),
+            warehouse_url=env.get("C2C_WAREHOUSE_URL") or f"sqlite:///{root / 'warehouse.db'}",
+            warehouse_schema=env.get("C2C_WAREHOUSE_SCHEMA") or None,
+            nightly_cron=env.get("C2C_NIGHTLY_CRON") or DEFAULT_CRON,
+            timezone=tz,
+            today_override=dt.date.fromisoformat(today) if today else None,
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def today(self) -> dt.date:
+        """The local date in the partnership's time zone (used for 'future date' and MOU windows)."""
+        if self.today_override is not None:
+            return self.today_override
+        return dt.datetime.now(ZoneInfo(self.timezone)).date()
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in another process (UI, daemon)."""
+        out = {
+            "C2C_HOME": str(self.home),
+            "C2C_DROP_DIR": str(self.drop_dir),
+            "C2C_LANDING_DIR": str(self.landing_dir),
+            "C2C_LINKAGE_DIR": str(self.linkage_dir),
+            "C2C_KEY_FILE": str(self.key_file),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "C2C_WAREHOUSE_URL": self.warehouse_url,
+            "C2C_NIGHTLY_CRON": self.nightly_cron,
+            "C2C_TIMEZONE": self.timezone,
+        }
+        if self.warehouse_schema:
+            out["C2C_WAREHOUSE_SCHEMA"] = self.warehouse_schema
+        if self.today_override:
+            out["C2C_TODAY"] = self.today_override.isoformat()
+        return out
