@@ -461,6 +461,15 @@ def _read_header(data: bytes) -> list[str]:
 
 
 def _check_header(header: list[str], permitted: frozenset[str], required: list[str], extract: str) -> None:
+    known = [c for c in header if c in permitted]
+    unknown = [(i + 1, c) for i, c in enumerate(header) if c not in permitted]
+    if len(known) * 2 < len(header):
+        # Most of the first row is not column names: it may be data. Never echo it.
+        raise _Refuse(
+            "missing_header",
+            f"The first row does not look like the header of {extract!r}: only {len(known)} of its {len(header)} "
+            "fields are column names of this extract. The file may be missing its header row.",
+        )
     blanks = [i + 1 for i, c in enumerate(header) if not c]
     if blanks:
         raise _Refuse(
@@ -473,16 +482,7 @@ def _check_header(header: list[str], permitted: frozenset[str], required: list[s
         raise _Refuse("duplicate_columns", f"The header names these columns more than once: {', '.join(repeated[:10])}.")
     if repeated:
         raise _Refuse("duplicate_columns", "The header names a column more than once.")
-    known = [c for c in header if c in permitted]
-    unknown = [(i + 1, c) for i, c in enumerate(header) if c not in permitted]
     if unknown:
-        if len(known) * 2 < len(header):
-            # Most of the first row is not column names: it may be data. Never echo it.
-            raise _Refuse(
-                "missing_header",
-                f"The first row does not look like the header of {extract!r}: only {len(known)} of its {len(header)} "
-                "fields are column names of this extract. The file may be missing its header row.",
-            )
         shown = ", ".join(c if _HEADER_ECHO_RE.match(c) else f"column {i}" for i, c in unknown[:10])
         raise _Refuse(
             "columns_not_permitted",

@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.runner import format_summary, run_pipeline
 
     settings = _settings(args)
-    summary = run_pipeline(settings, settle_s=args.settle)
+    summary = run_pipeline(settings, settle_s=args.settle, verbose=args.verbose)
     print(format_summary(summary))
     return 0 if summary.ok else 1
 
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop", help="drop folder (default $C2C_DROP_DIR or <home>/drop)")
     p.add_argument("--settle", type=float, default=2.0,
                    help="a file without a .done marker counts as complete when unchanged for this many seconds")
+    p.add_argument("--verbose", action="store_true", help="also show Dagster's own event log")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="synthetic city + full run on the embedded default (SQLite)")

@@ -52,6 +52,7 @@ def run_pipeline(
     *,
     settle_s: float = 2.0,
     echo: Callable[[str], None] = print,
+    verbose: bool = False,
     instance: DagsterInstance | None = None,
 ) -> RunSummary:
     """Intake every complete file in the drop folder (one run each), then the nightly cross-agency job."""
@@ -73,7 +74,7 @@ def run_pipeline(
     todo = []
     for ready in scan.ready:
         known = store.find(ready.entry.rel_path, ready.fingerprint)
-        if known is not None and known.status != "refused" and known.marker_sha256 == ready.marker_sha256:
+        if known is not None and known.marker_sha256 == ready.marker_sha256:
             summary.files.append(FileOutcome(ready.entry.rel_path, "unchanged", known.rows, run_id=known.run_id))
             continue
         todo.append(ready)
@@ -83,12 +84,14 @@ def run_pipeline(
     new_keys = sorted({r.partition_key for r in todo} - existing)
     if new_keys:
         instance.add_dynamic_partitions(DROP_FILES, new_keys)
+    # Dagster's own console log is for the UI; c2c prints one line per file (--verbose shows both).
+    quiet = {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     for i, ready in enumerate(todo, 1):
         request = run_request_for(ready)
         result = intake_job.execute_in_process(
             instance=instance,
             partition_key=request.partition_key,
-            run_config=request.run_config,
+            run_config={**request.run_config, **quiet},
             tags=dict(request.tags),
             raise_on_error=False,
         )
@@ -99,7 +102,7 @@ def run_pipeline(
             outcome = FileOutcome(entry.rel_path, entry.status, entry.rows, entry.reason, result.run_id)
         summary.files.append(outcome)
         echo(f"  [{i}/{len(todo)}] {_describe(outcome)}")
-    nightly = nightly_job.execute_in_process(instance=instance, raise_on_error=False)
+    nightly = nightly_job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
     summary.nightly_success = nightly.success
     summary.nightly_run_id = nightly.run_id
     echo(f"c2c: nightly cross-agency run {'succeeded' if nightly.success else 'FAILED'} (run {nightly.run_id[:8]})")

@@ -1,0 +1,104 @@
+"""Shared fixtures: a drop folder, warehouses on SQLite and PostgreSQL, and CSV writers.
+
+PostgreSQL tests use 127.0.0.1:5432 database `test`, each in its own schema, and fail (not skip) when
+CI=true and the server is unreachable.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from data_sharing.partnership import Partnership, load_partnership
+
+PG_URL = os.environ.get("C2C_TEST_PG_URL", "postgresql+psycopg2://127.0.0.1:5432/test")
+TODAY = dt.date(2026, 11, 23)
+
+STUDENT_HEADER = [
+    "student_id", "first_name", "middle_name", "last_name", "birth_date", "sex", "race_ethnicity",
+    "english_learner", "disability", "econ_disadvantaged", "homeless", "street_address", "zip", "school_id",
+    "grade_level", "school_year", "enroll_date", "exit_date",
+]
+
+
+def student_row(i: int, school_year: int = 2026, school: str = "SCH1") -> list[str]:
+    """A synthetic student row (made-up values)."""
+    return [
+        f"S{i:05d}", f"Testfirst{i}", "", f"Testlast{i}", "2015-02-03", "F", "WH", "N", "N", "N", "N",
+        f"{i} Test Street", "02100", school, "05", str(school_year), f"{school_year - 1}-08-20", "",
+    ]
+
+
+def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def students_csv(n: int, years: Sequence[int] = (2026,)) -> bytes:
+    rows = [student_row(i, y) for y in years for i in range(n)]
+    return csv_bytes(STUDENT_HEADER, rows)
+
+
+@pytest.fixture(scope="session")
+def partnership() -> Partnership:
+    return load_partnership()
+
+
+@pytest.fixture
+def drop(tmp_path: Path) -> Path:
+    root = tmp_path / "drop"
+    for agency in ("fps", "fhd", "dhs"):
+        (root / agency).mkdir(parents=True)
+    return root
+
+
+def _pg_reachable() -> bool:
+    try:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    ok = _pg_reachable()
+    if not ok and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL at {PG_URL} is unreachable and CI=true: PostgreSQL tests must run in CI")
+    return ok
+
+
+@pytest.fixture
+def pg_schema(pg_available: bool) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    if not pg_available:
+        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable (set CI=true to make this a failure)")
+    schema = f"c2c_test_{uuid.uuid4().hex[:10]}"
+    yield schema
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS " + conn.dialect.identifier_preparer.quote_schema(schema) + " CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
+    """(url, schema) of an empty warehouse, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'warehouse.db'}", None
+    schema = request.getfixturevalue("pg_schema")
+    return PG_URL, schema
