@@ -90,13 +90,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from warehouse.db import make_engine, upgrade
     from warehouse.manifest import ManifestStore
 
-    settings = _settings(args)
-    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
-    upgrade(engine)
-    entries = ManifestStore(engine).entries(agency=args.agency)
+    entries = ManifestStore(_engine(args)).entries(agency=args.agency)
     if args.status:
         entries = [e for e in entries if e.status == args.status]
     for e in entries:
@@ -119,6 +115,49 @@ def cmd_warehouse_upgrade(args: argparse.Namespace) -> int:
     engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
     upgrade(engine)
     print(f"c2c: warehouse at revision {current_revision(engine)}")
+    return 0
+
+
+def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from warehouse.db import make_engine, upgrade
+
+    settings = _settings(args)
+    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
+    upgrade(engine)
+    return engine
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from warehouse.audit import verify
+
+    expected = None
+    if args.head:
+        seq, _, digest = args.head.partition(":")
+        expected = (int(seq), digest)
+    result = verify(_engine(args), expected_head=expected)
+    if result.ok:
+        head = f"head {result.head[0]}:{result.head[1]}" if result.head else "empty"
+        print(f"c2c audit: OK, {result.entries} entries, chain intact ({head})")
+        return 0
+    print(f"c2c audit: TAMPERED: {result.problem}", file=sys.stderr)
+    return 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from warehouse.audit import export_csv, read_entries
+
+    def when(value: str | None) -> dt.datetime | None:
+        if not value:
+            return None
+        parsed = dt.datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+    text = export_csv(read_entries(_engine(args), start=when(args.start), end=when(args.end)))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"c2c audit: wrote {text.count(chr(10)) - 1} entries to {args.out}")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -183,6 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     w = wsub.add_parser("upgrade", help="apply the warehouse migrations (Alembic)")
     common(w)
     w.set_defaults(func=cmd_warehouse_upgrade)
+
+    p = sub.add_parser("audit", help="the hash-chained audit log")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    a = asub.add_parser("verify", help="detect any edited, deleted or reordered entry")
+    common(a)
+    a.add_argument("--head", help="the head SEQ:HASH recorded earlier, to detect entries removed from the end")
+    a.set_defaults(func=cmd_audit_verify)
+    a = asub.add_parser("export", help="export entries as CSV for an auditor")
+    common(a)
+    a.add_argument("--from", dest="start", help="from this time (ISO 8601, UTC if no offset), inclusive")
+    a.add_argument("--to", dest="end", help="up to this time, exclusive")
+    a.add_argument("--out", help="CSV file (default: standard output)")
+    a.set_defaults(func=cmd_audit_export)
 
     p = sub.add_parser("ui", help="start the Dagster UI (and daemon: sensor and schedule) for this data directory")
     common(p)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from data_sharing.intake import IntakeDecision, PreviousSnapshot, SeenContent
+from warehouse.audit import AuditEvent, append_events
 from warehouse.models import IntakeManifest
 
 _PROCESSED = ("accepted", "superseded", "duplicate")
@@ -246,6 +247,7 @@ class ManifestStore:
                 superseded += self._supersede_resends(s, row)
                 superseded += self._recompute(s, decision.agency, decision.extract, now)
             s.flush()
+            append_events(s, _audit_events(s, row, decision, superseded), now=now)
             return RecordOutcome(ManifestEntry.of(row), new=True, superseded=tuple(superseded))
 
     def _lock(self, s: Session) -> None:
@@ -310,6 +312,57 @@ def _owners(entries: Iterable[ManifestEntry]) -> dict[int | None, ManifestEntry]
         for period in entry.period_rows:
             owners.setdefault(period, entry)
     return owners
+
+
+_MOU_REFUSALS = {"unknown_extract", "wrong_agency_folder", "mou_not_in_force", "columns_not_permitted", "missing_columns"}
+
+
+def _audit_events(s: Session, row: IntakeManifest, d: IntakeDecision, superseded: list[int]) -> list[AuditEvent]:
+    """What the audit log keeps of a decision: names, checksums, counts and reasons; never file content."""
+    details: dict = {
+        "manifest_id": row.id,
+        "sha256": row.sha256,
+        "size_bytes": row.size_bytes,
+        "agency": row.agency,
+        "extract": row.extract,
+        "as_of_date": row.as_of_date.isoformat() if row.as_of_date else None,
+        "rows": row.rows,
+        "run_id": row.run_id,
+    }
+    if d.status == "refused":
+        details.update(reason_code=d.reason_code, reason=d.reason)
+    if d.status == "duplicate":
+        details.update(duplicate_of=d.duplicate_of)
+    events = [AuditEvent(f"file_{d.status}", row.rel_path, details, actor="c2c.intake")]
+    if d.mou_id is not None and (d.extract is not None or d.reason_code in _MOU_REFUSALS):
+        permitted = d.status != "refused" or d.reason_code not in _MOU_REFUSALS
+        events.append(
+            AuditEvent(
+                "mou_decision",
+                row.rel_path,
+                {
+                    "mou_id": d.mou_id,
+                    "mou_version": d.mou_version,
+                    "decision": "permitted" if permitted else "refused",
+                    "reason_code": None if permitted else d.reason_code,
+                    "sha256": row.sha256,
+                },
+                actor="c2c.intake",
+            )
+        )
+    for old_id in superseded:
+        old = s.get(IntakeManifest, old_id)
+        if old is not None:
+            events.append(
+                AuditEvent(
+                    "file_superseded",
+                    old.rel_path,
+                    {"manifest_id": old.id, "sha256": old.sha256, "superseded_by": row.id,
+                     "superseded_by_sha256": row.sha256, "reason_code": old.reason_code},
+                    actor="c2c.intake",
+                )
+            )
+    return events
 
 
 def _same_refusal(row: IntakeManifest, decision: IntakeDecision) -> bool:

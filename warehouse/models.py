@@ -58,3 +58,22 @@ class IntakeManifest(Base):
     first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    """Append-only, hash-chained record of every decision (files, MOUs, keys, linkage, releases, destruction).
+
+    ``entry_hash`` = SHA-256 over the previous entry's hash and this entry's canonical content, so an edited,
+    deleted or reordered entry breaks the chain (``c2c audit verify``). Details never hold an identifier value.
+    """
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    recorded_at: Mapped[str] = mapped_column(String(32), doc="UTC time, ISO 8601 with microseconds")
+    actor: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(1024))
+    details: Mapped[str] = mapped_column(Text, doc="Canonical JSON (sorted keys)")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)

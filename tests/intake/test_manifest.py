@@ -23,7 +23,7 @@ def store(warehouse_target: tuple[str, str | None]) -> ManifestStore:
     engine = make_engine(url, schema)
     upgrade(engine)
     upgrade(engine)  # migrations are idempotent
-    assert current_revision(engine) == "0001_intake_manifest"
+    assert current_revision(engine) == "0002_audit_log"
     return ManifestStore(engine)
 
 
@@ -140,3 +140,23 @@ def test_no_row_of_the_manifest_holds_file_content(store: ManifestStore, tmp_pat
     store.record(d, now=NOW)
     columns = {c.name for c in IntakeManifest.__table__.columns}
     assert not columns & {"first_name", "last_name", "birth_date", "student_id", "content", "data"}
+
+
+def test_every_decision_is_in_the_audit_log(store: ManifestStore) -> None:
+    from warehouse.audit import read_entries, verify
+
+    v1 = store.record(decision("students_20260815.csv", "a1" * 32, {2026: 10}), now=NOW).entry
+    store.record(decision("students_20260815.csv", "a1" * 32, {2026: 10}), now=NOW)  # idempotent: no new entry
+    v2 = store.record(decision("students_20260815.csv", "b2" * 32, {2026: 11}), now=NOW).entry
+    store.record(decision("students_20260820.csv", "c3" * 32, {2026: 1}, status="refused", reason_code="mou_not_in_force"), now=NOW)
+    events = [(e.event_type, e.details.get("manifest_id"), e.details.get("decision")) for e in read_entries(store.engine)]
+    assert events == [
+        ("file_accepted", v1.id, None),
+        ("mou_decision", None, "permitted"),
+        ("file_accepted", v2.id, None),
+        ("mou_decision", None, "permitted"),
+        ("file_superseded", v1.id, None),
+        ("file_refused", v2.id + 1, None),
+        ("mou_decision", None, "refused"),
+    ]
+    assert verify(store.engine).ok
