@@ -137,7 +137,7 @@ def intake_file(
 ) -> MaterializeResult:
     path = resolve_drop_path(c2c_paths.drop, context.partition_key, config)
     outcome = receive_drop(
-        path, c2c_paths, warehouse, partnership, partition_key=context.partition_key, run_id=context.run_id
+        path, c2c_paths, warehouse, partnership, partition_key=context.partition_key, run_id=context.run.run_id
     )
     entry = outcome.entry
     if entry.status == "refused":

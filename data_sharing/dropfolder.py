@@ -156,7 +156,8 @@ def scan_drop_folder(
 
     for entry in entries:
         rel = entry.rel_path
-        if entry.kind == "marker" and rel[: -len(MARKER_SUFFIX)] in by_rel:
+        base = by_rel.get(rel[: -len(MARKER_SUFFIX)]) if entry.kind == "marker" else None
+        if base is not None and base.kind == "file":
             continue  # consumed with its data file
         marker_entry = markers_of(entry) if entry.kind == "file" else None
         marker_sig = marker_entry.signature if marker_entry else None
@@ -172,6 +173,8 @@ def scan_drop_folder(
             stable = True
         if marker_entry is not None:
             stable = True
+        if old is not None:
+            handed[rel] = old  # remember what was handed on until this entry is handed again
         if not stable:
             pending[rel] = signature
             result.waiting.append(rel)

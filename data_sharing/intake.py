@@ -165,16 +165,23 @@ def entry_fingerprint(kind: str, rel_path: str) -> str:
     return hashlib.sha256(f"{kind}:{rel_path}".encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def escape_name(name: str) -> str:
+    """A file name as text that can be stored and printed: bytes that are not UTF-8 and characters that are
+    not printable are escaped (``\\xNN``). Distinct names stay distinct."""
+    shown = name.replace("\\", "\\\\").encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in shown)
+
+
 def display_name(name: str) -> str:
-    """A file name made safe to print: control and non-printable characters escaped, length bounded."""
-    shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    shown = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in shown)
+    """A file name made safe to print in a sentence: escaped, and shortened when very long."""
+    shown = escape_name(name)
     return shown if len(shown) <= 120 else shown[:117] + "..."
 
 
 def relative_drop_path(drop_root: Path, path: Path) -> str:
+    """The entry's path under the drop folder, escaped (the manifest's ``rel_path``)."""
     rel = os.path.relpath(path, drop_root)
-    return display_name(rel.replace(os.sep, "/"))
+    return escape_name(rel.replace(os.sep, "/"))
 
 
 def parse_drop_name(rel_path: str) -> tuple[str, str, dt.date] | None:
@@ -214,7 +221,7 @@ def examine_drop(
     drop_root = Path(drop_root)
     path = Path(path)
     rel_path = relative_drop_path(drop_root, path)
-    file_name = display_name(path.name)
+    file_name = escape_name(path.name)
     parts = Path(os.path.relpath(path, drop_root)).parts
     decision = IntakeDecision(rel_path=rel_path, file_name=file_name, status="refused", fingerprint="")
     try:

@@ -11,8 +11,14 @@ from pipelines.settings import Settings
 
 
 def _env_or(var: str, value: str, env: dict[str, str]) -> str | EnvVar:
-    """Show an environment-sourced setting as an EnvVar in the UI; otherwise the default value."""
-    return EnvVar(var) if env.get(var) else value
+    """Show an environment-sourced setting as an EnvVar in the UI; otherwise the plain value.
+
+    An EnvVar is read from the process environment when the run starts, so it is used only when the
+    mapping given agrees with this process's environment.
+    """
+    import os
+
+    return EnvVar(var) if env.get(var) and os.environ.get(var) == env.get(var) else value
 
 
 def build_definitions(settings: Settings | None = None, env: dict[str, str] | None = None) -> Definitions:

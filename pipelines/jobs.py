@@ -3,12 +3,10 @@
 from dagster import AssetSelection, define_asset_job
 
 from assets import names
-from pipelines.partitions import drop_files
 
 intake_job = define_asset_job(
     name="intake_job",
     selection=AssetSelection.assets(names.INTAKE_FILE),
-    partitions_def=drop_files,
     description="Intake of one dropped file (one run per file; started by the drop-folder sensor or `c2c run`).",
     tags={names.TAG_STAGE: "intake"},
 )

@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 
 from assets import names
 from data_sharing.dropfolder import scan_drop_folder
-from data_sharing.intake import display_name
+from data_sharing.intake import escape_name
 from pipelines.definitions import build_definitions
 from pipelines.instance import ensure_dagster_home
 from pipelines.partitions import DROP_FILES
@@ -73,9 +73,9 @@ def run_pipeline(
     summary.waiting = list(scan.waiting)
     todo = []
     for ready in scan.ready:
-        known = store.find(ready.entry.rel_path, ready.fingerprint)
+        known = store.find(escape_name(ready.entry.rel_path), ready.fingerprint)
         if known is not None and known.marker_sha256 == ready.marker_sha256:
-            summary.files.append(FileOutcome(ready.entry.rel_path, "unchanged", known.rows, run_id=known.run_id))
+            summary.files.append(FileOutcome(escape_name(ready.entry.rel_path), "unchanged", known.rows, run_id=known.run_id))
             continue
         todo.append(ready)
     echo(f"c2c: drop folder {settings.drop_dir}: {len(scan.ready)} complete file(s), {len(todo)} to take in"
@@ -95,9 +95,9 @@ def run_pipeline(
             tags=dict(request.tags),
             raise_on_error=False,
         )
-        entry = store.latest_for_path(display_name(ready.entry.rel_path)) if result.success or _check_only_failure(result) else None
+        entry = store.latest_for_path(escape_name(ready.entry.rel_path)) if result.success or _check_only_failure(result) else None
         if entry is None:
-            outcome = FileOutcome(ready.entry.rel_path, "failed", reason="the intake step failed; see the run in the Dagster UI", run_id=result.run_id)
+            outcome = FileOutcome(escape_name(ready.entry.rel_path), "failed", reason="the intake step failed; see the run in the Dagster UI", run_id=result.run_id)
         else:
             outcome = FileOutcome(entry.rel_path, entry.status, entry.rows, entry.reason, result.run_id)
         summary.files.append(outcome)

@@ -32,8 +32,8 @@ class IntakeManifest(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    rel_path: Mapped[str] = mapped_column(String(1024), doc="Path under the drop folder, as dropped")
-    file_name: Mapped[str] = mapped_column(String(512))
+    rel_path: Mapped[str] = mapped_column(Text, doc="Path under the drop folder, as dropped (escaped, see intake.escape_name)")
+    file_name: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str | None] = mapped_column(String(64), doc="SHA-256 of the file's bytes (regular files only)")
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)

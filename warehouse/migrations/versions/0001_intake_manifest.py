@@ -20,8 +20,8 @@ def upgrade() -> None:
     op.create_table(
         "intake_manifest",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("rel_path", sa.String(1024), nullable=False),
-        sa.Column("file_name", sa.String(512), nullable=False),
+        sa.Column("rel_path", sa.Text(), nullable=False),
+        sa.Column("file_name", sa.Text(), nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=True),
         sa.Column("size_bytes", sa.BigInteger(), nullable=True),
