@@ -178,11 +178,19 @@ def intake_file(
             name=names.CHECK_EVERY_AGENCY_CURRENT,
             asset=names.CURRENT_SNAPSHOTS,
             description="Every agency of the partnership has at least one accepted extract.",
-        )
+        ),
+        AssetCheckSpec(
+            name=names.CHECK_AGENCIES_ON_TIME,
+            asset=names.CURRENT_SNAPSHOTS,
+            description="Every agency's newest accepted extract is no older than its MOU's delivery cadence.",
+        ),
     ],
 )
 def current_snapshots(
-    context: AssetExecutionContext, warehouse: WarehouseResource, partnership: PartnershipResource
+    context: AssetExecutionContext,
+    c2c_paths: C2CPaths,
+    warehouse: WarehouseResource,
+    partnership: PartnershipResource,
 ) -> MaterializeResult:
     store = warehouse.manifest()
     snapshot = store.current_snapshot()
@@ -201,6 +209,8 @@ def current_snapshots(
             )
     counts = store.status_counts()
     agencies = partnership.load().agencies
+    lateness = agency_lateness(snapshot, partnership.load(), c2c_paths.today())
+    late = {a: v for a, v in lateness.items() if v["late"]}
     missing = [a for a in agencies if not any(k[0] == a for k in snapshot)]
     total_rows = sum(e.rows or 0 for e in files.values())
     context.log.info(f"current snapshot: {len(files)} files over {len(snapshot)} extracts; manifest {counts}")
@@ -220,6 +230,30 @@ def current_snapshots(
                 passed=not missing,
                 severity=AssetCheckSeverity.WARN,
                 description=("No accepted extract yet from: " + ", ".join(missing)) if missing else None,
-            )
+            ),
+            AssetCheckResult(
+                check_name=names.CHECK_AGENCIES_ON_TIME,
+                passed=not late,
+                severity=AssetCheckSeverity.WARN,
+                description=("Late: " + ", ".join(f"{a} (newest as-of {v['newest_as_of']}, cadence {v['cadence_days']} days)" for a, v in late.items())) if late else None,
+                metadata={"agencies": MetadataValue.json(lateness)},
+            ),
         ],
     )
+
+
+def agency_lateness(snapshot: dict, partnership, today: dt.date) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    """Per agency: the newest as-of date among its current files, and whether it is past the MOU's cadence."""
+    out: dict[str, dict] = {}
+    for agency in partnership.agencies:
+        cadence = partnership.agreements[agency].delivery_cadence_days
+        dates = [e.as_of_date for (a, _), owners in snapshot.items() if a == agency for e in owners.values() if e.as_of_date]
+        newest = max(dates) if dates else None
+        age = (today - newest).days if newest else None
+        out[agency] = {
+            "newest_as_of": newest.isoformat() if newest else None,
+            "age_days": age,
+            "cadence_days": cadence,
+            "late": cadence is not None and (age is None or age > cadence),
+        }
+    return out

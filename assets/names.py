@@ -5,6 +5,7 @@ CURRENT_SNAPSHOTS = "current_snapshots"
 
 CHECK_INTAKE_ACCEPTED = "intake_accepted"
 CHECK_EVERY_AGENCY_CURRENT = "every_agency_has_current_data"
+CHECK_AGENCIES_ON_TIME = "agencies_on_time"
 
 GROUP_INTAKE = "intake"
 

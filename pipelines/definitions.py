@@ -3,6 +3,7 @@
 from dagster import Definitions, EnvVar, in_process_executor
 
 from assets.intake import current_snapshots, intake_file
+from pipelines.alerts import run_failure_alert_sensor
 from pipelines.jobs import intake_job, nightly_job
 from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
 from pipelines.schedules import nightly_schedule
@@ -29,7 +30,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
     return Definitions(
         assets=[intake_file, current_snapshots],
         jobs=[intake_job, nightly_job],
-        sensors=[drop_folder_sensor],
+        sensors=[drop_folder_sensor, run_failure_alert_sensor],
         schedules=[nightly_schedule(settings)],
         resources={
             "c2c_paths": C2CPaths(

@@ -33,6 +33,7 @@ def test_defs_loads_and_snapshot() -> None:
         (key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys
     )
     assert checks == [
+        ("current_snapshots", "agencies_on_time"),
         ("current_snapshots", "every_agency_has_current_data"),
         ("intake_file", "intake_accepted"),
     ]
@@ -41,7 +42,7 @@ def test_defs_loads_and_snapshot() -> None:
         for asset in ("intake_file", "current_snapshots")
         for spec in defs.resolve_assets_def(asset).check_specs
     }
-    assert blocking == {"intake_accepted": True, "every_agency_has_current_data": False}
+    assert blocking == {"intake_accepted": True, "every_agency_has_current_data": False, "agencies_on_time": False}
     assert sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")) == [
         "intake_job",
         "nightly_job",
