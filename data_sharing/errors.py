@@ -31,7 +31,7 @@ class KeyMaterialError(PrivacyError):
     """Key material is missing, malformed, not protected, of the wrong purpose or of an unknown version.
 
     Reasons: ``missing``, ``insecure_permissions``, ``malformed``, ``unknown_version``,
-    ``wrong_purpose``, ``exists``, ``read_only``.
+    ``wrong_purpose``, ``exists``, ``read_only``, ``ambiguous`` (both ``C2C_MASTER_KEY`` and a key file).
     """
 
 

@@ -1,0 +1,398 @@
+"""Linkage encodings: keyed hashes and Bloom filters of normalised identifiers, nothing raw.
+
+:func:`encode_for_linkage` turns one extract frame into one frame of encodings (same index, one row
+per input row), computed with the **linkage** key so that an agency tokenizing at source produces
+exactly the same values. Every token is ``HMAC-SHA256(linkage key, "c2c/enc/v1/<domain>" 0x1F
+<normalised value>)`` truncated to 128 bits, as 32 lower-case hex characters; null where the value is
+missing. Columns that share a *domain* are comparable with each other:
+
+===================================  ===================  ==============================================
+column                               domain               value hashed
+===================================  ===================  ==============================================
+``id_token`` (64 hex, full HMAC)     see ``pseudonyms``   ``<agency>|<id_type>|<normalised id>``
+``source_key`` (only with a KeySet)  see ``pseudonyms``   HMAC(pseudonym key, id_token bytes)
+``linkage_key_id``                   --                   key id of the linkage key used (not secret)
+``first_name_hash``                  first_name           compact first name (``JEANLUC``)
+``first_name_prefix3_hash``          first_name_prefix3   first 3 letters of it
+``first_name_nysiis_hash``           first_name_nysiis    NYSIIS code of it
+``first_initial_hash``               first_initial        first letter
+``middle_name_hash``                 middle_name          compact middle name
+``middle_initial_hash``              first_initial        its first letter (comparable with first's)
+``last_name_hash``                   last_name            compact surname, suffixes removed
+``last_name_part1_hash``             last_name            first significant part (particles ignored)
+``last_name_part2_hash``             last_name            last significant part
+``last_name_prefix3_hash``           last_name_prefix3    first 3 letters of the compact surname
+``last_name_nysiis_hash``            last_name_nysiis     NYSIIS of the compact surname
+``last_name_soundex_hash``           last_name_soundex    Soundex of the compact surname
+``birth_date_hash``                  birth_date           ``YYYY-MM-DD``
+``birth_date_swapped_hash``          birth_date           ``YYYY-DD-MM`` when day <= 12, so
+                                                          ``a.birth_date_swapped_hash = b.birth_date_hash``
+                                                          catches a day/month swap
+``birth_year_hash`` / ``birth_month_hash`` / ``birth_day_hash``   ``YYYY`` / ``MM`` / ``DD``
+``sex_hash``                         sex                  ``F`` / ``M`` / ``X``
+``zip_hash``                         zip                  5 digits
+``street_address_hash``              street_address       normalised address
+``last_name_birth_date_hash``        composite            surname + birth date
+``first_name_birth_date_hash``       composite            first name + birth date
+``first_initial_last_name_birth_year_hash``  composite    initial + surname + birth year
+``name_bloom`` / ``address_bloom``   --                   Bloom filters, 128 bytes each (below)
+``name_bloom_bits`` / ``address_bloom_bits``  --          number of bits set (int16)
+===================================  ===================  ==============================================
+
+Because ``last_name_hash`` and both part hashes share a domain, "García López" matches "López" by
+comparing ``a.last_name_part2_hash = b.last_name_hash`` (or any cross pair). A surname of one part has
+the same value in all three.
+
+**Bloom filters** (CLK-style) hold the padded bigrams (``_GARCIALOPEZ_`` -> ``_G``, ``GA``...) of the
+compact first and last names (``name_bloom``: 1024 bits, 20 positions per bigram) and of the
+normalised street address (``address_bloom``: 1024 bits, 20 positions). Positions are *random
+hashing*, not double hashing: each position is an independent 32-bit slice of
+``HMAC(linkage key, "c2c/bloom/v1/<filter>" 0x1F <bigram> <counter>)`` modulo the length, because
+the linear structure of double hashing (``h1 + i*h2``) is what published pattern-mining attacks on
+CLKs exploit. Bit ``p`` is bit ``7 - p % 8`` of byte ``p // 8`` (so DuckDB's ``BLOB::BIT`` reads
+positions left to right). A filter is null when none of its fields has a value. Dice similarity in
+DuckDB::
+
+    2.0 * bit_count(l.name_bloom::BIT & r.name_bloom::BIT)
+        / (bit_count(l.name_bloom::BIT) + bit_count(r.name_bloom::BIT))
+
+(:func:`dice_sql` writes it; :func:`dice` computes it in Python.)
+
+Frequency attacks: the hashes of low-entropy fields (sex, birth month, day) are as guessable as the
+values to anyone holding the linkage key (every agency that tokenizes at source). Keep encodings in the
+linkage area; never publish them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jellyfish
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_sharing import _crypto
+from data_sharing.errors import IdentifierDataError
+from data_sharing.keys import KeySet, PurposeKey, resolve_key
+from data_sharing.normalize import (
+    address_core,
+    compact_core,
+    date_core,
+    date_parts_core,
+    name_core,
+    sex_core,
+    surname_core,
+    to_arrow_strings,
+    zip_core,
+)
+from data_sharing.pseudonyms import _id_prefix, _normalised_messages, key_column_names
+from schemas.contracts import ExtractContract
+
+ENCODING_VERSION = 1
+TOKEN_BYTES = 16
+_ENC_PREFIX = b"c2c/enc/v1/"
+_BLOOM_PREFIX = b"c2c/bloom/v1/"
+_SEP = "\x1f"
+_UNIQUE_MIN = 4096
+
+
+@dataclass(frozen=True)
+class BloomSpec:
+    """One Bloom filter column: which linkage fields feed it, its length in bits and positions per bigram."""
+
+    name: str
+    fields: tuple[str, ...]
+    bits: int = 1024
+    hashes: int = 20
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", self.name):
+            raise ValueError("a Bloom filter's name is a lower-case column name like name_bloom")
+        if self.bits <= 0 or self.bits % 64:
+            raise ValueError("a Bloom filter's length must be a positive multiple of 64 bits")
+        if not 1 <= self.hashes <= 256:
+            raise ValueError("positions per bigram must be between 1 and 256")
+        unknown = [f for f in self.fields if f not in _BLOOM_FIELDS]
+        if unknown or not self.fields:
+            raise ValueError(f"Bloom fields must be among {', '.join(_BLOOM_FIELDS)}")
+
+
+_BLOOM_FIELDS = ("first_name", "middle_name", "last_name", "street_address")
+DEFAULT_BLOOMS: tuple[BloomSpec, ...] = (
+    BloomSpec("name_bloom", ("first_name", "last_name"), bits=1024, hashes=20),
+    BloomSpec("address_bloom", ("street_address",), bits=1024, hashes=20),
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# Keyed tokens
+# ----------------------------------------------------------------------------------------------
+
+
+def _hash_values(arr: pa.Array, key: bytes, domain: str, nbytes: int = TOKEN_BYTES) -> pa.Array:
+    """Keyed hash (hex, ``nbytes`` of the digest) of every distinct non-null value, taken back to rows."""
+    prefix = _ENC_PREFIX + domain.encode("ascii") + _SEP.encode("ascii")
+    if len(arr) >= _UNIQUE_MIN:
+        enc = pc.dictionary_encode(arr)
+        uniq, indices = enc.dictionary, enc.indices
+    else:
+        uniq, indices = arr.drop_null(), None
+    digests = _crypto.hmac_sha256_batch(key, _crypto.Packed.from_arrow(uniq), prefix=prefix)
+    if indices is not None:
+        return _crypto.digests_to_hex_array(digests, nbytes=nbytes).take(indices)
+    # Small input: every non-null row was hashed in order; place the digests back by validity.
+    valid = np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
+    return _crypto.digests_to_hex_array(digests, valid, nbytes=nbytes)
+
+
+def _map_unique(arr: pa.Array, fn: Any) -> pa.Array:
+    """A per-value Python function (phonetic codes) applied to the distinct values only."""
+    enc = pc.dictionary_encode(arr)
+    mapped = pa.array([fn(v) or None for v in enc.dictionary.to_pylist()], type=pa.string())
+    return mapped.take(enc.indices)
+
+
+def _join(*parts: pa.Array) -> pa.Array:
+    """Fields joined with 0x1F; null if any part is null."""
+    return pc.binary_join_element_wise(*parts, _SEP)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bloom filters
+# ----------------------------------------------------------------------------------------------
+
+
+def _padded_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The ``_value_`` strings of a normalised column as one uint8 buffer and int64 offsets ('' for null)."""
+    padded = pc.fill_null(pc.binary_join_element_wise("_", arr, "_", ""), "")
+    if pc.all(pc.string_is_ascii(padded)).as_py() is False:
+        raise IdentifierDataError("bad_type", "Bloom filter input was not normalised to ASCII")
+    packed = _crypto.Packed.from_arrow(padded)
+    return np.frombuffer(packed.data, dtype=np.uint8), packed.offsets
+
+
+def _bigram_masks(codes: np.ndarray, key: bytes, spec: BloomSpec) -> np.ndarray:
+    """One ``bits``-long mask (as bytes) per distinct bigram code, from keyed random positions."""
+    per_digest = _crypto.DIGEST_SIZE // 4
+    rounds = -(-spec.hashes // per_digest)
+    messages = [bytes([c >> 8, c & 0xFF, r]) for c in codes.tolist() for r in range(rounds)]
+    prefix = _BLOOM_PREFIX + spec.name.encode("ascii") + _SEP.encode("ascii")
+    digests = _crypto.hmac_sha256_batch(key, messages, prefix=prefix, workers=0)
+    words = np.frombuffer(digests, dtype=">u4").reshape(len(codes), rounds * per_digest)[:, : spec.hashes]
+    positions = (words.astype(np.uint64) % np.uint64(spec.bits)).astype(np.int64)
+    masks = np.zeros((len(codes), spec.bits // 8), dtype=np.uint8)
+    rows = np.repeat(np.arange(len(codes)), spec.hashes)
+    flat = positions.ravel()
+    np.bitwise_or.at(masks, (rows, flat // 8), (np.uint8(0x80) >> (flat % 8).astype(np.uint8)).astype(np.uint8))
+    return masks
+
+
+def _bloom(fields: Sequence[pa.Array], n: int, key: bytes, spec: BloomSpec) -> tuple[pa.Array, pa.Array]:
+    """Filters of ``n`` rows from the bigrams of every field (OR of the fields' bigram masks).
+
+    Vectorised by bigram *position*: rows are ordered by bigram count, so the rows having a j-th
+    bigram are a prefix, and step j ORs the j-th bigram's mask into that prefix in one numpy gather.
+    """
+    words = spec.bits // 64
+    filters = np.zeros((n, words), dtype=np.uint64)
+    any_bits = np.zeros(n, dtype=bool)
+    for arr in fields:
+        data, offsets = _padded_bytes(arr)
+        if data.size < 2:
+            continue
+        counts = np.maximum(np.diff(offsets) - 1, 0)
+        # Every adjacent byte pair of the buffer (pairs across two values are never looked up).
+        pairs = (data[:-1].astype(np.uint16) << 8) | data[1:]
+        present = np.zeros(1 << 16, dtype=bool)
+        present[pairs] = True
+        uniq = np.flatnonzero(present)
+        lut = np.zeros(1 << 16, dtype=np.int32)
+        lut[uniq] = np.arange(len(uniq), dtype=np.int32)
+        table = _bigram_masks(uniq, key, spec).view(np.uint64)
+        pair_index = lut[pairs]
+        order = np.argsort(-counts, kind="stable")
+        starts = offsets[:-1][order]
+        hist = np.bincount(counts)
+        having = n - np.cumsum(hist)  # having[j] = rows with more than j bigrams
+        acc = np.zeros((int(having[0]), words), dtype=np.uint64)
+        for j in range(len(hist) - 1):
+            m = int(having[j])
+            acc[:m] |= table[pair_index[starts[:m] + j]]
+        rows = order[: int(having[0])]
+        filters[rows] |= acc
+        any_bits[rows] = True
+    popcount = np.bitwise_count(filters).sum(axis=1).astype(np.int16)
+    validity = pa.py_buffer(np.packbits(any_bits, bitorder="little").tobytes())
+    null_count = int(n - any_bits.sum())
+    blooms = pa.Array.from_buffers(
+        pa.binary(spec.bits // 8), n, [validity, pa.py_buffer(filters.tobytes())], null_count=null_count
+    )
+    bits = pa.Array.from_buffers(pa.int16(), n, [validity, pa.py_buffer(popcount.tobytes())], null_count=null_count)
+    return blooms, bits
+
+
+def dice(a: bytes | None, b: bytes | None) -> float | None:
+    """Dice similarity of two Bloom filters (``2 |a & b| / (|a| + |b|)``); None if either is missing (None/NA)."""
+    if not isinstance(a, bytes | bytearray) or not isinstance(b, bytes | bytearray):
+        return None
+    x, y = int.from_bytes(a, "big"), int.from_bytes(b, "big")
+    total = x.bit_count() + y.bit_count()
+    return 2.0 * (x & y).bit_count() / total if total else None
+
+
+_COLREF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def dice_sql(left: str, right: str) -> str:
+    """DuckDB SQL for the Dice similarity of two Bloom filter columns, e.g. ``dice_sql("l.name_bloom", "r.name_bloom")``.
+
+    Arguments are column references (checked, never values); the expression is NULL when either is.
+    """
+    for ref in (left, right):
+        if not _COLREF.match(ref):
+            raise ValueError("dice_sql takes column references like l.name_bloom or name_bloom_l")
+    return (
+        f"(2.0 * bit_count(({left})::BIT & ({right})::BIT) "
+        f"/ nullif(bit_count(({left})::BIT) + bit_count(({right})::BIT), 0))"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The recipe
+# ----------------------------------------------------------------------------------------------
+
+
+def _column_for(contract: ExtractContract, field: str) -> str | None:
+    for col, fld in contract.linkage_columns.items():
+        if fld == field:
+            return col
+    return None
+
+
+def encode_for_linkage(
+    frame: pd.DataFrame,
+    contract: ExtractContract,
+    keys: KeySet | PurposeKey,
+    *,
+    blooms: Sequence[BloomSpec] = DEFAULT_BLOOMS,
+) -> pd.DataFrame:
+    """The linkage encodings of an extract (columns in the module docstring), index as the input.
+
+    ``keys`` is the hub's :class:`~data_sharing.keys.KeySet` (adds ``source_key``) or, at an agency
+    tokenizing at source, its linkage :class:`~data_sharing.keys.PurposeKey`. Every column is
+    present whatever the contract holds (null where the extract lacks the field), so frames of all
+    agencies concatenate. ``attrs`` records the key labels and the encoding version.
+    """
+    link = resolve_key(keys, "linkage")
+    secret = link.secret
+    n = len(frame)
+    index = frame.index
+    out: dict[str, pa.Array] = {}
+    null_str = pa.nulls(n, pa.string())
+
+    # Identifiers -> id_token (+ source_key at the hub).
+    token_names = key_column_names(contract, "id_token")
+    key_names = key_column_names(contract, "source_key")
+    pseud = keys.purpose_key("pseudonym") if isinstance(keys, KeySet) else None
+    for col, name in token_names.items():
+        if col not in frame.columns:
+            if contract.columns[col].required:
+                raise IdentifierDataError("missing_column", f"{contract.agency}/{contract.extract}: id column {col} is missing")
+            out[name] = null_str
+            if pseud is not None:
+                out[key_names[col]] = null_str
+            continue
+        packed, valid = _normalised_messages(frame[col], col)
+        prefix = _id_prefix(contract.agency, str(contract.columns[col].id_type))
+        if pseud is not None:
+            both = _crypto.hmac_sha256_batch(secret, packed, prefix=prefix, chain_key=pseud.secret)
+            half = len(both) // 2
+            out[name] = _crypto.digests_to_hex_array(both[:half], valid)
+            out[key_names[col]] = _crypto.digests_to_hex_array(both[half:], valid)
+        else:
+            digests = _crypto.hmac_sha256_batch(secret, packed, prefix=prefix)
+            out[name] = _crypto.digests_to_hex_array(digests, valid)
+    out["linkage_key_id"] = pa.array(np.full(n, link.key_id, dtype=object), type=pa.string())
+
+    def raw(field: str) -> pa.Array | None:
+        col = _column_for(contract, field)
+        if col is None or col not in frame.columns:
+            return None
+        return to_arrow_strings(frame[col], what=f"column {col}")
+
+    def h(arr: pa.Array | None, domain: str) -> pa.Array:
+        return null_str if arr is None else _hash_values(arr, secret, domain)
+
+    # Names.
+    first_raw = raw("first_name")
+    first = None if first_raw is None else compact_core(name_core(first_raw))
+    first_initial = None if first is None else pc.utf8_slice_codeunits(first, 0, 1)
+    out["first_name_hash"] = h(first, "first_name")
+    out["first_name_prefix3_hash"] = h(None if first is None else pc.utf8_slice_codeunits(first, 0, 3), "first_name_prefix3")
+    out["first_name_nysiis_hash"] = h(None if first is None else _map_unique(first, jellyfish.nysiis), "first_name_nysiis")
+    out["first_initial_hash"] = h(first_initial, "first_initial")
+
+    middle_raw = raw("middle_name")
+    middle = None if middle_raw is None else compact_core(name_core(middle_raw))
+    out["middle_name_hash"] = h(middle, "middle_name")
+    out["middle_initial_hash"] = h(None if middle is None else pc.utf8_slice_codeunits(middle, 0, 1), "first_initial")
+
+    last_raw = raw("last_name")
+    surname = None if last_raw is None else surname_core(last_raw)
+    last = None if surname is None else surname["compact"].combine_chunks()
+    out["last_name_hash"] = h(last, "last_name")
+    out["last_name_part1_hash"] = h(None if surname is None else surname["first_part"].combine_chunks(), "last_name")
+    out["last_name_part2_hash"] = h(None if surname is None else surname["last_part"].combine_chunks(), "last_name")
+    out["last_name_prefix3_hash"] = h(None if last is None else pc.utf8_slice_codeunits(last, 0, 3), "last_name_prefix3")
+    out["last_name_nysiis_hash"] = h(None if last is None else _map_unique(last, jellyfish.nysiis), "last_name_nysiis")
+    out["last_name_soundex_hash"] = h(None if last is None else _map_unique(last, jellyfish.soundex), "last_name_soundex")
+
+    # Birth date and its parts.
+    dob_col = _column_for(contract, "birth_date")
+    parts = None
+    if dob_col is not None and dob_col in frame.columns:
+        parts = date_parts_core(date_core(frame[dob_col], what=f"column {dob_col}"))
+    iso = None if parts is None else parts["iso"].combine_chunks()
+    out["birth_date_hash"] = h(iso, "birth_date")
+    out["birth_date_swapped_hash"] = h(None if parts is None else parts["swapped"].combine_chunks(), "birth_date")
+    year = None if parts is None else parts["year"].combine_chunks()
+    out["birth_year_hash"] = h(year, "birth_year")
+    out["birth_month_hash"] = h(None if parts is None else parts["month"].combine_chunks(), "birth_month")
+    out["birth_day_hash"] = h(None if parts is None else parts["day"].combine_chunks(), "birth_day")
+
+    # Sex, zip, address.
+    sex_raw = raw("sex")
+    out["sex_hash"] = h(None if sex_raw is None else sex_core(sex_raw), "sex")
+    zip_raw = raw("zip")
+    out["zip_hash"] = h(None if zip_raw is None else zip_core(zip_raw), "zip")
+    addr_raw = raw("street_address")
+    address = None if addr_raw is None else address_core(addr_raw)
+    out["street_address_hash"] = h(address, "street_address")
+
+    # Composites (null unless every part is present).
+    def comp(name: str, *arrays: pa.Array | None) -> None:
+        out[name] = null_str if any(a is None for a in arrays) else h(_join(*arrays), name.removesuffix("_hash"))  # type: ignore[arg-type]
+
+    comp("last_name_birth_date_hash", last, iso)
+    comp("first_name_birth_date_hash", first, iso)
+    comp("first_initial_last_name_birth_year_hash", first_initial, last, year)
+
+    # Bloom filters.
+    normalised = {"first_name": first, "middle_name": middle, "last_name": last, "street_address": address}
+    for spec in blooms:
+        arrays = [a for a in (normalised[f] for f in spec.fields) if a is not None]
+        blooms_arr, bits = _bloom(arrays, n, secret, spec)
+        out[spec.name] = blooms_arr
+        out[f"{spec.name}_bits"] = bits
+
+    result = pd.DataFrame({name: pd.Series(arr, index=index, dtype=pd.ArrowDtype(arr.type)) for name, arr in out.items()})
+    labels = {"linkage": link.label}
+    if pseud is not None:
+        labels["pseudonym"] = pseud.label
+    result.attrs.update(keys=labels, encoding_version=ENCODING_VERSION, agency=contract.agency, extract=contract.extract)
+    return result
