@@ -6,6 +6,7 @@ its storage) and no value from inside a file reaches metadata or logs.
 """
 
 
+import contextlib
 import datetime as dt
 import os
 from pathlib import Path
@@ -23,9 +24,9 @@ from dagster import (
 
 from assets import names
 from data_sharing.dropfolder import partition_key_for
-from data_sharing.intake import MARKER_SUFFIX, Marker, examine_drop, parse_drop_name
+from data_sharing.intake import MARKER_SUFFIX, Marker, escape_name, examine_drop, parse_drop_name
 from pipelines.partitions import drop_files
-from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
+from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from warehouse.manifest import ManifestEntry, RecordOutcome
 
 
@@ -57,13 +58,20 @@ def receive_drop(
     paths: C2CPaths,
     warehouse: WarehouseResource,
     partnership: PartnershipResource,
+    keys: KeysResource,
     *,
     partition_key: str | None,
     run_id: str | None,
 ) -> RecordOutcome:
-    """Examine one drop-folder entry and record the decision (idempotent)."""
+    """Examine one drop-folder entry, land it encrypted if accepted, record the decision (idempotent).
+
+    An accepted file moves: it is encrypted into the landing zone and checked there before the decision
+    is recorded, and only then removed from the drop folder (with its ``.done`` marker). A crash between
+    any two steps leaves the file where it was, and the next run finishes the move. Refused files stay.
+    """
     store = warehouse.manifest()
-    marker = Marker.read(path.with_name(path.name + MARKER_SUFFIX)) if not path.name.endswith(MARKER_SUFFIX) else None
+    marker_path = path.with_name(path.name + MARKER_SUFFIX)
+    marker = Marker.read(marker_path) if not path.name.endswith(MARKER_SUFFIX) else None
     rel = os.path.relpath(path, paths.drop).replace(os.sep, "/")
     named = parse_drop_name(rel)
     previous = store.previous_snapshot(*named) if named else None
@@ -74,10 +82,23 @@ def receive_drop(
         paths.today(),
         marker=marker,
         previous=previous,
-        seen_lookup=lambda sha: store.lookup_content(sha, rel),
+        seen_lookup=lambda sha: store.lookup_content(sha, escape_name(rel)),
     )
+    known = store.find(decision.rel_path, decision.fingerprint)
+    if decision.accepted or (known is not None and known.status in ("accepted", "superseded")):
+        assert decision.agency is not None and decision.sha256 is not None
+        zone = keys.landing_zone(paths.landing_dir)
+        data = path.read_bytes()
+        landed = zone.put(decision.agency, path.name, data)
+        if landed.plaintext_sha256 != decision.sha256 or zone.read(landed) != data:
+            raise RuntimeError(f"{decision.rel_path} changed while it was being taken in; it will be taken again")
     now = dt.datetime.now(dt.timezone.utc)
-    return store.record(decision, now=now, partition_key=partition_key, run_id=run_id)
+    outcome = store.record(decision, now=now, partition_key=partition_key, run_id=run_id)
+    if outcome.entry.status in ("accepted", "superseded") and outcome.entry.sha256 == decision.sha256:
+        for leftover in (path, marker_path):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    return outcome
 
 
 def entry_metadata(entry: ManifestEntry) -> dict:
@@ -134,10 +155,11 @@ def intake_file(
     c2c_paths: C2CPaths,
     warehouse: WarehouseResource,
     partnership: PartnershipResource,
+    keys: KeysResource,
 ) -> MaterializeResult:
     path = resolve_drop_path(c2c_paths.drop, context.partition_key, config)
     outcome = receive_drop(
-        path, c2c_paths, warehouse, partnership, partition_key=context.partition_key, run_id=context.run.run_id
+        path, c2c_paths, warehouse, partnership, keys, partition_key=context.partition_key, run_id=context.run.run_id
     )
     entry = outcome.entry
     if entry.status == "refused":
@@ -165,7 +187,7 @@ def intake_file(
 
 @asset(
     name=names.CURRENT_SNAPSHOTS,
-    deps=[intake_file],
+    deps=[names.INTAKE_FILE, names.PROTECTED_FILE],
     group_name=names.GROUP_INTAKE,
     kinds={"python", "sql"},
     owners=["team:city-data-office"],

@@ -2,12 +2,16 @@
 
 INTAKE_FILE = "intake_file"
 CURRENT_SNAPSHOTS = "current_snapshots"
+PROTECTED_FILE = "protected_file"
+RAW_RETENTION = "raw_retention"
+PER_FILE_ASSETS = (INTAKE_FILE, PROTECTED_FILE)
 
 CHECK_INTAKE_ACCEPTED = "intake_accepted"
 CHECK_EVERY_AGENCY_CURRENT = "every_agency_has_current_data"
 CHECK_AGENCIES_ON_TIME = "agencies_on_time"
 
 GROUP_INTAKE = "intake"
+GROUP_PRIVACY = "privacy"
 
 TAG_STAGE = "c2c/stage"
 TAG_FILE = "c2c/file"

@@ -358,12 +358,6 @@ def _examine(
             f"MOU {agreement.label} is in force from {agreement.effective_date} to {agreement.expiry_date}; "
             f"the as-of date {as_of.isoformat()} is outside it, so the file cannot be received.",
         )
-    if d.tokenized:
-        raise _Refuse(
-            "tokenized_not_enabled",
-            "Tokenized (.tokens.csv) files are not accepted by this hub yet; drop the extract as <extract>_<YYYYMMDD>.csv.",
-        )
-
     # 4. The completion marker's control totals, if any.
     if marker is not None and marker.problem:
         raise _Refuse("bad_marker", f"{display_name(name + MARKER_SUFFIX)}: {marker.problem}.")
@@ -391,7 +385,19 @@ def _examine(
     data = path.read_bytes()
     text_bytes = _check_encoding(data)
     header = _read_header(text_bytes)
-    _check_header(header, terms.permitted_fields, terms.contract.required_columns, extract)
+    if d.tokenized:
+        from data_sharing.protect import required_tokens_columns, tokens_columns
+
+        try:
+            _check_header(header, frozenset(tokens_columns(terms.contract)), required_tokens_columns(terms.contract), extract)
+        except _Refuse as refusal:
+            raise _Refuse(
+                refusal.code,
+                refusal.message + " A .tokens.csv file holds linkage tokens, not names or ids: make it with "
+                "`c2c tokenize` and the linkage key.",
+            ) from None
+    else:
+        _check_header(header, terms.permitted_fields, terms.contract.required_columns, extract)
     table = _read_body(text_bytes, header)
     d.columns = header
     d.rows = table.num_rows
@@ -424,6 +430,19 @@ def _examine(
                 'containing {"confirm_row_drop": true}.',
             )
     d.status = "accepted"
+
+
+def read_extract_table(data: bytes) -> pa.Table:
+    """Parse an extract already accepted by intake (UTF-8 CSV, header row) into a table of strings.
+
+    Raises ``ValueError`` naming the problem (never a value) if the bytes are not what intake accepted.
+    """
+    try:
+        text_bytes = _check_encoding(data)
+        header = _read_header(text_bytes)
+        return _read_body(text_bytes, header)
+    except _Refuse as refusal:
+        raise ValueError(refusal.message) from None
 
 
 def _period_scope(period_column: str | None, periods: set[int | None]) -> str:

@@ -35,7 +35,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     out = Path(args.out).absolute()
     print(f"c2c synth: a synthetic city of {args.children:,} children (seed {args.seed}) in {elapsed:.1f} s")
-    for (agency, extract), rows in sorted(summary.row_counts.items()):
+    for (agency, extract), rows in sorted(summary.rows.items()):
         print(f"  {agency}/{extract}: {rows:,} rows")
     print(f"  drop folder: {out / 'drop'}")
     print(f"  ground truth (never read by the pipeline): {out / 'truth'}")
@@ -51,6 +51,81 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from data_sharing.errors import KeyMaterialError
+    from data_sharing.keys import export_linkage_key, init_keyset, load_keyset
+
+    settings = _settings(args)
+    try:
+        if args.keys_command == "init":
+            if settings.key_file.exists():
+                print(f"c2c keys: {settings.key_file} already exists; use `c2c keys rotate` for a new version", file=sys.stderr)
+                return 2
+            keyset = init_keyset(settings.key_file)
+            print(f"c2c keys: created {settings.key_file} (mode 0600). Back it up somewhere safe: without it the")
+            print("  pseudonyms cannot be recomputed and the landing zone cannot be read.")
+        elif args.keys_command == "rotate":
+            keyset = load_keyset(settings.key_file)
+            purposes = tuple(args.purposes.split(",")) if args.purposes else ("linkage", "pseudonym", "landing")
+            keyset.rotate(purposes)  # type: ignore[arg-type]
+            print(f"c2c keys: rotated {', '.join(purposes)}; the next run re-keys pseudonyms through the crosswalk")
+        elif args.keys_command == "export-linkage":
+            keyset = load_keyset(settings.key_file)
+            key = export_linkage_key(keyset, Path(args.out))
+            print(f"c2c keys: wrote the linkage key {key.label} to {args.out} (mode 0600) for agencies that tokenize")
+        else:
+            keyset = load_keyset(settings.key_file)
+        for purpose, label in keyset.key_labels().items():
+            print(f"  {purpose}: {label}")
+    except KeyMaterialError as exc:
+        print(f"c2c keys: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    import pyarrow.csv as pacsv
+
+    from data_sharing.errors import IdentifierDataError, KeyMaterialError
+    from data_sharing.intake import read_extract_table
+    from data_sharing.keys import load_linkage_key
+    from data_sharing.partnership import load_partnership
+    from data_sharing.protect import tokenize_frame
+
+    import pandas as pd
+
+    partnership = load_partnership()
+    terms = partnership.terms(args.agency, args.extract)
+    if terms is None:
+        print(f"c2c tokenize: {args.agency!r} has no extract {args.extract!r} under its MOU", file=sys.stderr)
+        return 2
+    try:
+        key = load_linkage_key(Path(args.linkage_key))
+        table = read_extract_table(Path(args.input).read_bytes())
+        unknown = [c for c in table.column_names if c not in terms.permitted_fields]
+        if unknown:
+            print(f"c2c tokenize: columns the MOU does not permit: {', '.join(unknown[:10])}", file=sys.stderr)
+            return 2
+        tokens = tokenize_frame(table.to_pandas(types_mapper=pd.ArrowDtype), terms.contract, key)
+    except (KeyMaterialError, IdentifierDataError, ValueError, OSError) as exc:
+        print(f"c2c tokenize: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tokens.to_csv(out, index=False)
+    print(f"c2c tokenize: wrote {len(tokens):,} rows to {out} (linkage key {key.label}); no name, birth date,")
+    print(f"  address or agency id is in it. Drop it as {args.extract}_<YYYYMMDD>.tokens.csv.")
+    return 0
+
+
+def _ensure_demo_keys(settings: Settings) -> None:
+    from data_sharing.keys import ENV_VAR, init_keyset
+
+    if not settings.key_file.exists() and not os.environ.get(ENV_VAR):
+        init_keyset(settings.key_file)
+        print(f"c2c demo: created a key set for this demo at {settings.key_file} (0600; never commit it)")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.runner import format_summary, run_pipeline
     from synthetic.city import generate_city
@@ -62,6 +137,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     generate_city(args.children, args.seed, city_dir)
     print(f"c2c demo: generated in {time.perf_counter() - started:.1f} s; running the pipeline")
+    _ensure_demo_keys(settings)
     summary = run_pipeline(settings, settle_s=0.0)
     print(format_summary(summary))
     print(f"  synthetic truth: {city_dir / 'truth'} (for checking linkage and indicators; the pipeline never reads it)")
@@ -199,6 +275,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a file without a .done marker counts as complete when unchanged for this many seconds")
     p.add_argument("--verbose", action="store_true", help="also show Dagster's own event log")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("keys", help="the hub's keys: init, rotate, export-linkage, show")
+    ksub = p.add_subparsers(dest="keys_command", required=True)
+    for name, text in (("init", "create a new key set (0600 key file)"), ("show", "show key versions and ids (never keys)")):
+        k = ksub.add_parser(name, help=text)
+        common(k)
+        k.set_defaults(func=cmd_keys)
+    k = ksub.add_parser("rotate", help="start a new key version; the next run re-keys the pseudonyms")
+    common(k)
+    k.add_argument("--purposes", help="comma-separated: linkage,pseudonym,landing (default all)")
+    k.set_defaults(func=cmd_keys)
+    k = ksub.add_parser("export-linkage", help="write the linkage key for agencies that tokenize at source")
+    common(k)
+    k.add_argument("out")
+    k.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("tokenize", help="(agencies) replace identifiers with linkage tokens before dropping a file")
+    p.add_argument("--agency", required=True)
+    p.add_argument("--extract", required=True)
+    p.add_argument("--linkage-key", required=True, help="the key file from `c2c keys export-linkage`")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.set_defaults(func=cmd_tokenize)
 
     p = sub.add_parser("demo", help="synthetic city + full run on the embedded default (SQLite)")
     p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")

@@ -3,9 +3,10 @@
 from dagster import Definitions, EnvVar, in_process_executor
 
 from assets.intake import current_snapshots, intake_file
+from assets.privacy import protected_file
 from pipelines.alerts import run_failure_alert_sensor
 from pipelines.jobs import intake_job, nightly_job
-from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
+from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import drop_folder_sensor
 from pipelines.settings import Settings
@@ -28,7 +29,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
     env = dict(os.environ) if env is None else env
     settings = settings or Settings.from_env(env)
     return Definitions(
-        assets=[intake_file, current_snapshots],
+        assets=[intake_file, protected_file, current_snapshots],
         jobs=[intake_job, nightly_job],
         sensors=[drop_folder_sensor, run_failure_alert_sensor],
         schedules=[nightly_schedule(settings)],
@@ -45,6 +46,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
                 url=_env_or("C2C_WAREHOUSE_URL", settings.warehouse_url, env),
                 db_schema=settings.warehouse_schema or "",
             ),
+            "keys": KeysResource(key_file=_env_or("C2C_KEY_FILE", str(settings.key_file), env)),
             "partnership": PartnershipResource(
                 agreements_dir=env.get("C2C_AGREEMENTS_DIR", ""),
                 extracts_dir=env.get("C2C_EXTRACTS_DIR", ""),

@@ -6,7 +6,7 @@ from assets import names
 
 intake_job = define_asset_job(
     name="intake_job",
-    selection=AssetSelection.assets(names.INTAKE_FILE),
+    selection=AssetSelection.assets(*names.PER_FILE_ASSETS),
     description="Intake of one dropped file (one run per file; started by the drop-folder sensor or `c2c run`).",
     tags={names.TAG_STAGE: "intake"},
 )
@@ -14,7 +14,7 @@ intake_job = define_asset_job(
 # Everything downstream of the per-file stages: the cross-agency part of the graph.
 nightly_job = define_asset_job(
     name="nightly_job",
-    selection=AssetSelection.all() - AssetSelection.assets(names.INTAKE_FILE),
+    selection=AssetSelection.all() - AssetSelection.assets(*names.PER_FILE_ASSETS),
     description="The nightly cross-agency run: current snapshots, then the stages after them.",
     tags={names.TAG_STAGE: "nightly"},
 )

@@ -9,6 +9,8 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
+from data_sharing.keys import KeySet, load_keyset
+from data_sharing.landing import LandingZone
 from data_sharing.partnership import Partnership, load_partnership
 from warehouse.db import make_engine, upgrade
 from warehouse.manifest import ManifestStore
@@ -65,3 +67,15 @@ class PartnershipResource(ConfigurableResource):
         if self._partnership is None:
             self._partnership = load_partnership(self.agreements_dir or None, self.extracts_dir or None)
         return self._partnership
+
+
+class KeysResource(ConfigurableResource):
+    """The hub's key set: a 0600 key file, or ``C2C_MASTER_KEY`` from a secret manager. Never logged."""
+
+    key_file: str
+
+    def load(self) -> KeySet:
+        return load_keyset(Path(self.key_file))
+
+    def landing_zone(self, root: str | Path) -> LandingZone:
+        return LandingZone(Path(root), self.load())

@@ -11,7 +11,9 @@ from dagster import DagsterInstance
 
 from assets import names
 from data_sharing.dropfolder import scan_drop_folder
+from data_sharing.errors import KeyMaterialError
 from data_sharing.intake import escape_name
+from data_sharing.keys import load_keyset
 from pipelines.definitions import build_definitions
 from pipelines.instance import ensure_dagster_home
 from pipelines.partitions import DROP_FILES
@@ -35,6 +37,7 @@ class RunSummary:
     files: list[FileOutcome] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     nightly_success: bool | None = None
+    error: str | None = None
     nightly_run_id: str | None = None
     settings: Settings | None = None
 
@@ -44,7 +47,7 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return self.nightly_success is not False and not any(f.status == "failed" for f in self.files)
+        return self.error is None and self.nightly_success is not False and not any(f.status == "failed" for f in self.files)
 
 
 def run_pipeline(
@@ -57,6 +60,12 @@ def run_pipeline(
 ) -> RunSummary:
     """Intake every complete file in the drop folder (one run each), then the nightly cross-agency job."""
     summary = RunSummary(settings=settings)
+    try:
+        load_keyset(settings.key_file)
+    except KeyMaterialError as exc:
+        summary.error = f"{exc} (a new hub starts with `c2c keys init`)"
+        echo(f"c2c: cannot run: {summary.error}")
+        return summary
     for folder in (settings.home, settings.drop_dir, settings.landing_dir, settings.linkage_dir):
         folder.mkdir(parents=True, exist_ok=True)
     if instance is None:

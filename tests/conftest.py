@@ -50,6 +50,21 @@ def students_csv(n: int, years: Sequence[int] = (2026,)) -> bytes:
     return csv_bytes(STUDENT_HEADER, rows)
 
 
+@pytest.fixture(autouse=True)
+def master_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with a fresh random master key from the environment (as a secret manager gives it).
+
+    No key ever sits in the repository; tests that exercise key files unset it.
+    """
+    import base64
+    import secrets
+
+    value = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    monkeypatch.setenv("C2C_MASTER_KEY", value)
+    monkeypatch.delenv("C2C_KEY_FILE", raising=False)
+    return value
+
+
 @pytest.fixture(scope="session")
 def partnership() -> Partnership:
     return load_partnership()

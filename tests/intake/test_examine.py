@@ -83,7 +83,7 @@ def refusal(d) -> tuple[str, str]:  # type: ignore[no-untyped-def]
         ("fps/.students_20260815.csv", None, "unsafe_name", "characters that are not allowed"),
         ("students_20260815.csv", None, "outside_agency_folder", "top of the drop folder"),
         ("fps/students_20260815.csv", b"", "empty_file", "0 bytes"),
-        ("fps/students_20260815.tokens.csv", None, "tokenized_not_enabled", ".tokens.csv"),
+        ("fps/students_20260815.tokens.csv", None, "columns_not_permitted", "make it with `c2c tokenize`"),
         ("fps/students_20260815.csv.done", b"", "stray_marker", "has no data file students_20260815.csv"),
     ],
 )

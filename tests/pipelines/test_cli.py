@@ -41,7 +41,7 @@ CLIENTS_REASON = (
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A clean environment: nothing from the caller's C2C_* settings; Dagster's home inside tmp_path."""
     for var in list(os.environ):
-        if var.startswith("C2C_") and var != "C2C_TEST_PG_URL":
+        if var.startswith("C2C_") and var not in ("C2C_TEST_PG_URL", "C2C_MASTER_KEY"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))  # c2c run sets it in-process; restored after
     monkeypatch.setenv("C2C_TODAY", "2026-11-23")
@@ -96,10 +96,17 @@ def test_run_is_correct_and_idempotent(
          hashlib.sha256(students_csv(3)).hexdigest(), "fps", "students", "2026-08-15"),
     ]
 
+    # accepted files moved into the encrypted landing zone; the refused one stays for the agency
+    assert sorted(p.name for p in small_drop.rglob("*") if p.is_file()) == ["clients_20260815.csv"]
+    landed = sorted(p.name for p in (cli_env / "landing").rglob("*") if p.is_file())
+    assert [n.split(".")[0] for n in landed] == ["patients_20260815", "students_20260815"]
+    for p in (cli_env / "landing").rglob("*.c2cland"):
+        assert b"Testfirst" not in p.read_bytes() and b"student_id" not in p.read_bytes()
+
     assert main(argv) == 0  # again: nothing new
     out = capsys.readouterr().out
-    assert f"c2c: drop folder {small_drop}: 3 complete file(s), 0 to take in" in out
-    assert "  files: 0 accepted, 0 refused, 0 duplicate, 3 already processed, 0 failed" in out
+    assert f"c2c: drop folder {small_drop}: 1 complete file(s), 0 to take in" in out
+    assert "  files: 0 accepted, 0 refused, 0 duplicate, 1 already processed, 0 failed" in out
     assert "  rows accepted: 0" in out
     assert "[1/" not in out
     assert manifest_rows(warehouse_target) == rows  # same rows, same statuses, same decision times

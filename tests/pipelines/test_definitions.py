@@ -28,7 +28,7 @@ def test_defs_loads_and_snapshot() -> None:
     from pipelines.definitions import defs
 
     Definitions.validate_loadable(defs)
-    assert sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()) == ["current_snapshots", "intake_file"]
+    assert sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()) == ["current_snapshots", "intake_file", "protected_file"]
     checks = sorted(
         (key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys
     )

@@ -274,8 +274,9 @@ def test_accepted_file_runs_green_and_is_recorded(instance, settings: Settings) 
     assert result.success
     [check] = result.get_asset_check_evaluations()
     assert check.passed is True
-    [mat] = result.get_asset_materialization_events()
-    meta = mat.materialization.metadata
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    assert sorted(mats) == ["intake_file", "protected_file"]
+    meta = mats["intake_file"].materialization.metadata
     assert meta["status"].value == "accepted"
     assert meta["rows_in"].value == 3
     assert meta["sha256"].value == sha(students_csv(3))

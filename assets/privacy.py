@@ -1,0 +1,151 @@
+"""Privacy asset: one accepted file, read from the encrypted landing zone in memory, split into a
+pseudonymous record and linkage encodings in the linkage area. Nothing raw leaves this step.
+"""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
+    asset,
+)
+
+from assets import names
+from assets.intake import intake_file
+from data_sharing.intake import read_extract_table
+from data_sharing.landing import LandingZone
+from data_sharing.protect import ProtectedExtract, protect_raw, protect_tokenized
+from pipelines.partitions import drop_files
+from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from warehouse.manifest import ManifestEntry
+
+
+def staging_paths(linkage_dir: str | Path, entry: ManifestEntry) -> tuple[Path, Path]:
+    """Where one file's pseudonymous record and encodings live (both in the linkage area)."""
+    root = Path(linkage_dir)
+    name = f"{entry.id:08d}-{(entry.sha256 or '')[:16]}.parquet"
+    return (
+        root / "staging" / str(entry.agency) / str(entry.extract) / name,
+        root / "encodings" / str(entry.agency) / str(entry.extract) / name,
+    )
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path, meta: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in meta.items()}})
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def protect_entry(entry: ManifestEntry, zone: LandingZone, partnership, keyset) -> tuple[ProtectedExtract, int, int]:  # type: ignore[no-untyped-def]
+    """Decrypt the landed file in memory, drop exact repeats (each counts once), protect the rest."""
+    assert entry.agency and entry.extract and entry.sha256
+    terms = partnership.terms(entry.agency, entry.extract)
+    data = zone.read(zone.path_for(entry.agency, Path(entry.rel_path).name, entry.sha256))
+    table = read_extract_table(data)
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    rows_in = len(frame)
+    keep = ~frame.duplicated(keep="first").to_numpy()
+    row_numbers = (pd.RangeIndex(1, rows_in + 1).to_numpy())[keep]
+    frame = frame[keep]
+    protect = protect_tokenized if entry.tokenized else protect_raw
+    protected = protect(frame, terms.contract, keyset, row_numbers=row_numbers)
+    return protected, rows_in, int((~keep).sum())
+
+
+@asset(
+    name=names.PROTECTED_FILE,
+    partitions_def=drop_files,
+    deps=[intake_file],
+    group_name=names.GROUP_PRIVACY,
+    kinds={"python", "parquet"},
+    owners=["team:city-data-office"],
+    tags={"c2c/zone": "linkage-area"},
+    description=(
+        "One accepted file with its identifiers split off: agency ids become keyed pseudonyms "
+        "(id_token = HMAC(linkage key, agency|id type|id); source_key = HMAC(pseudonym key, id_token)), names, "
+        "addresses and full birth dates are dropped, quasi-identifiers generalised; people extracts also get "
+        "their linkage encodings. Read from the encrypted landing zone in memory; written to the linkage area."
+    ),
+    op_tags={names.TAG_STAGE: "intake"},
+)
+def protected_file(
+    context: AssetExecutionContext,
+    c2c_paths: C2CPaths,
+    warehouse: WarehouseResource,
+    partnership: PartnershipResource,
+    keys: KeysResource,
+) -> MaterializeResult:
+    store = warehouse.manifest()
+    entry = store.latest_for_path(context.partition_key)
+    if entry is None or entry.status not in ("accepted", "superseded", "duplicate"):
+        raise Failure(f"{context.partition_key} has no accepted file in the intake manifest; nothing to protect")
+    if entry.status == "duplicate":
+        return MaterializeResult(metadata={"status": "duplicate", "note": "same content already protected", "manifest_id": entry.id})
+    staging_path, encodings_path = staging_paths(c2c_paths.linkage_dir, entry)
+    keyset = keys.load()
+    zone = LandingZone(Path(c2c_paths.landing_dir), keyset)
+    landed = zone.path_for(str(entry.agency), Path(entry.rel_path).name, str(entry.sha256))
+    if not landed.exists():
+        if staging_path.exists():
+            # Raw file destroyed by retention: the pipeline goes on from the pseudonymous record.
+            rows = pq.read_metadata(staging_path).num_rows
+            return MaterializeResult(
+                metadata={"status": "from_staging", "note": "raw file destroyed by retention; staging kept",
+                          "manifest_id": entry.id, "rows_out": rows, "dagster/row_count": rows}
+            )
+        raise Failure(f"{entry.rel_path}: the landed file and its pseudonymous record are both missing")
+    protected, rows_in, repeats = protect_entry(entry, zone, partnership.load(), keyset)
+    meta_common = {"source_sha256": str(entry.sha256), "manifest_id": str(entry.id), **{f"key_{k}": v for k, v in protected.key_labels.items()}}
+    _write_parquet(protected.staging, staging_path, meta_common)
+    if protected.encodings is not None:
+        _write_parquet(protected.encodings, encodings_path, meta_common)
+    upstream = AssetKey(names.INTAKE_FILE)
+    lineage = TableColumnLineage(
+        deps_by_column={
+            out: [TableColumnDep(asset_key=upstream, column_name=c) for c in sources]
+            for out, sources in protected.column_lineage.items()
+        }
+    )
+    schema = TableSchema(columns=[TableColumn(name=c, type=str(t)) for c, t in protected.staging.dtypes.items()])
+    return MaterializeResult(
+        metadata={
+            "status": "protected",
+            "manifest_id": entry.id,
+            "source_file": entry.rel_path,
+            "source_sha256": str(entry.sha256),
+            "mou": f"{entry.mou_id} v{entry.mou_version}",
+            "tokenized_at_source": entry.tokenized,
+            "rows_in": rows_in,
+            "rows_repeated": repeats,
+            "rows_out": len(protected.staging),
+            "encoded_rows": 0 if protected.encodings is None else len(protected.encodings),
+            "key_ids": MetadataValue.json(protected.key_labels),
+            "landing_key": _landing_label(landed),
+            "dropped_identifiers": MetadataValue.json(protected.dropped),
+            "staging_path": MetadataValue.path(str(staging_path)),
+            "encodings_path": MetadataValue.path(str(encodings_path)) if protected.encodings is not None else "",
+            "dagster/row_count": len(protected.staging),
+            "dagster/column_schema": schema,
+            "dagster/column_lineage": lineage,
+        }
+    )
+
+
+def _landing_label(path: Path) -> str:
+    from data_sharing.landing import read_header
+
+    return read_header(path).key_label
