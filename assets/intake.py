@@ -94,11 +94,23 @@ def receive_drop(
             raise RuntimeError(f"{decision.rel_path} changed while it was being taken in; it will be taken again")
     now = dt.datetime.now(dt.timezone.utc)
     outcome = store.record(decision, now=now, partition_key=partition_key, run_id=run_id)
+    if outcome.new and decision.status == "refused" and decision.agency and decision.reason:
+        _tell_agency(paths.drop, decision.agency, path.name, decision.reason, now)
     if outcome.entry.status in ("accepted", "superseded") and outcome.entry.sha256 == decision.sha256:
         for leftover in (path, marker_path):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
     return outcome
+
+
+def _tell_agency(drop: Path, agency: str, file_name: str, reason: str, now: dt.datetime) -> None:
+    """Write the refusal into the agency's feedback folder (best effort: the manifest has it anyway)."""
+    from data_sharing.feedback import write_feedback
+
+    try:
+        write_feedback(drop, agency, file_name, None, refusal=reason, generated=now)
+    except (ValueError, OSError):
+        pass
 
 
 def entry_metadata(entry: ManifestEntry) -> dict:
@@ -187,7 +199,7 @@ def intake_file(
 
 @asset(
     name=names.CURRENT_SNAPSHOTS,
-    deps=[names.INTAKE_FILE, names.PROTECTED_FILE],
+    deps=[names.INTAKE_FILE, names.VALIDATED_FILE, names.PROTECTED_FILE],
     group_name=names.GROUP_INTAKE,
     kinds={"python", "sql"},
     owners=["team:city-data-office"],

@@ -2,16 +2,19 @@
 
 INTAKE_FILE = "intake_file"
 CURRENT_SNAPSHOTS = "current_snapshots"
+VALIDATED_FILE = "validated_file"
 PROTECTED_FILE = "protected_file"
 RAW_RETENTION = "raw_retention"
-PER_FILE_ASSETS = (INTAKE_FILE, PROTECTED_FILE)
+PER_FILE_ASSETS = (INTAKE_FILE, VALIDATED_FILE, PROTECTED_FILE)
 
 CHECK_INTAKE_ACCEPTED = "intake_accepted"
+CHECK_VALIDATION_PASSED = "validation_passed"
 CHECK_EVERY_AGENCY_CURRENT = "every_agency_has_current_data"
 CHECK_AGENCIES_ON_TIME = "agencies_on_time"
 
 GROUP_INTAKE = "intake"
 GROUP_PRIVACY = "privacy"
+GROUP_VALIDATION = "validation"
 
 TAG_STAGE = "c2c/stage"
 TAG_FILE = "c2c/file"

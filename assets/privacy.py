@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from assets import names
-from assets.intake import intake_file
+from assets.validation import validation_paths
 from data_sharing.intake import read_extract_table
 from data_sharing.landing import LandingZone
 from data_sharing.protect import ProtectedExtract, protect_raw, protect_tokenized
@@ -50,26 +50,28 @@ def _write_parquet(frame: pd.DataFrame, path: Path, meta: dict[str, str]) -> Non
     os.replace(tmp, path)
 
 
-def protect_entry(entry: ManifestEntry, zone: LandingZone, partnership, keyset) -> tuple[ProtectedExtract, int, int]:  # type: ignore[no-untyped-def]
-    """Decrypt the landed file in memory, drop exact repeats (each counts once), protect the rest."""
+def protect_entry(
+    entry: ManifestEntry, zone: LandingZone, partnership, keyset, accepted_rows: Path  # type: ignore[no-untyped-def]
+) -> tuple[ProtectedExtract, int, int]:
+    """Decrypt the landed file in memory, keep the rows validation accepted (exact repeats count once),
+    protect them. Returns (protected, rows in the file, rows not taken)."""
     assert entry.agency and entry.extract and entry.sha256
     terms = partnership.terms(entry.agency, entry.extract)
     data = zone.read(zone.path_for(entry.agency, Path(entry.rel_path).name, entry.sha256))
     table = read_extract_table(data)
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
     rows_in = len(frame)
-    keep = ~frame.duplicated(keep="first").to_numpy()
-    row_numbers = (pd.RangeIndex(1, rows_in + 1).to_numpy())[keep]
-    frame = frame[keep]
+    row_numbers = pq.read_table(accepted_rows).column("row_number").to_numpy()
+    frame = frame.iloc[row_numbers - 1]
     protect = protect_tokenized if entry.tokenized else protect_raw
     protected = protect(frame, terms.contract, keyset, row_numbers=row_numbers)
-    return protected, rows_in, int((~keep).sum())
+    return protected, rows_in, rows_in - len(row_numbers)
 
 
 @asset(
     name=names.PROTECTED_FILE,
     partitions_def=drop_files,
-    deps=[intake_file],
+    deps=[names.VALIDATED_FILE],
     group_name=names.GROUP_PRIVACY,
     kinds={"python", "parquet"},
     owners=["team:city-data-office"],
@@ -108,7 +110,10 @@ def protected_file(
                           "manifest_id": entry.id, "rows_out": rows, "dagster/row_count": rows}
             )
         raise Failure(f"{entry.rel_path}: the landed file and its pseudonymous record are both missing")
-    protected, rows_in, repeats = protect_entry(entry, zone, partnership.load(), keyset)
+    accepted_rows, _ = validation_paths(c2c_paths.linkage_dir, entry)
+    if not accepted_rows.exists():
+        raise Failure(f"{entry.rel_path} has not been validated; materialise validated_file first")
+    protected, rows_in, not_taken = protect_entry(entry, zone, partnership.load(), keyset, accepted_rows)
     meta_common = {"source_sha256": str(entry.sha256), "manifest_id": str(entry.id), **{f"key_{k}": v for k, v in protected.key_labels.items()}}
     _write_parquet(protected.staging, staging_path, meta_common)
     if protected.encodings is not None:
@@ -130,7 +135,7 @@ def protected_file(
             "mou": f"{entry.mou_id} v{entry.mou_version}",
             "tokenized_at_source": entry.tokenized,
             "rows_in": rows_in,
-            "rows_repeated": repeats,
+            "rows_not_taken": not_taken,
             "rows_out": len(protected.staging),
             "encoded_rows": 0 if protected.encodings is None else len(protected.encodings),
             "key_ids": MetadataValue.json(protected.key_labels),

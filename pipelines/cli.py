@@ -144,6 +144,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def cmd_check_extract(args: argparse.Namespace) -> int:
+    from data_sharing.partnership import load_partnership
+    from data_sharing.validation import check_extract
+
+    report = check_extract(Path(args.file), args.agency, load_partnership())
+    print(report.text())
+    return report.exit_code
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from data_sharing.partnership import load_partnership
     from schemas.errors import ContractError, ContractErrors
@@ -304,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--children", type=int, default=2000)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check-extract", help="(agencies) check a file with the hub's rules before dropping it")
+    p.add_argument("file")
+    p.add_argument("--agency", required=True)
+    p.set_defaults(func=cmd_check_extract)
 
     p = sub.add_parser("check-config", help="load and cross-check the MOUs and extract contracts")
     p.add_argument("--agreements", help="MOU folder (default: the shipped data_sharing/agreements)")

@@ -4,6 +4,8 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from assets.intake import current_snapshots, intake_file
 from assets.privacy import protected_file
+from assets.retention import raw_retention
+from assets.validation import validated_file
 from pipelines.alerts import run_failure_alert_sensor
 from pipelines.jobs import intake_job, nightly_job
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
@@ -29,7 +31,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
     env = dict(os.environ) if env is None else env
     settings = settings or Settings.from_env(env)
     return Definitions(
-        assets=[intake_file, protected_file, current_snapshots],
+        assets=[intake_file, validated_file, protected_file, current_snapshots, raw_retention],
         jobs=[intake_job, nightly_job],
         sensors=[drop_folder_sensor, run_failure_alert_sensor],
         schedules=[nightly_schedule(settings)],

@@ -30,6 +30,7 @@ class FileOutcome:
     rows: int | None = None
     reason: str | None = None
     run_id: str | None = None
+    quarantined: int = 0
 
 
 @dataclass
@@ -105,10 +106,11 @@ def run_pipeline(
             raise_on_error=False,
         )
         entry = store.latest_for_path(escape_name(ready.entry.rel_path)) if result.success or _check_only_failure(result) else None
+        quarantined = _materialized_value(result, "validated_file", "rows_quarantined")
         if entry is None:
             outcome = FileOutcome(escape_name(ready.entry.rel_path), "failed", reason="the intake step failed; see the run in the Dagster UI", run_id=result.run_id)
         else:
-            outcome = FileOutcome(entry.rel_path, entry.status, entry.rows, entry.reason, result.run_id)
+            outcome = FileOutcome(entry.rel_path, entry.status, entry.rows, entry.reason, result.run_id, quarantined or 0)
         summary.files.append(outcome)
         echo(f"  [{i}/{len(todo)}] {_describe(outcome)}")
     nightly = nightly_job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
@@ -121,6 +123,14 @@ def run_pipeline(
 
 
 
+def _materialized_value(result, asset: str, key: str):  # type: ignore[no-untyped-def]
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == asset:
+            value = event.materialization.metadata.get(key)
+            return None if value is None else value.value
+    return None
+
+
 def _check_only_failure(result) -> bool:  # type: ignore[no-untyped-def]
     """True when the run 'failed' only because the blocking intake check refused the file."""
     return any(e.event_type_value == "ASSET_MATERIALIZATION" for e in result.all_events)
@@ -128,7 +138,8 @@ def _check_only_failure(result) -> bool:  # type: ignore[no-untyped-def]
 
 def _describe(o: FileOutcome) -> str:
     if o.status == "accepted":
-        return f"{o.rel_path}: accepted ({o.rows:,} rows)"
+        extra = f", {o.quarantined:,} quarantined (see the agency's feedback report)" if o.quarantined else ""
+        return f"{o.rel_path}: accepted ({o.rows:,} rows{extra})"
     if o.status == "refused":
         return f"{o.rel_path}: REFUSED - {o.reason}"
     if o.status == "duplicate":
@@ -145,7 +156,8 @@ def format_summary(summary: RunSummary) -> str:
         f"  files: {c.get('accepted', 0)} accepted, {c.get('refused', 0)} refused, {c.get('duplicate', 0)} duplicate, "
         f"{c.get('unchanged', 0)} already processed, {c.get('failed', 0)} failed"
         + (f", {len(summary.waiting)} still being written" if summary.waiting else ""),
-        f"  rows accepted: {sum(f.rows or 0 for f in summary.files if f.status == 'accepted'):,}",
+        f"  rows accepted: {sum(f.rows or 0 for f in summary.files if f.status == 'accepted'):,}"
+        + (f" ({sum(f.quarantined for f in summary.files):,} quarantined)" if any(f.quarantined for f in summary.files) else ""),
     ]
     if s is not None:
         lines += [

@@ -244,8 +244,8 @@ class ManifestStore:
             s.flush()
             superseded: list[int] = []
             if decision.accepted and decision.agency and decision.extract:
-                superseded += self._supersede_resends(s, row)
-                superseded += self._recompute(s, decision.agency, decision.extract, now)
+                changed = self._recompute(s, decision.agency, decision.extract, now)
+                superseded += [i for i in changed if i != row.id and (s.get(IntakeManifest, i).status == "superseded")]
             s.flush()
             append_events(s, _audit_events(s, row, decision, superseded), now=now)
             return RecordOutcome(ManifestEntry.of(row), new=True, superseded=tuple(superseded))
@@ -256,51 +256,66 @@ class ManifestStore:
         else:  # SQLite: take the write lock now, before reading, so concurrent writers queue
             s.execute(update(IntakeManifest).where(IntakeManifest.id == -1).values(status="accepted"))
 
-    def _supersede_resends(self, s: Session, row: IntakeManifest) -> list[int]:
-        """A corrected re-send (same agency, extract and as-of date) supersedes the earlier version."""
-        earlier = s.scalars(
-            select(IntakeManifest).where(
-                IntakeManifest.agency == row.agency,
-                IntakeManifest.extract == row.extract,
-                IntakeManifest.as_of_date == row.as_of_date,
-                IntakeManifest.status == "accepted",
-                IntakeManifest.id != row.id,
-            )
-        ).all()
-        for old in earlier:
-            old.status = "superseded"
-            old.superseded_by = row.id
-            old.reason_code = "corrected_resend"
-            old.reason = f"Replaced by a corrected re-send of the same extract and date ({row.rel_path})."
-            old.updated_at = row.decided_at
-        return [o.id for o in earlier]
+    def refuse(self, entry_id: int, reason_code: str, reason: str, *, now: dt.datetime, actor: str = "c2c.validation") -> ManifestEntry:
+        """A file accepted at intake but refused later (e.g. by validation): the snapshot falls back to what
+        was current before it, and the refusal is in the audit log."""
+        with Session(self.engine) as s, s.begin():
+            self._lock(s)
+            row = s.get(IntakeManifest, entry_id)
+            if row is None:
+                raise KeyError(entry_id)
+            if row.status == "refused" and row.reason_code == reason_code:
+                return ManifestEntry.of(row)
+            row.status, row.reason_code, row.reason, row.superseded_by, row.updated_at = "refused", reason_code, reason, None, now
+            s.flush()
+            restored = self._recompute(s, str(row.agency), str(row.extract), now) if row.agency and row.extract else []
+            details = {"manifest_id": row.id, "sha256": row.sha256, "reason_code": reason_code, "reason": reason, "restored": restored}
+            append_events(s, [AuditEvent("file_refused", row.rel_path, details, actor=actor)], now=now)
+            return ManifestEntry.of(row)
 
     def _recompute(self, s: Session, agency: str, extract: str, now: dt.datetime) -> list[int]:
-        """Files that no longer hold the current data of any period become superseded."""
+        """Derive every taken file's status from scratch; returns the ids whose status changed.
+
+        Taken files are those accepted at intake and not refused since (status accepted or superseded).
+        Among taken files of one as-of date the last received wins (a corrected re-send); among the
+        winners, each period is held by the latest as-of date. A winner holding a period is accepted;
+        every other taken file is superseded, naming the file that replaced it.
+        """
         rows = s.scalars(
             select(IntakeManifest).where(
-                IntakeManifest.agency == agency, IntakeManifest.extract == extract, IntakeManifest.status == "accepted"
+                IntakeManifest.agency == agency,
+                IntakeManifest.extract == extract,
+                IntakeManifest.status.in_(("accepted", "superseded")),
             )
         ).all()
-        entries = {r.id: r for r in rows}
-        owners = _owners([ManifestEntry.of(r) for r in rows])
+        by_date: dict[dt.date | None, IntakeManifest] = {}
+        for r in sorted(rows, key=lambda r: r.id):
+            by_date[r.as_of_date] = r  # the last received for each as-of date
+        winners = {r.id for r in by_date.values()}
+        owners = _owners([ManifestEntry.of(r) for r in rows if r.id in winners])
         owning = {e.id for e in owners.values()}
-        changed = []
-        for rid, r in entries.items():
-            if rid in owning:
-                continue
-            periods = decode_period_rows(r.period_rows)
-            replacer = next((owners[p].id for p in sorted(periods, key=_period_key) if p in owners), None)
-            if replacer is None:
-                replacer = max(owning, default=None)
-            if replacer is None:
-                continue
-            r.status = "superseded"
-            r.superseded_by = replacer
-            r.reason_code = "replaced_by_later_snapshot"
-            r.reason = "Every period in this file is now held by a snapshot with a later as-of date."
-            r.updated_at = now
-            changed.append(rid)
+        changed: list[int] = []
+        for r in rows:
+            before = (r.status, r.superseded_by, r.reason_code)
+            if r.id not in winners:
+                winner = by_date[r.as_of_date]
+                r.status, r.superseded_by, r.reason_code = "superseded", winner.id, "corrected_resend"
+                r.reason = f"Replaced by a corrected re-send of the same extract and date ({winner.rel_path})."
+            elif r.id in owning:
+                r.status, r.superseded_by, r.reason_code, r.reason = "accepted", None, None, None
+            else:
+                periods = decode_period_rows(r.period_rows)
+                replacer = next((owners[p].id for p in sorted(periods, key=_period_key) if p in owners), None)
+                if replacer is None:
+                    replacer = max(owning, default=None)
+                if replacer is None:  # nothing else holds data: keep it (e.g. an empty first snapshot)
+                    r.status, r.superseded_by, r.reason_code, r.reason = "accepted", None, None, None
+                else:
+                    r.status, r.superseded_by, r.reason_code = "superseded", replacer, "replaced_by_later_snapshot"
+                    r.reason = "Every period in this file is now held by a snapshot with a later as-of date."
+            if (r.status, r.superseded_by, r.reason_code) != before:
+                r.updated_at = now
+                changed.append(r.id)
         return changed
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from data_sharing.intake import IntakeDecision
-from warehouse.db import current_revision, make_engine, upgrade
+from warehouse.db import current_revision, head_revision, make_engine, upgrade
 from warehouse.manifest import ManifestStore
 from warehouse.models import IntakeManifest
 
@@ -23,7 +23,7 @@ def store(warehouse_target: tuple[str, str | None]) -> ManifestStore:
     engine = make_engine(url, schema)
     upgrade(engine)
     upgrade(engine)  # migrations are idempotent
-    assert current_revision(engine) == "0002_audit_log"
+    assert current_revision(engine) == head_revision()
     return ManifestStore(engine)
 
 
@@ -160,3 +160,18 @@ def test_every_decision_is_in_the_audit_log(store: ManifestStore) -> None:
         ("mou_decision", None, "refused"),
     ]
     assert verify(store.engine).ok
+
+
+def test_a_file_refused_after_intake_gives_the_snapshot_back(store: ManifestStore) -> None:
+    a = store.record(decision("students_20250815.csv", "aa" * 32, {2025: 6}), now=NOW).entry
+    b = store.record(decision("students_20260815.csv", "bb" * 32, {2025: 7}), now=NOW).entry
+    assert store.get(a.id).status == "superseded"  # type: ignore[union-attr]
+    refused = store.refuse(b.id, "validation_failed", "A rule refused the file.", now=NOW)
+    assert (refused.status, refused.reason_code) == ("refused", "validation_failed")
+    assert store.get(a.id).status == "accepted" and store.get(a.id).superseded_by is None  # type: ignore[union-attr]
+    assert {p: e.id for p, e in store.current_snapshot()[("fps", "students")].items()} == {2025: a.id}
+    again = store.refuse(b.id, "validation_failed", "A rule refused the file.", now=NOW)  # idempotent
+    assert again.status == "refused"
+    from warehouse.audit import read_entries
+
+    assert [e.event_type for e in read_entries(store.engine)].count("file_refused") == 1

@@ -97,7 +97,12 @@ def test_run_is_correct_and_idempotent(
     ]
 
     # accepted files moved into the encrypted landing zone; the refused one stays for the agency
-    assert sorted(p.name for p in small_drop.rglob("*") if p.is_file()) == ["clients_20260815.csv"]
+    assert sorted(p.name for p in small_drop.rglob("*") if p.is_file() and p.parent.name != "feedback") == ["clients_20260815.csv"]
+    # every file got a feedback report for the agency clerk, the refused one with its reason
+    feedback = sorted(p.name for p in small_drop.rglob("feedback/*"))
+    assert feedback == ["clients_20260815.csv", "clients_20260815.html", "patients_20260815.csv",
+                        "patients_20260815.html", "students_20260815.csv", "students_20260815.html"]
+    assert CLIENTS_REASON.split(":")[0] in (small_drop / "dhs/feedback/clients_20260815.csv").read_text()
     landed = sorted(p.name for p in (cli_env / "landing").rglob("*") if p.is_file())
     assert [n.split(".")[0] for n in landed] == ["patients_20260815", "students_20260815"]
     for p in (cli_env / "landing").rglob("*.c2cland"):

@@ -28,7 +28,7 @@ def test_defs_loads_and_snapshot() -> None:
     from pipelines.definitions import defs
 
     Definitions.validate_loadable(defs)
-    assert sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()) == ["current_snapshots", "intake_file", "protected_file"]
+    assert sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()) == ["current_snapshots", "intake_file", "protected_file", "raw_retention", "validated_file"]
     checks = sorted(
         (key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys
     )
@@ -36,13 +36,16 @@ def test_defs_loads_and_snapshot() -> None:
         ("current_snapshots", "agencies_on_time"),
         ("current_snapshots", "every_agency_has_current_data"),
         ("intake_file", "intake_accepted"),
+        ("validated_file", "validation_passed"),
     ]
     blocking = {
         spec.name: spec.blocking
-        for asset in ("intake_file", "current_snapshots")
+        for asset in ("intake_file", "validated_file", "current_snapshots")
         for spec in defs.resolve_assets_def(asset).check_specs
     }
-    assert blocking == {"intake_accepted": True, "every_agency_has_current_data": False, "agencies_on_time": False}
+    assert blocking == {
+        "intake_accepted": True, "validation_passed": True, "every_agency_has_current_data": False, "agencies_on_time": False
+    }
     assert sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")) == [
         "intake_job",
         "nightly_job",
@@ -94,13 +97,14 @@ def test_no_asset_pickles_data_into_dagster_storage(tmp_path: Path) -> None:
         )
         nightly = defs.resolve_job_def("nightly_job").execute_in_process(instance=instance, run_config=QUIET)
         assert intake.success and nightly.success
-        [mat] = nightly.get_asset_materialization_events()
-        assert mat.asset_key.to_user_string() == "current_snapshots"
-        assert mat.materialization.metadata["files_current"].value == 1
+        mats = {m.asset_key.to_user_string(): m for m in nightly.get_asset_materialization_events()}
+        assert sorted(mats) == ["current_snapshots", "raw_retention"]
+        assert mats["current_snapshots"].materialization.metadata["files_current"].value == 1
         storage = Path(instance.storage_directory())
     assert storage.is_relative_to(dagster_dir)
     assert not (storage / "current_snapshots").exists()
-    assert not (storage / "intake_file").exists()
+    for asset in ("intake_file", "validated_file", "protected_file", "raw_retention"):
+        assert not (storage / asset).exists()
     assert _pickles_under(dagster_dir) == []
 
 

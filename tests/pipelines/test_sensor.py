@@ -272,10 +272,10 @@ def test_accepted_file_runs_green_and_is_recorded(instance, settings: Settings) 
     [request], _ = tick_until_stable(instance, settings)
     [result] = run_all(instance, settings, [request])
     assert result.success
-    [check] = result.get_asset_check_evaluations()
-    assert check.passed is True
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"intake_accepted": True, "validation_passed": True}
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    assert sorted(mats) == ["intake_file", "protected_file"]
+    assert sorted(mats) == ["intake_file", "protected_file", "validated_file"]
     meta = mats["intake_file"].materialization.metadata
     assert meta["status"].value == "accepted"
     assert meta["rows_in"].value == 3

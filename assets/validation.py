@@ -1,0 +1,218 @@
+"""Validation asset: the extract's Great Expectations suite (built from its contract) over one accepted file.
+
+File-level failures refuse the whole file (blocking check; the manifest falls back to the previous
+snapshot); row-level failures go to quarantine (encrypted in the landing zone, with rule, column and
+reason); warnings are reported. The agency gets a feedback report next to its file.
+"""
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets import names
+from data_sharing.feedback import write_feedback
+from data_sharing.intake import read_extract_table
+from data_sharing.landing import LandingZone
+from data_sharing.validation import ExtractProfile, ValidationInputError, validate_table
+from pipelines.partitions import drop_files
+from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from warehouse.manifest import ManifestEntry, ManifestStore
+
+
+def validation_paths(linkage_dir: str | Path, entry: ManifestEntry) -> tuple[Path, Path]:
+    """(accepted row numbers of one file, drift profile of its extract), both in the linkage area."""
+    root = Path(linkage_dir)
+    name = f"{entry.id:08d}-{(entry.sha256 or '')[:16]}.parquet"
+    return (
+        root / "validation" / str(entry.agency) / str(entry.extract) / name,
+        root / "profiles" / str(entry.agency) / f"{entry.extract}.json",
+    )
+
+
+def landed_table(zone: LandingZone, entry: ManifestEntry) -> pa.Table:
+    data = zone.read(zone.path_for(str(entry.agency), Path(entry.rel_path).name, str(entry.sha256)))
+    return read_extract_table(data)
+
+
+def reference_tables(
+    entry: ManifestEntry, store: ManifestStore, zone: LandingZone, drop: Path, partnership
+) -> tuple[dict[str, pa.Table], list[str]]:  # type: ignore[no-untyped-def]
+    """The extracts this one's references point to: the same drop's sibling file (still in the drop
+    folder, or already landed), else the current accepted snapshot of that extract."""
+    terms = partnership.terms(entry.agency, entry.extract)
+    out: dict[str, pa.Table] = {}
+    notes: list[str] = []
+    for ref in terms.contract.references:
+        if ref.extract in out or entry.as_of_date is None:
+            continue
+        name = f"{ref.extract}_{entry.as_of_date:%Y%m%d}.csv"
+        sibling = drop / str(entry.agency) / name
+        try:
+            if sibling.is_file() and not sibling.is_symlink():
+                out[ref.extract] = read_extract_table(sibling.read_bytes())
+                continue
+            landed = [
+                e for e in store.entries(agency=entry.agency, extract=ref.extract)
+                if e.status in ("accepted", "superseded") and e.as_of_date == entry.as_of_date
+            ]
+            if landed:
+                out[ref.extract] = landed_table(zone, landed[-1])
+                continue
+            current = store.current_snapshot().get((str(entry.agency), ref.extract), {})
+            tables = [landed_table(zone, e) for e in {e.id: e for e in current.values()}.values()]
+            if tables:
+                out[ref.extract] = pa.concat_tables(tables, promote_options="default")
+        except (ValueError, OSError, Exception) as exc:  # noqa: BLE001 - a reference we cannot read is noted, not fatal
+            notes.append(f"reference extract {ref.extract} could not be read ({type(exc).__name__}); not checked")
+    return out, notes
+
+
+@asset(
+    name=names.VALIDATED_FILE,
+    partitions_def=drop_files,
+    deps=[names.INTAKE_FILE],
+    group_name=names.GROUP_VALIDATION,
+    kinds={"python", "great_expectations"},
+    owners=["team:city-data-office"],
+    description=(
+        "One accepted file validated with its extract's Great Expectations suite, generated from schemas/: "
+        "file-level failures refuse it, failing rows go to an encrypted quarantine, warnings are reported, "
+        "and the agency gets a feedback report in <drop>/<agency>/feedback/."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            name=names.CHECK_VALIDATION_PASSED,
+            asset=names.VALIDATED_FILE,
+            blocking=True,
+            description="No file-level rule failed; a refused file stops everything downstream.",
+        )
+    ],
+    op_tags={names.TAG_STAGE: "intake"},
+)
+def validated_file(
+    context: AssetExecutionContext,
+    c2c_paths: C2CPaths,
+    warehouse: WarehouseResource,
+    partnership: PartnershipResource,
+    keys: KeysResource,
+) -> MaterializeResult:
+    store = warehouse.manifest()
+    entry = store.latest_for_path(context.partition_key)
+    if entry is None or entry.status not in ("accepted", "superseded", "duplicate", "refused"):
+        raise Failure(f"{context.partition_key} has no file in the intake manifest")
+    check_ok = AssetCheckResult(check_name=names.CHECK_VALIDATION_PASSED, passed=True)
+    if entry.status == "duplicate":
+        return MaterializeResult(metadata={"status": "duplicate", "manifest_id": entry.id}, check_results=[check_ok])
+    rows_path, profile_path = validation_paths(c2c_paths.linkage_dir, entry)
+    if entry.status == "refused" and entry.reason_code != "validation_failed":
+        raise Failure(f"{entry.rel_path} was refused at intake ({entry.reason_code}); nothing to validate")
+    keyset = keys.load()
+    zone = LandingZone(Path(c2c_paths.landing_dir), keyset)
+    landed = zone.path_for(str(entry.agency), Path(entry.rel_path).name, str(entry.sha256))
+    if not landed.exists() and rows_path.exists():
+        rows = pq.read_metadata(rows_path).num_rows
+        return MaterializeResult(
+            metadata={"status": "from_earlier_validation", "note": "raw file destroyed by retention", "rows_accepted": rows},
+            check_results=[check_ok],
+        )
+    partnership_obj = partnership.load()
+    terms = partnership_obj.terms(str(entry.agency), str(entry.extract))
+    table = landed_table(zone, entry)
+    if entry.tokenized:
+        result = None
+        notes = ["Tokenized at source: identifier rules cannot be checked at the hub; rows taken as sent."]
+        accepted_numbers = pa.array(range(1, table.num_rows + 1), type=pa.int64())
+        counts = {"rows_in": table.num_rows, "accepted": table.num_rows, "quarantined": 0, "refused": 0, "duplicate_rows": 0}
+        refused_reasons: list[str] = []
+    else:
+        references, notes = reference_tables(entry, store, zone, c2c_paths.drop, partnership_obj)
+        previous = None
+        if profile_path.exists():
+            try:
+                previous = ExtractProfile.from_dict(json.loads(profile_path.read_text(encoding="utf-8")))
+            except (ValueError, KeyError):
+                notes.append("the previous drift profile could not be read; drift not checked")
+        try:
+            result = validate_table(table, terms.contract, file_name=Path(entry.rel_path).name, references=references, previous=previous)
+        except ValidationInputError as exc:
+            raise Failure(f"{entry.rel_path}: {exc}") from None
+        notes += list(result.notes)
+        counts = result.counts()
+        refused_reasons = result.refusal_reasons if result.file_refused else []
+        accepted_numbers = pa.array(result.accepted_indices + 1, type=pa.int64())
+    now = dt.datetime.now(dt.timezone.utc)
+    feedback = write_feedback(
+        c2c_paths.drop, str(entry.agency), Path(entry.rel_path).name, result,
+        refusal=" ".join(refused_reasons) or None, warnings=entry.warnings, notes=notes, generated=now,
+    )
+    quarantine_file = ""
+    if result is not None and result.quarantined and not refused_reasons:
+        quarantined = result.quarantined_rows(table)
+        buf = pa.BufferOutputStream()
+        pacsv.write_csv(quarantined, buf)
+        stem = Path(entry.rel_path).name.removesuffix(".csv")
+        quarantine_file = str(zone.put(str(entry.agency), f"{stem}.quarantine.csv", buf.getvalue().to_pybytes()).path)
+    if refused_reasons:
+        reason = "Validation refused the file: " + " ".join(refused_reasons)
+        store.refuse(entry.id, "validation_failed", reason, now=now)
+        with_status = "refused"
+    else:
+        rows_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = rows_path.with_suffix(".tmp")
+        pq.write_table(pa.table({"row_number": accepted_numbers}), tmp)
+        os.replace(tmp, rows_path)
+        if result is not None:
+            profile_path.parent.mkdir(parents=True, exist_ok=True)
+            profile_path.write_text(json.dumps(result.profile.to_dict(), sort_keys=True), encoding="utf-8")
+        with_status = "validated"
+    problems = {} if result is None else dict(sorted((f"{r}|{c or ''}|{o}", n) for (r, c, o), n in result.problem_counts().items()))
+    meta = {
+        "status": with_status,
+        "manifest_id": entry.id,
+        "source_file": entry.rel_path,
+        "source_sha256": str(entry.sha256),
+        "suite": "" if result is None else result.suite_name,
+        "rows_in": counts.get("rows_in", 0),
+        "rows_accepted": 0 if refused_reasons else counts.get("accepted", 0),
+        "rows_quarantined": 0 if refused_reasons else counts.get("quarantined", 0),
+        "rows_refused": counts.get("rows_in", 0) if refused_reasons else 0,
+        "rows_repeated": counts.get("duplicate_rows", 0),
+        "problems_by_rule": MetadataValue.json(problems),
+        "expectations": MetadataValue.json(
+            [] if result is None else [
+                {"type": e.expectation_type, "rule": e.rule, "columns": list(e.columns), "outcome": e.outcome,
+                 "success": e.success, "unexpected_count": e.unexpected_count}
+                for e in result.expectations
+            ][:300]
+        ),
+        "feedback_report": MetadataValue.path(str(feedback.html)),
+        "quarantine_file": quarantine_file,
+        "dagster/row_count": 0 if refused_reasons else counts.get("accepted", 0),
+    }
+    return MaterializeResult(
+        metadata=meta,
+        check_results=[
+            AssetCheckResult(
+                check_name=names.CHECK_VALIDATION_PASSED,
+                passed=not refused_reasons,
+                severity=AssetCheckSeverity.ERROR,
+                description=" ".join(refused_reasons) or None,
+                metadata={"rows_quarantined": meta["rows_quarantined"]},
+            )
+        ],
+    )
