@@ -1,0 +1,436 @@
+"""The error model: how an agency's record of a person differs from the truth.
+
+Every function works on whole columns (numpy object arrays) and records, per row, which kinds of
+variation it applied in a ``Flags`` mapping ``"<field>:<kind>" -> bool array``. The flags become
+``truth/noise.csv`` and the hard-case counts of ``summary.json``; a flag is set only when the written
+value really differs from the canonical one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from synthetic import _dates as D
+from synthetic.names import NICKNAMES, SPELLING_GROUPS, STREET_SUFFIX, STREET_SUFFIX_LONG
+
+Flags = dict[str, np.ndarray]
+
+_ACCENTED = "ÁÉÍÓÚÜÑÀÈÌÒÙÂÊÎÔÛÄËÏÖÇÃÕáéíóúüñàèìòùâêîôûäëïöçãõ"
+_PLAIN = "AEIOUUNAEIOUAEIOUAEIOCAOaeiouunaeiouaeiouaeiocao"
+_ASCII_TABLE = str.maketrans(_ACCENTED, _PLAIN)
+_LETTERS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8).astype(np.uint32)
+# code point -> lower-case ASCII letter it folds to (Latin-1 and Latin Extended-A), for typos that must stay
+# visible after an agency strips accents and changes case
+_FOLD = np.arange(0x250, dtype=np.uint32)
+_FOLD[[ord(c) for c in _ACCENTED]] = [ord(c) for c in _PLAIN]
+_FOLD[65:91] += 32
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    """Per-record probabilities of each kind of variation, for one agency's registration process."""
+
+    nickname: float = 0.02
+    spelling: float = 0.01
+    first_typo: float = 0.015
+    last_typo: float = 0.015
+    middle_missing: float = 0.08
+    middle_initial: float = 0.04
+    middle_merged: float = 0.004
+    compound_variant: float = 0.45
+    punct_variant: float = 0.3
+    dm_swap: float = 0.01
+    day_error: float = 0.004
+    year_error: float = 0.002
+    sex_error: float = 0.002
+    upper: float = 0.02
+    upper_ascii: float = 0.0
+    ascii: float = 0.05
+    lower: float = 0.002
+    extra_space: float = 0.01
+    address_format: float = 0.06
+    address_typo: float = 0.01
+    zip_error: float = 0.003
+
+    def boosted(self, factor: float) -> NoiseProfile:
+        """The same process, sloppier: used for the second record of a duplicated person."""
+        changes = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("upper", "upper_ascii", "ascii", "lower", "compound_variant", "punct_variant"):
+                continue
+            changes[f.name] = min(0.5, getattr(self, f.name) * factor)
+        return dataclasses.replace(self, **changes)
+
+
+def _obj(values: np.ndarray | list) -> np.ndarray:
+    return np.asarray(values, dtype=object)
+
+
+def _set(flags: Flags, key: str, mask: np.ndarray) -> None:
+    if key in flags:
+        flags[key] = flags[key] | mask
+    else:
+        flags[key] = mask.copy()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# String primitives
+# ---------------------------------------------------------------------------------------------------------
+
+
+def typo(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One keyboard slip per value: substitution, transposition, deletion or a doubled letter.
+
+    Always returns a different, non-empty string.
+    """
+    vals = _obj(values)
+    n = len(vals)
+    if n == 0:
+        return vals.copy()
+    u = vals.astype(str)
+    w = u.dtype.itemsize // 4
+    codes = np.zeros((n, w + 2), dtype=np.uint32)
+    codes[:, :w] = u.view(np.uint32).reshape(n, w)
+    length = (codes != 0).sum(axis=1)
+    kind = rng.choice(4, size=n, p=[0.4, 0.25, 0.2, 0.15])
+    # A letter (never a space, hyphen or apostrophe), rarely the first one.
+    is_letter = ((codes >= 65) & (codes <= 90)) | ((codes >= 97) & (codes <= 122)) | ((codes >= 192) & (codes < 0x250))
+    is_letter[:, w:] = False
+    keys = rng.random((n, w + 2)) * is_letter
+    keys[:, 0] *= 0.1
+    pos = keys.argmax(axis=1).astype(np.int64)
+    rows = np.arange(n)
+    cols = np.arange(w + 2)[None, :]
+    at = codes[rows, pos]
+    nxt = codes[rows, np.minimum(pos + 1, w + 1)]
+    nxt_letter = is_letter[rows, np.minimum(pos + 1, w + 1)]
+    transpose = (kind == 1) & (pos + 1 < length) & (at != nxt) & nxt_letter
+    delete = (kind == 2) & (length >= 4)
+    double = (kind == 3) & (length >= 2)
+    subst = ~(transpose | delete | double)
+    out = codes.copy()
+    # substitution: a different letter, keeping the case of the original
+    letter = _LETTERS[rng.integers(0, 26, n)]
+    is_upper = (at >= 65) & (at <= 90)
+    letter = np.where(is_upper, letter - 32, letter)
+    at_fold = _FOLD[np.minimum(at, 0x24F)]
+    at_fold = np.where(at_fold < 0x250, _FOLD[np.minimum(at_fold, 0x24F)], at_fold)
+    same = (letter | 32) == (at_fold | 32)
+    letter = np.where(same, np.where(letter % 32 == 26, letter - 1, letter + 1), letter)
+    out[rows[subst], pos[subst]] = letter[subst]
+    if transpose.any():
+        r, p = rows[transpose], pos[transpose]
+        out[r, p], out[r, p + 1] = codes[r, p + 1], codes[r, p]
+    if delete.any():
+        idx = np.minimum(cols + (cols >= pos[delete][:, None]), w + 1)
+        out[delete] = np.take_along_axis(codes[delete], idx, axis=1)
+    if double.any():
+        idx = cols - (cols > pos[double][:, None])
+        out[double] = np.take_along_axis(codes[double], idx, axis=1)
+    res = np.ascontiguousarray(out).view(f"<U{w + 2}").ravel()
+    return res.astype(object)
+
+
+def strip_accents(values: np.ndarray) -> np.ndarray:
+    return pd.Series(_obj(values), dtype=object).str.translate(_ASCII_TABLE).to_numpy(dtype=object)
+
+
+def upper(values: np.ndarray) -> np.ndarray:
+    return pd.Series(_obj(values), dtype=object).str.upper().to_numpy(dtype=object)
+
+
+def lower(values: np.ndarray) -> np.ndarray:
+    return pd.Series(_obj(values), dtype=object).str.lower().to_numpy(dtype=object)
+
+
+def concat(*parts: np.ndarray | str) -> np.ndarray:
+    """Element-wise string concatenation of object arrays and constants."""
+    out = None
+    for p in parts:
+        p = p if isinstance(p, str) else _obj(p)
+        out = p if out is None else out + p
+    return _obj(out)
+
+
+class VariantTable:
+    """name -> list of alternatives, looked up for whole columns at once."""
+
+    def __init__(self, mapping: dict[str, list[str]]) -> None:
+        keys = sorted(mapping)
+        self.index = pd.Index(keys)
+        counts = np.array([len(mapping[k]) for k in keys])
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.counts = counts
+        self.flat = _obj([v for k in keys for v in mapping[k]])
+
+    def lookup(self, names: np.ndarray) -> np.ndarray:
+        return self.index.get_indexer(pd.Index(_obj(names)))
+
+    def pick(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        choice = rng.integers(0, self.counts[idx])
+        return self.flat[self.starts[idx] + choice]
+
+
+NICKNAME_TABLE = VariantTable(NICKNAMES)
+SPELLING_TABLE = VariantTable({n: [m for m in group if m != n] for group in SPELLING_GROUPS for n in group})
+
+
+def is_nickname_of(formal: str, written: str) -> bool:
+    return written in NICKNAMES.get(formal, [])
+
+
+def is_spelling_variant_of(formal: str, written: str) -> bool:
+    return any(formal in g and written in g and formal != written for g in SPELLING_GROUPS)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _style(
+    fields: dict[str, np.ndarray], p: NoiseProfile, rng: np.random.Generator, flags: Flags, n: int
+) -> None:
+    """Case, accents and whitespace: one house style per record, plus stray spaces per field."""
+    r = rng.random(n)
+    cuts = np.cumsum([p.upper, p.upper_ascii, p.ascii, p.lower])
+    style = np.searchsorted(cuts, r, side="right")  # 0 upper, 1 upper_ascii, 2 ascii, 3 lower, 4 as is
+    spaces = rng.random((len(fields), n)) < p.extra_space
+    space_kind = rng.integers(0, 3, (len(fields), n))
+    for i, (name, vals) in enumerate(fields.items()):
+        present = pd.Series(vals, dtype=object).fillna("").to_numpy(dtype=object) != ""
+        new = vals.copy()
+        for code, fn in ((0, upper), (1, lambda v: upper(strip_accents(v))), (2, strip_accents), (3, lower)):
+            m = (style == code) & present
+            if m.any():
+                new[m] = fn(new[m])
+        m = spaces[i] & present
+        if m.any():
+            k = space_kind[i][m]
+            v = new[m]
+            has_space = pd.Series(v, dtype=object).str.contains(" ", regex=False).to_numpy(dtype=bool)
+            v = np.where(k == 0, concat(" ", v), v)
+            v = np.where(k == 1, concat(v, " "), v)
+            v = np.where((k == 2) & has_space, _obj(pd.Series(v).str.replace(" ", "  ", n=1)), v)
+            v = np.where((k == 2) & ~has_space, concat(v, "  "), v)
+            new[m] = v
+        changed = present & (new != vals)
+        _set(flags, f"{name}:case_accent_whitespace", changed)
+        fields[name] = new
+
+
+def render_person(
+    truth: dict[str, np.ndarray],
+    p: NoiseProfile,
+    rng: np.random.Generator,
+    *,
+    birth_min: int,
+    birth_max: np.ndarray,
+    with_middle: bool,
+) -> tuple[dict[str, np.ndarray], Flags]:
+    """Render the canonical identity of ``n`` people as one agency writes them.
+
+    ``truth`` holds ``first``, ``middle`` ('' if none), ``last1``, ``last2``, ``last_sep`` (compound
+    surnames), ``birth`` (day numbers) and ``sex``.
+    Birth-date errors never move a date outside ``[birth_min, birth_max]``.
+    """
+    n = len(truth["first"])
+    flags: Flags = {}
+    false = np.zeros(n, dtype=bool)
+
+    # -- first name: nickname or spelling variant, a merged middle name, typos
+    first = _obj(truth["first"]).copy()
+    r = rng.random(n)
+    nick_idx = NICKNAME_TABLE.lookup(first)
+    nick = (r < p.nickname) & (nick_idx >= 0)
+    if nick.any():
+        first[nick] = NICKNAME_TABLE.pick(nick_idx[nick], rng)
+    sp_idx = SPELLING_TABLE.lookup(first)
+    spell = (r >= p.nickname) & (r < p.nickname + p.spelling) & (sp_idx >= 0) & ~nick
+    if spell.any():
+        first[spell] = SPELLING_TABLE.pick(sp_idx[spell], rng)
+    flags["first_name:nickname"] = nick
+    flags["first_name:spelling_variant"] = spell
+    middle = _obj(truth["middle"]).copy()
+    has_middle = middle != ""
+    merged = false.copy()
+    if with_middle:
+        merged = has_middle & (rng.random(n) < p.middle_merged)
+        first[merged] = concat(first[merged], " ", middle[merged])
+    t = rng.random(n) < p.first_typo
+    first[t] = typo(first[t], rng)
+    flags["first_name:middle_merged"] = merged
+    flags["first_name:typo"] = t
+
+    # -- middle name: blank, initial, or as is
+    fields: dict[str, np.ndarray] = {"first_name": first}
+    if with_middle:
+        r = rng.random(n)
+        missing = has_middle & ((r < p.middle_missing) | merged)
+        initial = has_middle & ~missing & (r < p.middle_missing + p.middle_initial)
+        out_mid = middle.copy()
+        out_mid[missing] = ""
+        if initial.any():
+            dot = rng.random(int(initial.sum())) < 0.4
+            out_mid[initial] = np.where(dot, concat(pd.Series(middle[initial]).str[0].to_numpy(object), "."),
+                                        pd.Series(middle[initial]).str[0].to_numpy(object))
+        flags["middle_name:missing"] = missing
+        flags["middle_name:initial"] = initial
+        fields["middle_name"] = out_mid
+
+    # -- last name: particles/apostrophes, compound forms, typos
+    parts = []
+    punct = false.copy()
+    for key in ("last1", "last2"):
+        part = _obj(truth[key]).copy()
+        cand = pd.Series(part, dtype=object).str.contains("[' ]", regex=True).to_numpy(dtype=bool)
+        m = cand & (rng.random(n) < p.punct_variant)
+        if m.any():
+            v = pd.Series(part[m])
+            apostrophe = v.str.contains("'", regex=False).to_numpy(dtype=bool)
+            k = rng.integers(0, 3, len(v))
+            k = np.where(apostrophe, k, k % 2)  # a change of case alone would not survive upper-casing
+            alt0 = v.str.replace("'", "", regex=False).str.replace(" ", "", regex=False)
+            alt1 = v.str.replace("'", " ", regex=False).str.replace(" ", "", n=1, regex=False)
+            alt2 = v.str.replace("'", "\u2019", regex=False)
+            new = np.where(k == 0, alt0, np.where(k == 1, alt1, alt2)).astype(object)
+            punct[m] |= new != part[m]
+            part[m] = new
+        parts.append(part)
+    last1, last2 = parts
+    sep = _obj(truth["last_sep"])
+    compound = sep != ""
+    last = concat(last1, sep, last2)
+    cv = compound & (rng.random(n) < p.compound_variant)
+    if cv.any():
+        k = rng.choice(4, size=n, p=[0.35, 0.35, 0.15, 0.15])
+        other_sep = np.where(sep == "-", " ", "-").astype(object)
+        alt = np.where(k == 0, concat(last1, other_sep, last2),
+                       np.where(k == 1, last1, np.where(k == 2, last2, concat(last1, last2)))).astype(object)
+        last = np.where(cv, alt, last).astype(object)
+    t = rng.random(n) < p.last_typo
+    last[t] = typo(last[t], rng)
+    flags["last_name:punctuation_variant"] = punct
+    flags["last_name:compound_variant"] = cv
+    flags["last_name:typo"] = t
+    fields["last_name"] = last
+
+    # -- birth date: day/month swap, a day slip, a year slip (one at most)
+    birth = np.asarray(truth["birth"], dtype=np.int64).copy()
+    r = rng.random(n)
+    swapped, ok = D.swap_day_month(birth)
+    dm = (r < p.dm_swap) & ok
+    slip = rng.choice(np.array([-10, -1, 1, 10]), size=n)
+    day_err = (r >= p.dm_swap) & (r < p.dm_swap + p.day_error)
+    year_err = (r >= p.dm_swap + p.day_error) & (r < p.dm_swap + p.day_error + p.year_error)
+    cand = np.where(dm, swapped, np.where(day_err, birth + slip,
+                    np.where(year_err, D.add_years(birth, np.where(slip > 0, 1, -1)), birth)))
+    valid = (cand >= birth_min) & (cand <= birth_max)
+    dm &= valid
+    day_err &= valid
+    year_err &= valid
+    birth = np.where(dm | day_err | year_err, cand, birth)
+    flags["birth_date:day_month_swap"] = dm
+    flags["birth_date:day_error"] = day_err
+    flags["birth_date:year_error"] = year_err
+
+    sex = _obj(truth["sex"]).copy()
+    se = (rng.random(n) < p.sex_error) & (sex != "X")
+    sex[se] = np.where(sex[se] == "F", "M", "F")
+    flags["sex:error"] = se
+
+    _style(fields, p, rng, flags, n)
+    out = dict(fields)
+    out["birth"] = birth
+    out["sex"] = sex
+    return out, flags
+
+
+def render_address(
+    parts: dict[str, np.ndarray], zips: np.ndarray, p: NoiseProfile, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, Flags]:
+    """Street address and zip as an agency writes them."""
+    street, fmt, ttypo = render_street(parts, p, rng)
+    n = len(street)
+    flags: Flags = {"street_address:format_variant": fmt, "street_address:typo": ttypo}
+    zipc = _obj(zips).copy()
+    ze = rng.random(n) < p.zip_error
+    if ze.any():
+        zs = zipc[ze].astype("<U5")
+        codes = zs.view(np.uint32).reshape(-1, 5).copy()
+        pos = rng.integers(1, 5, len(zs))
+        rows = np.arange(len(zs))
+        codes[rows, pos] = 48 + (codes[rows, pos] - 48 + rng.integers(1, 10, len(zs))) % 10
+        zipc[ze] = codes.view("<U5").ravel().astype(object)
+    flags["zip:typo"] = ze
+    up = rng.random(n) < (p.upper + p.upper_ascii)
+    if up.any():
+        new = upper(street[up])
+        changed = np.zeros(n, dtype=bool)
+        changed[up] = new != street[up]
+        street[up] = new
+        flags["street_address:case_accent_whitespace"] = changed
+    else:
+        flags["street_address:case_accent_whitespace"] = np.zeros(n, dtype=bool)
+    return street, zipc, flags
+
+
+NAME_ERROR_KEYS = ("first_name:nickname", "first_name:spelling_variant", "first_name:typo", "last_name:typo",
+                   "birth_date:day_month_swap", "birth_date:day_error", "birth_date:year_error")
+
+
+def force_difference(out: dict[str, np.ndarray], flags: Flags, mask: np.ndarray, rng: np.random.Generator) -> None:
+    """Make sure the records in ``mask`` carry at least one identity error (a typo in the first name)."""
+    has = np.zeros(len(mask), dtype=bool)
+    for k in NAME_ERROR_KEYS:
+        if k in flags:
+            has |= flags[k]
+    need = mask & ~has
+    if need.any():
+        out["first_name"][need] = typo(out["first_name"][need], rng)
+        flags["first_name:typo"] = flags["first_name:typo"] | need
+
+
+def render_street(parts: dict[str, np.ndarray], p: NoiseProfile, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Write addresses from components; some in another format, some with a typo in the street name."""
+    num = parts["number"].astype(str).astype(object)
+    street = _obj(parts["street"]).copy()
+    suffix_idx = parts["suffix"]
+    unit = _obj(parts["unit"])
+    n = len(num)
+    has_unit = unit != ""
+    short = _obj(STREET_SUFFIX)[suffix_idx]
+    long_ = _obj(STREET_SUFFIX_LONG)[suffix_idx]
+    fmt = rng.random(n) < p.address_format
+    k = rng.integers(0, 5, n)
+    k = np.where((k >= 2) & ~has_unit, 0, k)
+    fmt &= ~((k == 0) & (short == long_))  # "Way" has no long form
+    suffix = np.where(fmt & (k == 0), long_, np.where(fmt & (k == 1), concat(short, "."), short)).astype(object)
+    unit_txt = np.where(has_unit, concat(" ", unit), "").astype(object)
+    unit_txt = np.where(fmt & (k == 2), "", unit_txt)
+    hash_unit = fmt & (k == 3)
+    if hash_unit.any():
+        unit_txt[hash_unit] = concat(" #", pd.Series(unit[hash_unit], dtype=object).str.split(" ").str[-1].to_numpy(object))
+    unit_txt = np.where(fmt & (k == 4), concat(",", unit_txt), unit_txt)
+    t = rng.random(n) < p.address_typo
+    street[t] = typo(street[t], rng)
+    text = concat(num, " ", street, " ", suffix, unit_txt)
+    return text, fmt, t
+
+
+def street_text(parts: dict[str, np.ndarray]) -> np.ndarray:
+    """The canonical form of addresses: ``<number> <street> <suffix>[ <unit>]``."""
+    num = parts["number"].astype(str).astype(object)
+    unit = _obj(parts["unit"])
+    unit_txt = np.where(unit != "", concat(" ", unit), "").astype(object)
+    return concat(num, " ", _obj(parts["street"]), " ", _obj(STREET_SUFFIX)[parts["suffix"]], unit_txt)
+
+
+def flags_frame(flags: Flags, keep: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Subset every flag array to ``keep`` (index or mask)."""
+    return {k: v[keep] if keep is not None else v for k, v in flags.items()}
