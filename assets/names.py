@@ -5,6 +5,7 @@ CURRENT_SNAPSHOTS = "current_snapshots"
 VALIDATED_FILE = "validated_file"
 PROTECTED_FILE = "protected_file"
 RAW_RETENTION = "raw_retention"
+DATA_QUALITY_SCORECARD = "data_quality_scorecard"
 PER_FILE_ASSETS = (INTAKE_FILE, VALIDATED_FILE, PROTECTED_FILE)
 
 CHECK_INTAKE_ACCEPTED = "intake_accepted"

@@ -181,6 +181,24 @@ def validated_file(
             profile_path.write_text(json.dumps(result.profile.to_dict(), sort_keys=True), encoding="utf-8")
         with_status = "validated"
     problems = {} if result is None else dict(sorted((f"{r}|{c or ''}|{o}", n) for (r, c, o), n in result.problem_counts().items()))
+    summary_path = rows_path.with_suffix(".json")
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(
+        json.dumps(
+            {
+                "manifest_id": entry.id, "file": entry.rel_path, "sha256": entry.sha256, "agency": entry.agency,
+                "extract": entry.extract, "as_of_date": entry.as_of_date.isoformat() if entry.as_of_date else None,
+                "validated_at": now.isoformat(), "status": with_status, "counts": counts, "problems": problems,
+            },
+            sort_keys=True,
+        ),
+        encoding="utf-8",
+    )
+    docs_index = ""
+    if result is not None and c2c_paths.data_docs:
+        from data_sharing.feedback import build_data_docs
+
+        docs_index = str(build_data_docs([result], str(entry.agency), Path(c2c_paths.home) / "data_docs" / str(entry.agency)))
     meta = {
         "status": with_status,
         "manifest_id": entry.id,
@@ -202,6 +220,7 @@ def validated_file(
         ),
         "feedback_report": MetadataValue.path(str(feedback.html)),
         "quarantine_file": quarantine_file,
+        "data_docs": MetadataValue.path(docs_index) if docs_index else "",
         "dagster/row_count": 0 if refused_reasons else counts.get("accepted", 0),
     }
     return MaterializeResult(

@@ -5,6 +5,7 @@ from dagster import Definitions, EnvVar, in_process_executor
 from assets.intake import current_snapshots, intake_file
 from assets.privacy import protected_file
 from assets.retention import raw_retention
+from assets.scorecard import data_quality_scorecard
 from assets.validation import validated_file
 from pipelines.alerts import run_failure_alert_sensor
 from pipelines.jobs import intake_job, nightly_job
@@ -31,7 +32,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
     env = dict(os.environ) if env is None else env
     settings = settings or Settings.from_env(env)
     return Definitions(
-        assets=[intake_file, validated_file, protected_file, current_snapshots, raw_retention],
+        assets=[intake_file, validated_file, protected_file, current_snapshots, raw_retention, data_quality_scorecard],
         jobs=[intake_job, nightly_job],
         sensors=[drop_folder_sensor, run_failure_alert_sensor],
         schedules=[nightly_schedule(settings)],
@@ -43,6 +44,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
                 linkage_dir=_env_or("C2C_LINKAGE_DIR", str(settings.linkage_dir), env),
                 timezone=settings.timezone,
                 today_override=settings.today_override.isoformat() if settings.today_override else "",
+                data_docs=settings.data_docs,
             ),
             "warehouse": WarehouseResource(
                 url=_env_or("C2C_WAREHOUSE_URL", settings.warehouse_url, env),

@@ -25,6 +25,7 @@ class C2CPaths(ConfigurableResource):
     linkage_dir: str
     timezone: str = "America/New_York"
     today_override: str = ""
+    data_docs: bool = True
 
     @property
     def drop(self) -> Path:

@@ -32,6 +32,7 @@ class Settings:
     nightly_cron: str
     timezone: str
     today_override: dt.date | None = None
+    data_docs: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None) -> Settings:
@@ -57,6 +58,7 @@ class Settings:
             nightly_cron=env.get("C2C_NIGHTLY_CRON") or DEFAULT_CRON,
             timezone=tz,
             today_override=dt.date.fromisoformat(today) if today else None,
+            data_docs=(env.get("C2C_DATA_DOCS") or "1").strip().lower() not in ("0", "false", "no", "off"),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -85,4 +87,6 @@ class Settings:
             out["C2C_WAREHOUSE_SCHEMA"] = self.warehouse_schema
         if self.today_override:
             out["C2C_TODAY"] = self.today_override.isoformat()
+        if not self.data_docs:
+            out["C2C_DATA_DOCS"] = "0"
         return out

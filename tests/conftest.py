@@ -62,6 +62,8 @@ def master_key(monkeypatch: pytest.MonkeyPatch) -> str:
     value = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
     monkeypatch.setenv("C2C_MASTER_KEY", value)
     monkeypatch.delenv("C2C_KEY_FILE", raising=False)
+    # GX Data Docs cost ~3 s per file; tests that check them turn them on (C2C_DATA_DOCS=1).
+    monkeypatch.setenv("C2C_DATA_DOCS", "0")
     return value
 
 

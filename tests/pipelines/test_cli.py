@@ -41,7 +41,7 @@ CLIENTS_REASON = (
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A clean environment: nothing from the caller's C2C_* settings; Dagster's home inside tmp_path."""
     for var in list(os.environ):
-        if var.startswith("C2C_") and var not in ("C2C_TEST_PG_URL", "C2C_MASTER_KEY"):
+        if var.startswith("C2C_") and var not in ("C2C_TEST_PG_URL", "C2C_MASTER_KEY", "C2C_DATA_DOCS"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))  # c2c run sets it in-process; restored after
     monkeypatch.setenv("C2C_TODAY", "2026-11-23")

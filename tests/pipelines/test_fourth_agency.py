@@ -109,7 +109,7 @@ def config_with_elc(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in list(os.environ):
-        if var.startswith("C2C_") and var not in ("C2C_TEST_PG_URL", "C2C_MASTER_KEY"):
+        if var.startswith("C2C_") and var not in ("C2C_TEST_PG_URL", "C2C_MASTER_KEY", "C2C_DATA_DOCS"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     monkeypatch.setenv("C2C_TODAY", "2026-11-23")
