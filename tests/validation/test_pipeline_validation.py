@@ -114,3 +114,21 @@ def test_a_file_refused_by_validation_changes_nothing_downstream(tmp_path: Path,
     assert sorted(p.name for p in settings.linkage_dir.rglob("*.parquet")) == staging_before  # nothing protected
     feedback = (settings.drop_dir / "fps" / "feedback" / "attendance_20260815.csv").read_text()
     assert "5,days_absent" in feedback or "5,," in feedback
+
+
+def test_check_extract_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from pipelines.cli import main
+
+    ok = tmp_path / "students_20260815.csv"
+    ok.write_bytes(students_with_bad_rows(5, {}))
+    warn = tmp_path / "warn" / "students_20260815.csv"
+    warn.parent.mkdir()
+    warn.write_bytes(students_with_bad_rows(5, {}) + csv_bytes(STUDENT_HEADER, [student_row(1)]).split(b"\n", 1)[1])
+    bad = tmp_path / "bad" / "students_20260815.csv"
+    bad.parent.mkdir()
+    bad.write_bytes(b"student_id,ssn\nS1,000\n")
+    assert main(["check-extract", str(ok), "--agency", "fps"]) == 0
+    assert main(["check-extract", str(warn), "--agency", "fps"]) == 1  # an exact repeat: warning
+    assert main(["check-extract", str(bad), "--agency", "fps"]) == 2
+    out = capsys.readouterr().out
+    assert "REFUSED" in out and "000" not in out.split("REFUSED", 1)[1].replace("20260815", "")
