@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data_sharing.agreements import AGREEMENTS_DIR, Agreement, load_agreements
 from schemas.contracts import EXTRACTS_DIR, ExtractContract, load_extract_contracts
-from schemas.errors import ContractError, ContractErrors
+from schemas.errors import ContractError, gather, raise_all
 
 
 @dataclass(frozen=True)
@@ -158,23 +158,9 @@ def load_partnership(
     a_dir = Path(agreements_dir or os.environ.get("C2C_AGREEMENTS_DIR") or AGREEMENTS_DIR)
     e_dir = Path(extracts_dir or os.environ.get("C2C_EXTRACTS_DIR") or EXTRACTS_DIR)
     errors: list[ContractError] = []
-    agreements: dict[str, Agreement] = {}
-    contracts: dict[tuple[str, str], ExtractContract] = {}
-    for loader, target, folder in ((load_agreements, "a", a_dir), (load_extract_contracts, "c", e_dir)):
-        try:
-            loaded = loader(folder)
-        except ContractError as exc:
-            errors.append(exc)
-            continue
-        except ContractErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        if target == "a":
-            agreements = loaded  # type: ignore[assignment]
-        else:
-            contracts = loaded  # type: ignore[assignment]
+    agreements = gather(errors, load_agreements, a_dir) or {}
+    contracts = gather(errors, load_extract_contracts, e_dir) or {}
     if not errors:
         errors = _cross_check(agreements, contracts, a_dir, e_dir)
-    if errors:
-        raise errors[0] if len(errors) == 1 else ContractErrors(errors)
+    raise_all(errors)
     return Partnership(agreements=agreements, contracts=contracts, agreements_dir=a_dir, extracts_dir=e_dir)

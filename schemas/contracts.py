@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas._yaml import read_yaml_mapping
-from schemas.errors import ContractError, ContractErrors, format_loc
+from schemas.errors import ContractError, ContractErrors, format_loc, gather, raise_all
 
 EXTRACTS_DIR = Path(__file__).resolve().parent / "extracts"
 
@@ -329,19 +329,12 @@ def load_extract_contracts(root: Path = EXTRACTS_DIR) -> dict[tuple[str, str], E
     contracts: dict[tuple[str, str], ExtractContract] = {}
     errors: list[ContractError] = []
     for path in sorted(_yaml_files(root, depth=2)):
-        try:
-            contract = load_extract_contract(path)
-        except ContractError as exc:
-            errors.append(exc)
-            continue
-        except ContractErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        contracts[contract.key] = contract
+        contract = gather(errors, load_extract_contract, path)
+        if contract is not None:
+            contracts[contract.key] = contract
     for path in sorted(_yaml_files(root, depth=1)):
         errors.append(ContractError(path, "", "extract contracts belong in a folder named after their agency"))
-    if errors:
-        raise errors[0] if len(errors) == 1 else ContractErrors(errors)
+    raise_all(errors)
     return contracts
 
 

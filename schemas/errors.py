@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ContractError(ValueError):
@@ -28,6 +31,23 @@ class ContractErrors(ValueError):
         self.errors = list(errors)
         lines = "\n".join(f"  - {e}" for e in self.errors)
         super().__init__(f"{len(self.errors)} problem(s) in the contract files:\n{lines}")
+
+
+def gather(errors: list[ContractError], load: Callable[..., T], *args: Any) -> T | None:
+    """Run one loader, adding its problems to ``errors`` instead of stopping at the first file."""
+    try:
+        return load(*args)
+    except ContractError as exc:
+        errors.append(exc)
+    except ContractErrors as exc:
+        errors.extend(exc.errors)
+    return None
+
+
+def raise_all(errors: Sequence[ContractError]) -> None:
+    """Raise the problems gathered: one error as itself, several together."""
+    if errors:
+        raise errors[0] if len(errors) == 1 else ContractErrors(errors)
 
 
 def format_loc(loc: Sequence[str | int]) -> str:

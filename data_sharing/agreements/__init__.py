@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas._yaml import read_yaml_mapping
 from schemas.contracts import NAME_RE, parse_model
-from schemas.errors import ContractError, ContractErrors
+from schemas.errors import ContractError, gather, raise_all
 
 AGREEMENTS_DIR = Path(__file__).resolve().parent
 
@@ -113,15 +113,8 @@ def load_agreements(root: Path = AGREEMENTS_DIR) -> dict[str, Agreement]:
     agreements: dict[str, Agreement] = {}
     errors: list[ContractError] = []
     for path in sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml")):
-        try:
-            agreement = load_agreement(path)
-        except ContractError as exc:
-            errors.append(exc)
-            continue
-        except ContractErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        agreements[agreement.agency] = agreement
-    if errors:
-        raise errors[0] if len(errors) == 1 else ContractErrors(errors)
+        agreement = gather(errors, load_agreement, path)
+        if agreement is not None:
+            agreements[agreement.agency] = agreement
+    raise_all(errors)
     return agreements
