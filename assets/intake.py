@@ -170,6 +170,17 @@ def intake_file(
     keys: KeysResource,
 ) -> MaterializeResult:
     path = resolve_drop_path(c2c_paths.drop, context.partition_key, config)
+    if not os.path.lexists(path):
+        # Already taken in (accepted files move into the landing zone): a re-run goes on from there.
+        taken = warehouse.manifest().latest_for_path(escape_name(os.path.relpath(path, c2c_paths.drop).replace(os.sep, "/")))
+        if taken is not None and taken.status in ("accepted", "superseded"):
+            meta = entry_metadata(taken)
+            meta["newly_recorded"] = False
+            meta["note"] = "already taken in; the file is in the encrypted landing zone"
+            return MaterializeResult(
+                metadata=meta,
+                check_results=[AssetCheckResult(check_name=names.CHECK_INTAKE_ACCEPTED, passed=True)],
+            )
     outcome = receive_drop(
         path, c2c_paths, warehouse, partnership, keys, partition_key=context.partition_key, run_id=context.run.run_id
     )

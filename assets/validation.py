@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -28,6 +30,7 @@ from assets import names
 from data_sharing.feedback import write_feedback
 from data_sharing.intake import read_extract_table
 from data_sharing.landing import LandingZone
+from data_sharing.protect import check_tokens_shape
 from data_sharing.validation import ExtractProfile, ValidationInputError, validate_table
 from pipelines.partitions import drop_files
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
@@ -134,11 +137,16 @@ def validated_file(
     terms = partnership_obj.terms(str(entry.agency), str(entry.extract))
     table = landed_table(zone, entry)
     if entry.tokenized:
+        # Identifier rules were the agency's to apply; here: every token column must hold tokens only
+        # (a raw value in a tokens file refuses the whole file), and exact repeats count once.
         result = None
-        notes = ["Tokenized at source: identifier rules cannot be checked at the hub; rows taken as sent."]
-        accepted_numbers = pa.array(range(1, table.num_rows + 1), type=pa.int64())
-        counts = {"rows_in": table.num_rows, "accepted": table.num_rows, "quarantined": 0, "refused": 0, "duplicate_rows": 0}
-        refused_reasons: list[str] = []
+        frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+        refused_reasons = check_tokens_shape(frame, terms.contract)
+        keep = ~frame.duplicated(keep="first").to_numpy()
+        notes = ["Tokenized at source: rules on identifiers were applied before tokenizing, not at the hub."]
+        accepted_numbers = pa.array(np.nonzero(keep)[0] + 1, type=pa.int64())
+        counts = {"rows_in": table.num_rows, "accepted": int(keep.sum()), "quarantined": 0, "refused": 0,
+                  "duplicate_rows": int((~keep).sum())}
     else:
         references, notes = reference_tables(entry, store, zone, c2c_paths.drop, partnership_obj)
         previous = None

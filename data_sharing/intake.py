@@ -31,7 +31,22 @@ FEEDBACK_DIR = "feedback"
 ROW_DROP_LIMIT = 0.5  # SPEC: a snapshot whose row count falls by more than half is refused
 _NAME_RE = re.compile(r"^(?P<extract>[a-z][a-z0-9_]*)_(?P<date>[0-9]{8})(?P<tokens>\.tokens)?\.csv$")
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-_HEADER_ECHO_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+# A header name is echoed back only when it is a column name c2c already knows: a name from any extract
+# contract, or a common header of personal data. Anything else might be a value (a header line fused
+# with a data row, a file without a header), so it is named by its position only.
+_COMMON_HEADERS = frozenset(
+    """ssn social_security_number social_security sin tax_id ein itin phone phone_number telephone mobile cell
+    email email_address e_mail mother_name father_name parent_name guardian_name mother_maiden_name
+    maiden_name address address_1 address_2 address_line_1 address_line_2 street city state county
+    apartment dob date_of_birth birthdate gender race ethnicity name full_name given_name surname nickname
+    diagnosis diagnoses notes note comment comments medicaid_number insurance_id member_id mrn
+    medical_record_number account_number case_number case_id household_id family_id id""".split()
+)
+
+
+def _known_header(name: str, known_columns: frozenset[str]) -> bool:
+    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    return key in known_columns or key in _COMMON_HEADERS
 _BOMS = {
     b"\xff\xfe\x00\x00": "UTF-32",
     b"\x00\x00\xfe\xff": "UTF-32",
@@ -389,7 +404,10 @@ def _examine(
         from data_sharing.protect import required_tokens_columns, tokens_columns
 
         try:
-            _check_header(header, frozenset(tokens_columns(terms.contract)), required_tokens_columns(terms.contract), extract)
+            _check_header(
+                header, frozenset(tokens_columns(terms.contract)), required_tokens_columns(terms.contract), extract,
+                _vocabulary(partnership),
+            )
         except _Refuse as refusal:
             raise _Refuse(
                 refusal.code,
@@ -397,7 +415,7 @@ def _examine(
                 "`c2c tokenize` and the linkage key.",
             ) from None
     else:
-        _check_header(header, terms.permitted_fields, terms.contract.required_columns, extract)
+        _check_header(header, terms.permitted_fields, terms.contract.required_columns, extract, _vocabulary(partnership))
     table = _read_body(text_bytes, header)
     d.columns = header
     d.rows = table.num_rows
@@ -445,6 +463,10 @@ def read_extract_table(data: bytes) -> pa.Table:
         raise ValueError(refusal.message) from None
 
 
+def _vocabulary(partnership: Partnership) -> frozenset[str]:
+    return frozenset(c for t in partnership for c in t.contract.columns)
+
+
 def _period_scope(period_column: str | None, periods: set[int | None]) -> str:
     known = sorted(p for p in periods if p is not None)
     if not period_column or not known:
@@ -486,7 +508,11 @@ def _read_header(data: bytes) -> list[str]:
     return [c.strip() for c in row]
 
 
-def _check_header(header: list[str], permitted: frozenset[str], required: list[str], extract: str) -> None:
+def _check_header(
+    header: list[str], permitted: frozenset[str], required: list[str], extract: str, vocabulary: frozenset[str] = frozenset()
+) -> None:
+    """Check a header; ``vocabulary`` are column names that may be echoed (every contract's columns)."""
+    vocabulary = vocabulary | permitted
     known = [c for c in header if c in permitted]
     unknown = [(i + 1, c) for i, c in enumerate(header) if c not in permitted]
     if len(known) * 2 < len(header):
@@ -504,12 +530,12 @@ def _check_header(header: list[str], permitted: frozenset[str], required: list[s
         )
     seen: set[str] = set()
     repeated = sorted({c for c in header if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
-    if repeated and all(_HEADER_ECHO_RE.match(c) for c in repeated):
+    if repeated and all(_known_header(c, vocabulary) for c in repeated):
         raise _Refuse("duplicate_columns", f"The header names these columns more than once: {', '.join(repeated[:10])}.")
     if repeated:
         raise _Refuse("duplicate_columns", "The header names a column more than once.")
     if unknown:
-        shown = ", ".join(c if _HEADER_ECHO_RE.match(c) else f"column {i}" for i, c in unknown[:10])
+        shown = ", ".join(c if _known_header(c, vocabulary) else f"column {i} (name not shown)" for i, c in unknown[:10])
         raise _Refuse(
             "columns_not_permitted",
             f"The MOU does not permit these columns in {extract!r}: {shown}. Remove them and drop the file again; "

@@ -157,6 +157,10 @@ def protect_raw(
                 continue
             encodings[key_col] = staging[key_col].values
         encodings[ROW_NUMBER] = staging[ROW_NUMBER].values
+        for c in BLOOM_COLUMNS:  # one Arrow type on both ways in (variable-length binary), readable by pandas
+            if c in encodings.columns:
+                arr = pa.array(encodings[c].tolist(), type=pa.binary())
+                encodings[c] = pd.Series(arr, index=encodings.index, dtype=pd.ArrowDtype(pa.binary()))
         encodings = encodings[_encoding_order(encodings.columns, pseud.keyed.values())]
     labels = dict(pseud.key_labels)
     return ProtectedExtract(_canonical(staging, contract), encodings, labels, lineage, list(pseud.dropped))
@@ -168,6 +172,9 @@ def protect_tokenized(
     """Protect a ``.tokens.csv`` extract: the agency already replaced identifiers with linkage tokens."""
     numbers = _row_numbers(frame, row_numbers)
     frame = frame.reset_index(drop=True)
+    shape = check_tokens_shape(frame, contract)
+    if shape:
+        raise IdentifierDataError("bad_type", f"{contract.agency}/{contract.extract}: " + "; ".join(shape))
     link = keyset.purpose_key("linkage")
     ids = frame[LINKAGE_KEY_ID].astype("string").fillna("")
     stray = set(ids.unique()) - {link.key_id, ""}
@@ -257,12 +264,53 @@ def tokenize_frame(frame: pd.DataFrame, contract: ExtractContract, linkage: Purp
     return result[[c for c in tokens_columns(contract) if c in result.columns]]
 
 
+_HEX32 = r"[0-9a-f]{32}"
+_HEX64 = r"[0-9a-fA-F]{64}"
+_GENERALIZED_SHAPES = {"year_month": r"[0-9]{4}-[0-9]{2}", "year": r"[0-9]{4}", "zip3": r"[0-9]{3}"}
+
+
+def check_tokens_shape(frame: pd.DataFrame, contract: ExtractContract) -> list[str]:
+    """Problems with a ``.tokens.csv`` frame's token and encoding columns (names and counts, never values).
+
+    A tokens file must carry only tokens where identifiers were: 64-hex id tokens, 32-hex keyed hashes,
+    hexadecimal Bloom filters, generalised values in their coarse form. Anything else may be a raw value
+    sent by mistake, and the whole file is refused before it reaches the linkage area.
+    """
+    expected: dict[str, str] = {tokens: _HEX64 for tokens in token_column_names(contract).values()}
+    for col, spec in contract.columns.items():
+        if spec.generalize is not None:
+            expected[f"{col}_{spec.generalize}"] = _GENERALIZED_SHAPES[spec.generalize]
+    if contract.describes_people:
+        for c in encoding_columns():
+            if c in BLOOM_COLUMNS:
+                expected[c] = r"(?:[0-9a-f]{2}){1,512}"
+            elif c in BLOOM_BITS_COLUMNS:
+                expected[c] = r"[0-9]{1,5}"
+            elif c.endswith("_hash"):
+                expected[c] = _HEX32
+    expected[LINKAGE_KEY_ID] = r"[0-9a-f]{6,64}"
+    problems = []
+    for column, pattern in expected.items():
+        if column not in frame.columns:
+            continue
+        values = frame[column].astype("string").fillna("").str.strip()
+        bad = ~(values.eq("") | values.str.fullmatch(pattern).fillna(False))
+        n = int(bad.sum())
+        if n:
+            first = int(bad.to_numpy().nonzero()[0][0]) + 1
+            problems.append(
+                f"column {column}: {n:,} value(s) are not in token form (first at data row {first:,}); a .tokens.csv "
+                "file must be made with `c2c tokenize`"
+            )
+    return problems
+
+
 def _blooms_from_hex(values: pd.Series, column: str) -> pd.Series:
     clean = values.astype("string").fillna("").str.strip()
     ok = clean.str.fullmatch(r"(?:[0-9a-fA-F]{2})*").fillna(False)
     if not bool(ok.all()):
         raise IdentifierDataError("bad_type", f"column {column}: values are not hexadecimal Bloom filters")
-    arr = pa.array([bytes.fromhex(v) if v else None for v in clean.tolist()], type=pa.binary())
+    arr = pa.array([bytes.fromhex(v) if v else None for v in clean.tolist()], type=pa.binary())  # same type as protect_raw
     return pd.Series(arr, index=values.index, dtype=pd.ArrowDtype(arr.type))
 
 

@@ -14,7 +14,7 @@ import dagster
 import pytest
 from dagster import Definitions
 
-from conftest import students_csv
+from tests.conftest import students_csv
 from pipelines.definitions import build_definitions
 from pipelines.settings import Settings
 

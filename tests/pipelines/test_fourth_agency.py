@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import csv_bytes
+from tests.conftest import csv_bytes
 from pipelines.cli import main
 from warehouse.db import make_engine
 from warehouse.manifest import ManifestStore

@@ -17,7 +17,7 @@ import dagster
 import pytest
 from dagster import AddDynamicPartitionsRequest, RunRequest, SensorResult, SkipReason, build_sensor_context
 
-from conftest import students_csv
+from tests.conftest import students_csv
 from pipelines.definitions import build_definitions
 from pipelines.resources import C2CPaths
 from pipelines.sensors import drop_folder_sensor
