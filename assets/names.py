@@ -6,6 +6,8 @@ VALIDATED_FILE = "validated_file"
 PROTECTED_FILE = "protected_file"
 RAW_RETENTION = "raw_retention"
 DATA_QUALITY_SCORECARD = "data_quality_scorecard"
+WAREHOUSE_TABLES = "warehouse_tables"
+INDICATOR_RELEASE = "indicator_release"
 PER_FILE_ASSETS = (INTAKE_FILE, VALIDATED_FILE, PROTECTED_FILE)
 
 CHECK_INTAKE_ACCEPTED = "intake_accepted"
@@ -16,6 +18,8 @@ CHECK_AGENCIES_ON_TIME = "agencies_on_time"
 GROUP_INTAKE = "intake"
 GROUP_PRIVACY = "privacy"
 GROUP_VALIDATION = "validation"
+GROUP_WAREHOUSE = "warehouse"
+GROUP_INDICATORS = "indicators"
 
 TAG_STAGE = "c2c/stage"
 TAG_FILE = "c2c/file"

@@ -246,6 +246,17 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warehouse_grant(args: argparse.Namespace) -> int:
+    from data_sharing.partnership import load_partnership
+    from warehouse.access import grant_access_tiers
+
+    report = grant_access_tiers(_engine(args), load_partnership())
+    print(f"c2c warehouse: {report.message}")
+    for role, relations in sorted(report.grants.items()):
+        print(f"  {role}: SELECT on {', '.join(relations)}")
+    return 0 if report.supported else 2
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.instance import ensure_dagster_home
 
@@ -335,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = wsub.add_parser("upgrade", help="apply the warehouse migrations (Alembic)")
     common(w)
     w.set_defaults(func=cmd_warehouse_upgrade)
+    w = wsub.add_parser("grant", help="create the public and partners access tiers from the MOUs (PostgreSQL)")
+    common(w)
+    w.set_defaults(func=cmd_warehouse_grant)
 
     p = sub.add_parser("audit", help="the hash-chained audit log")
     asub = p.add_subparsers(dest="audit_command", required=True)

@@ -7,6 +7,7 @@ from assets.privacy import protected_file
 from assets.retention import raw_retention
 from assets.scorecard import data_quality_scorecard
 from assets.validation import validated_file
+from assets.warehouse import indicator_release, warehouse_tables
 from pipelines.alerts import run_failure_alert_sensor
 from pipelines.jobs import intake_job, nightly_job
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
@@ -32,7 +33,10 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
     env = dict(os.environ) if env is None else env
     settings = settings or Settings.from_env(env)
     return Definitions(
-        assets=[intake_file, validated_file, protected_file, current_snapshots, raw_retention, data_quality_scorecard],
+        assets=[
+            intake_file, validated_file, protected_file, current_snapshots, raw_retention, data_quality_scorecard,
+            warehouse_tables, indicator_release,
+        ],
         jobs=[intake_job, nightly_job],
         sensors=[drop_folder_sensor, run_failure_alert_sensor],
         schedules=[nightly_schedule(settings)],

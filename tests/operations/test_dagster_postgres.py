@@ -63,7 +63,9 @@ def test_runs_and_events_land_in_postgres(tmp_path: Path, pg_dagster_home: Path,
         assert {r.job_name for r in runs} == {"intake_job", "nightly_job"}
     assert _pg_scalar(pg_schema, "SELECT count(*) FROM runs") == 2
     events = _pg_scalar(pg_schema, "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
-    assert events == 6  # intake_file, validated_file, protected_file, current_snapshots, raw_retention, scorecard
+    # intake_file, validated_file, protected_file; current_snapshots, raw_retention, scorecard, warehouse_tables,
+    # indicator_release
+    assert events == 8
 
 
 @pytest.mark.slow

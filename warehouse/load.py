@@ -1,0 +1,586 @@
+"""Bulk, idempotent loads of pseudonymous staging frames into the partner-tier tables.
+
+The pipeline hands over, per extract, the **full current set** of its source files (:class:`StagedFile`:
+manifest id, SHA-256, the staging frame ``pseudonymize`` produced plus ``row_number``) and the linkage
+crosswalk ``source_key -> child_key``. :func:`load_current` makes the extract's table hold exactly those
+files' rows, in one transaction:
+
+* files already loaded with the same manifest id, SHA-256 and periods are left alone (loading the same
+  file twice changes nothing);
+* files no longer in the set are deleted, files new to the set are inserted (replace-by-set), so a re-run
+  after any failure gives the same tables as a clean run;
+* ``child_key`` of every row is set from the crosswalk (NULL when the ``source_key`` is not linked);
+  rows whose link changed since the last load are updated, nothing else;
+* ``children`` is rebuilt when enrolments, health patients or human-services clients changed;
+* a ``warehouse_load`` audit event records what changed (file ids and checksums, counts; no values).
+
+Inserts are bulk: ``COPY ... FROM STDIN (FORMAT csv)`` through the raw psycopg2 connection on PostgreSQL,
+``executemany`` on SQLite. Values are parsed leniently: a value that does not parse (a date, an integer)
+becomes NULL, never an error. Exact duplicate rows of a file count once. Rows without a ``source_key``
+cannot be attributed and are skipped (counted in :attr:`LoadResult.rows_skipped`).
+
+When a file is current for some of its periods only (a later snapshot holds the others, see
+``warehouse.manifest``), pass those periods as :attr:`StagedFile.periods`; only their rows are loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, case, delete, func, insert, literal, select, text, tuple_, union_all, update
+from sqlalchemy.orm import Session
+
+from schemas.indicators import cvx
+from warehouse.audit import AuditEvent, append_events
+from warehouse.models import (
+    Assessment,
+    Attendance,
+    Child,
+    Enrolment,
+    GraduationOutcome,
+    HealthEncounter,
+    HealthPatient,
+    HumanServicesClient,
+    Immunization,
+    LoadedFile,
+    ProgramEnrolment,
+)
+
+_LOAD_LOCK_BASE = 0x_C2C_1000
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+INT32_MAX = 2**31 - 1
+
+
+class LoadError(ValueError):
+    """The load cannot be done as asked (unknown extract, unexpected column, inconsistent crosswalk).
+
+    Messages name columns, files (manifest id) and counts, never a value.
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+# Which staging column goes where
+
+
+@dataclass(frozen=True)
+class ExtractTable:
+    """How one extract's staging frame maps onto its partner-tier table."""
+
+    agency: str
+    extract: str
+    table: Table
+    columns: Mapping[str, tuple[str, str]]  # staging column -> (table column, parse: str|int|date|cvx)
+    period_column: str | None = None  # staging column holding the period (snapshot rules)
+    ignored: frozenset[str] = frozenset()  # staging columns deliberately not stored
+    person_table: bool = False  # feeds the children table
+
+    @property
+    def key(self) -> str:
+        return f"{self.agency}/{self.extract}"
+
+
+def _same(*names: str, parse: str = "str") -> dict[str, tuple[str, str]]:
+    return {n: (n, parse) for n in names}
+
+
+EXTRACT_TABLES: dict[str, ExtractTable] = {
+    t.key: t
+    for t in (
+        ExtractTable(
+            "fps", "students", Enrolment.__table__,  # type: ignore[arg-type]
+            {
+                **_same("sex", "race_ethnicity", "english_learner", "disability", "econ_disadvantaged", "homeless",
+                        "school_id", "grade_level"),
+                "birth_date_year_month": ("birth_year_month", "str"),
+                "zip_zip3": ("zip3", "str"),
+                "school_year": ("school_year", "int"),
+                "enroll_date": ("enroll_date", "date"),
+                "exit_date": ("exit_date", "date"),
+            },
+            period_column="school_year",
+            person_table=True,
+        ),
+        ExtractTable(
+            "fps", "attendance", Attendance.__table__,  # type: ignore[arg-type]
+            {**_same("school_id"), **_same("school_year", "days_enrolled", "days_absent", parse="int")},
+            period_column="school_year",
+        ),
+        ExtractTable(
+            "fps", "assessments", Assessment.__table__,  # type: ignore[arg-type]
+            {**_same("grade_level", "subject"), **_same("school_year", "scale_score", "performance_level", parse="int")},
+            period_column="school_year",
+        ),
+        ExtractTable(
+            "fps", "graduation", GraduationOutcome.__table__,  # type: ignore[arg-type]
+            {**_same("outcome"), **_same("cohort_year", parse="int")},
+            period_column="cohort_year",
+        ),
+        ExtractTable(
+            "fhd", "patients", HealthPatient.__table__,  # type: ignore[arg-type]
+            {**_same("sex"), "birth_date_year_month": ("birth_year_month", "str"), "zip_zip3": ("zip3", "str")},
+            ignored=frozenset({"medicaid_source_key"}),  # a second pseudonym, for linkage only
+            person_table=True,
+        ),
+        ExtractTable(
+            "fhd", "encounters", HealthEncounter.__table__,  # type: ignore[arg-type]
+            {**_same("encounter_id", "encounter_type", "diagnosis_code"), "encounter_date": ("encounter_date", "date")},
+        ),
+        ExtractTable(
+            "fhd", "immunizations", Immunization.__table__,  # type: ignore[arg-type]
+            {"vaccine_code": ("vaccine_code", "cvx"), "administered_date": ("administered_date", "date")},
+        ),
+        ExtractTable(
+            "dhs", "clients", HumanServicesClient.__table__,  # type: ignore[arg-type]
+            {**_same("sex"), "birth_date_year_month": ("birth_year_month", "str"), "zip_zip3": ("zip3", "str")},
+            person_table=True,
+        ),
+        ExtractTable(
+            "dhs", "program_enrollments", ProgramEnrolment.__table__,  # type: ignore[arg-type]
+            {**_same("program"), "start_date": ("start_date", "date"), "end_date": ("end_date", "date")},
+        ),
+    )
+}
+"""Every extract the warehouse stores, by ``agency/extract``."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs and results
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One current source file of an extract, as the pipeline hands it over.
+
+    ``frame`` is the pseudonymous staging frame (strings; blanks may be "" or NA) with ``row_number``
+    (1-based row in the source file). ``periods``: the periods this file is current for (``None``: all
+    its rows; a ``None`` member stands for rows whose period is blank).
+    """
+
+    agency: str
+    extract: str
+    manifest_id: int
+    sha256: str
+    frame: pd.DataFrame = field(repr=False, compare=False)
+    periods: frozenset[int | None] | None = None
+
+    def periods_json(self) -> str | None:
+        if self.periods is None:
+            return None
+        return json.dumps(sorted(self.periods, key=lambda p: (p is not None, p or 0)))
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one :func:`load_current` call did (counts and file ids only; safe for metadata)."""
+
+    extract: str
+    files_added: tuple[int, ...]
+    files_removed: tuple[int, ...]
+    files_kept: tuple[int, ...]
+    rows_inserted: int
+    rows_deleted: int
+    rows_skipped: int
+    duplicate_rows: int
+    rows_relinked: int
+    rows_total: int
+    rows_unlinked: int
+    children_rebuilt: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files_added or self.files_removed or self.rows_relinked)
+
+    def metadata(self) -> dict[str, object]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# SQL helpers shared with warehouse.indicators / warehouse.releases
+
+
+def quote_table(conn: Connection, table: Table) -> str:
+    """The table's name quoted by the dialect (identifiers of our own tables only, never data)."""
+    return conn.dialect.identifier_preparer.format_table(table)
+
+
+def temp_table(conn: Connection, name: str, *columns: Column) -> Table:
+    """A fresh temporary table on this connection (dropped at commit on PostgreSQL)."""
+    kwargs = {"postgresql_on_commit": "DROP"} if conn.dialect.name == "postgresql" else {}
+    table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"], **kwargs)
+    # pysqlite runs DDL outside the transaction until the first DML, so an earlier failed run may have
+    # left the table behind on this pooled connection; a second computation in one transaction reuses names.
+    schema = "temp." if conn.dialect.name == "sqlite" else "pg_temp."
+    conn.execute(text("DROP TABLE IF EXISTS " + schema + conn.dialect.identifier_preparer.quote(name)))
+    table.create(conn)
+    return table
+
+
+def analyze(conn: Connection, table: Table) -> None:
+    """Give PostgreSQL's planner statistics for a freshly filled (temporary) table."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ANALYZE " + quote_table(conn, table)))
+
+
+def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Insert ``frame`` (columns named after ``table``'s) in bulk: COPY on PostgreSQL, executemany else.
+
+    Values must already be typed: str/None, nullable integers, ``datetime.date``/None, floats, bools.
+    """
+    if frame.empty:
+        return 0
+    cols = list(frame.columns)
+    unknown = [c for c in cols if c not in table.c]
+    if unknown:
+        raise LoadError(f"table {table.name} has no column(s) {unknown}")
+    if conn.dialect.name == "postgresql":
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False, header=False, na_rep="", lineterminator="\n")
+        buf.seek(0)
+        prep = conn.dialect.identifier_preparer
+        sql = "COPY " + quote_table(conn, table) + " (" + ", ".join(prep.quote(c) for c in cols) + ") FROM STDIN WITH (FORMAT csv)"
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cur = raw.cursor()
+        try:
+            cur.copy_expert(sql, buf)
+        finally:
+            cur.close()
+        return len(frame)
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    conn.execute(insert(table), records)
+    return len(frame)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing (lenient: what does not parse becomes NULL)
+
+
+def _text(s: pd.Series) -> pd.Series:
+    out = s.astype("string").str.strip()
+    return out.mask(out == "")
+
+
+def _parse(s: pd.Series, how: str) -> pd.Series:
+    t = _text(s)
+    if how == "str":
+        return t.astype(object).where(t.notna(), None)
+    if how == "cvx":
+        vals = t.astype(object).where(t.notna(), None)
+        return vals.map(lambda v: None if v is None else cvx(v))
+    if how == "int":
+        num = pd.to_numeric(t, errors="coerce").astype("Float64")
+        ok = num.notna() & (num == num.round()) & (num.abs() <= INT32_MAX)
+        return num.where(ok).astype("Int64")
+    if how == "date":
+        parsed = pd.to_datetime(t, format="%Y-%m-%d", errors="coerce")
+        return pd.Series(np.where(parsed.notna(), parsed.dt.date, None), index=s.index, dtype=object)
+    raise LoadError(f"unknown parse rule {how!r}")
+
+
+def prepare_frame(spec: ExtractTable, staged: StagedFile) -> tuple[pd.DataFrame, int, int]:
+    """The table rows of one staged file: (rows, rows skipped, duplicate rows). Columns are table columns."""
+    frame = staged.frame
+    known = set(spec.columns) | spec.ignored | {"source_key", "row_number"}
+    unknown = [str(c) for c in frame.columns if c not in known]
+    if unknown:
+        raise LoadError(
+            f"{spec.key} (manifest {staged.manifest_id}): unexpected column(s) {', '.join(sorted(unknown))}; "
+            "the warehouse stores only the pseudonymous columns of the contract"
+        )
+    if "source_key" not in frame.columns:
+        raise LoadError(f"{spec.key} (manifest {staged.manifest_id}): the staging frame has no source_key column")
+    n = len(frame)
+    if "row_number" in frame.columns:
+        row_number = pd.to_numeric(_text(frame["row_number"]), errors="coerce")
+    else:
+        row_number = pd.Series(np.arange(1, n + 1), index=frame.index, dtype=float)
+    if row_number.isna().any():
+        raise LoadError(f"{spec.key} (manifest {staged.manifest_id}): row_number is blank or not a number in some rows")
+    value_cols = [c for c in frame.columns if c != "row_number" and c not in spec.ignored]
+    dup = frame.duplicated(subset=value_cols, keep="first").to_numpy() if n else np.zeros(0, dtype=bool)
+    out = pd.DataFrame(index=frame.index)
+    out["manifest_id"] = staged.manifest_id
+    out["source_row"] = row_number.astype("int64")
+    out["source_sha256"] = staged.sha256
+    out["source_key"] = _parse(frame["source_key"], "str")
+    out["child_key"] = None
+    for staging_col, (table_col, how) in spec.columns.items():
+        if staging_col in frame.columns:
+            out[table_col] = _parse(frame[staging_col], how)
+        else:  # an optional column the file did not carry
+            out[table_col] = pd.Series([None] * n, index=frame.index, dtype=object if how != "int" else "Int64")
+    keep = ~dup & out["source_key"].notna().to_numpy()
+    skipped = int((out["source_key"].isna() & ~pd.Series(dup, index=frame.index)).sum())
+    if staged.periods is not None and spec.period_column is not None:
+        period_col = spec.columns[spec.period_column][0]
+        wanted = {p for p in staged.periods if p is not None}
+        in_set = out[period_col].isin(wanted).fillna(False).to_numpy(dtype=bool)
+        if None in staged.periods:
+            in_set |= out[period_col].isna().to_numpy()
+        keep &= in_set
+    rows = out[keep]
+    if rows["source_row"].duplicated().any():
+        raise LoadError(f"{spec.key} (manifest {staged.manifest_id}): row_number repeats within the file")
+    return rows.reset_index(drop=True), skipped, int(dup.sum())
+
+
+def prepare_crosswalk(crosswalk: pd.DataFrame | None) -> pd.Series:
+    """``source_key -> child_key`` as a Series (linked keys only). A key mapped to two children is refused."""
+    if crosswalk is None or len(crosswalk) == 0:
+        return pd.Series(dtype=object)
+    missing = [c for c in ("source_key", "child_key") if c not in crosswalk.columns]
+    if missing:
+        raise LoadError(f"the crosswalk lacks column(s) {missing}")
+    cw = pd.DataFrame({"source_key": _parse(crosswalk["source_key"], "str"), "child_key": _parse(crosswalk["child_key"], "str")})
+    cw = cw[cw["source_key"].notna() & cw["child_key"].notna()].drop_duplicates()
+    clash = cw["source_key"].duplicated(keep=False)
+    if clash.any():
+        raise LoadError(f"the crosswalk maps {int(cw.loc[clash, 'source_key'].nunique())} source_key(s) to more than one child_key")
+    return pd.Series(cw["child_key"].to_numpy(), index=cw["source_key"].to_numpy(), dtype=object)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _lock(conn: Connection, key: str) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_LOAD_LOCK_BASE + zlib.crc32(key.encode()) % 4096)))
+    else:  # SQLite: take the write lock now (pysqlite opens the transaction at the first DML)
+        lf = LoadedFile.__table__
+        conn.execute(update(lf).where(lf.c.manifest_id == -1).values(rows=0))
+
+
+def _check_files(spec: ExtractTable, files: Sequence[StagedFile]) -> None:
+    seen: set[int] = set()
+    contents: dict[str, int] = {}
+    for f in files:
+        if (f.agency, f.extract) != (spec.agency, spec.extract):
+            raise LoadError(f"file (manifest {f.manifest_id}) is {f.agency}/{f.extract}, not {spec.key}")
+        if not isinstance(f.sha256, str) or not _HEX64.match(f.sha256):
+            raise LoadError(f"file (manifest {f.manifest_id}): sha256 must be 64 lower-case hex characters")
+        if f.manifest_id in seen:
+            raise LoadError(f"manifest {f.manifest_id} is passed twice")
+        if f.sha256 in contents:  # the same content under two manifest ids would count every row twice
+            raise LoadError(f"manifests {contents[f.sha256]} and {f.manifest_id} have the same content (SHA-256); pass one")
+        seen.add(f.manifest_id)
+        contents[f.sha256] = f.manifest_id
+
+
+def _relink(conn: Connection, table: Table, cw: Table | None) -> int:
+    """Set child_key from the crosswalk temp table where it differs; NULL where the key is not linked."""
+    changed = 0
+    if cw is not None:
+        res = conn.execute(
+            update(table)
+            .where(table.c.source_key == cw.c.source_key)
+            .where(table.c.child_key.is_distinct_from(cw.c.child_key))
+            .values(child_key=cw.c.child_key)
+        )
+        changed += max(res.rowcount or 0, 0)
+        linked = select(cw.c.source_key).where(cw.c.source_key == table.c.source_key).exists()
+        res = conn.execute(update(table).where(table.c.child_key.is_not(None)).where(~linked).values(child_key=None))
+    else:
+        res = conn.execute(update(table).where(table.c.child_key.is_not(None)).values(child_key=None))
+    changed += max(res.rowcount or 0, 0)
+    return changed
+
+
+def _crosswalk_table(conn: Connection, cw: pd.Series) -> Table | None:
+    if cw.empty:
+        return None
+    tmp = temp_table(conn, "_c2c_crosswalk", Column("source_key", String, primary_key=True), Column("child_key", String, nullable=False))
+    bulk_insert(conn, tmp, pd.DataFrame({"source_key": cw.index.to_numpy(), "child_key": cw.to_numpy()}))
+    analyze(conn, tmp)
+    return tmp
+
+
+def rebuild_children(conn: Connection) -> int:
+    """Rebuild ``children`` from the linked enrolment, health-patient and human-services-client rows."""
+    sources = [("fps", Enrolment.__table__), ("fhd", HealthPatient.__table__), ("dhs", HumanServicesClient.__table__)]
+    parts = [
+        select(
+            t.c.child_key.label("child_key"),
+            literal(agency, String).label("agency"),
+            t.c.birth_year_month.label("birth_year_month"),
+            t.c.sex.label("sex"),
+        ).where(t.c.child_key.is_not(None))
+        for agency, t in sources
+    ]
+    recs = union_all(*parts).subquery("recs")
+
+    def per(agency: str, col: str):  # type: ignore[no-untyped-def]
+        return func.max(case((recs.c.agency == agency, recs.c[col])))
+
+    def has(agency: str):  # type: ignore[no-untyped-def]
+        return func.max(case((recs.c.agency == agency, 1), else_=0)) == 1
+
+    agg = select(
+        recs.c.child_key,
+        func.coalesce(per("fps", "birth_year_month"), per("fhd", "birth_year_month"), per("dhs", "birth_year_month")),
+        func.coalesce(per("fps", "sex"), per("fhd", "sex"), per("dhs", "sex")),
+        has("fps"),
+        has("fhd"),
+        has("dhs"),
+    ).group_by(recs.c.child_key)
+    children = Child.__table__
+    conn.execute(delete(children))
+    res = conn.execute(
+        insert(children).from_select(
+            ["child_key", "birth_year_month", "sex", "has_school_record", "has_health_record", "has_human_services_record"], agg
+        )
+    )
+    return max(res.rowcount or 0, 0)
+
+
+def load_current(
+    engine: Engine,
+    extract_key: str | tuple[str, str],
+    files: Sequence[StagedFile],
+    crosswalk: pd.DataFrame | None,
+    *,
+    now: dt.datetime | None = None,
+    actor: str = "c2c",
+) -> LoadResult:
+    """Make ``extract_key``'s table hold exactly the rows of ``files`` (its full current set), linked by ``crosswalk``.
+
+    ``extract_key`` is ``"fps/students"`` or ``("fps", "students")``. ``files`` may be empty (the extract
+    then holds no rows). ``crosswalk`` has columns ``source_key`` and ``child_key`` (NULL: not linked);
+    it may hold other agencies' keys too. One transaction: on any error nothing changes.
+    """
+    key = "/".join(extract_key) if isinstance(extract_key, tuple) else extract_key
+    spec = EXTRACT_TABLES.get(key)
+    if spec is None:
+        raise LoadError(f"the warehouse has no table for extract {key!r} (known: {', '.join(sorted(EXTRACT_TABLES))})")
+    _check_files(spec, files)
+    cw_series = prepare_crosswalk(crosswalk)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    table = spec.table
+    lf = LoadedFile.__table__
+    with Session(engine) as session, session.begin():
+        conn = session.connection()
+        _lock(conn, key)
+        loaded = {
+            r.manifest_id: (r.sha256, r.periods)
+            for r in conn.execute(select(lf.c.manifest_id, lf.c.sha256, lf.c.periods).where(lf.c.agency == spec.agency, lf.c.extract == spec.extract))
+        }
+        wanted = {f.manifest_id: f for f in files}
+        kept = sorted(m for m, f in wanted.items() if loaded.get(m) == (f.sha256, f.periods_json()))
+        removed = sorted(m for m in loaded if m not in kept)
+        added = sorted(m for m in wanted if m not in kept)
+
+        deleted = 0
+        if removed:
+            res = conn.execute(delete(table).where(table.c.manifest_id.in_(removed)))
+            deleted = max(res.rowcount or 0, 0)
+            conn.execute(delete(lf).where(lf.c.agency == spec.agency, lf.c.extract == spec.extract, lf.c.manifest_id.in_(removed)))
+
+        inserted = skipped = dups = 0
+        for m in added:
+            staged = wanted[m]
+            rows, n_skipped, n_dup = prepare_frame(spec, staged)
+            if not cw_series.empty and len(rows):
+                rows["child_key"] = rows["source_key"].map(cw_series)
+            inserted += bulk_insert(conn, table, rows)
+            skipped += n_skipped
+            dups += n_dup
+            conn.execute(
+                insert(lf).values(
+                    agency=spec.agency, extract=spec.extract, manifest_id=m, sha256=staged.sha256,
+                    periods=staged.periods_json(), rows=len(rows), loaded_at=now,
+                )
+            )
+
+        relinked = 0
+        if kept:
+            cw_table = _crosswalk_table(conn, cw_series)
+            relinked = _relink(conn, table, cw_table)
+            if cw_table is not None and conn.dialect.name == "sqlite":
+                cw_table.drop(conn)
+
+        rebuilt = False
+        if spec.person_table and (added or removed or relinked):
+            rebuild_children(conn)
+            rebuilt = True
+        total, unlinked = conn.execute(
+            select(func.count(), func.count().filter(table.c.child_key.is_(None))).select_from(table)
+        ).one()
+        result = LoadResult(
+            extract=key,
+            files_added=tuple(added),
+            files_removed=tuple(removed),
+            files_kept=tuple(kept),
+            rows_inserted=inserted,
+            rows_deleted=deleted,
+            rows_skipped=skipped,
+            duplicate_rows=dups,
+            rows_relinked=relinked,
+            rows_total=int(total),
+            rows_unlinked=int(unlinked),
+            children_rebuilt=rebuilt,
+        )
+        if result.changed:
+            details = result.metadata()
+            details["sha256"] = {str(f.manifest_id): f.sha256 for f in files}
+            append_events(session, [AuditEvent("warehouse_load", key, details, actor=actor)], now=now)
+    return result
+
+
+def relink_all(engine: Engine, crosswalk: pd.DataFrame | None, *, now: dt.datetime | None = None, actor: str = "c2c") -> dict[str, int]:
+    """Refresh ``child_key`` in every partner-tier table from a new crosswalk (one transaction)."""
+    cw_series = prepare_crosswalk(crosswalk)
+    changed: dict[str, int] = {}
+    with Session(engine) as session, session.begin():
+        conn = session.connection()
+        _lock(conn, "relink")
+        cw_table = _crosswalk_table(conn, cw_series)
+        for key, spec in EXTRACT_TABLES.items():
+            changed[key] = _relink(conn, spec.table, cw_table)
+        if any(changed[k] for k, s in EXTRACT_TABLES.items() if s.person_table):
+            rebuild_children(conn)
+        if cw_table is not None and conn.dialect.name == "sqlite":
+            cw_table.drop(conn)
+        if any(changed.values()):
+            append_events(session, [AuditEvent("warehouse_relink", "all extracts", {"rows_relinked": changed}, actor=actor)], now=now)
+    return changed
+
+
+def loaded_files(engine_or_conn: Engine | Connection, extracts: Iterable[str] | None = None) -> list[dict[str, object]]:
+    """The files in the warehouse now: agency, extract, manifest_id, sha256, periods, rows (sorted)."""
+    lf = LoadedFile.__table__
+    q = select(lf.c.agency, lf.c.extract, lf.c.manifest_id, lf.c.sha256, lf.c.periods, lf.c.rows).order_by(
+        lf.c.agency, lf.c.extract, lf.c.manifest_id
+    )
+    if extracts is not None:
+        pairs = [tuple(e.split("/", 1)) for e in extracts]
+        if not pairs:
+            return []
+        q = q.where(tuple_(lf.c.agency, lf.c.extract).in_(pairs))
+
+    def run(conn: Connection) -> list[dict[str, object]]:
+        return [
+            {
+                "agency": r.agency, "extract": r.extract, "manifest_id": int(r.manifest_id), "sha256": r.sha256,
+                "periods": json.loads(r.periods) if r.periods else None, "rows": int(r.rows),
+            }
+            for r in conn.execute(q)
+        ]
+
+    if isinstance(engine_or_conn, Connection):
+        return run(engine_or_conn)
+    with engine_or_conn.connect() as conn:
+        return run(conn)
+
+
+__all__ = [
+    "EXTRACT_TABLES", "ExtractTable", "LoadError", "LoadResult", "StagedFile", "bulk_insert", "load_current",
+    "loaded_files", "prepare_frame", "rebuild_children", "relink_all",
+]
