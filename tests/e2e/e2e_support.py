@@ -36,8 +36,11 @@ def isolate_env(monkeypatch: pytest.MonkeyPatch, home: Path, **extra: str) -> No
         monkeypatch.setenv(key, value)
 
 
-def settings_env(home: Path, warehouse: tuple[str, str | None] | None = None) -> dict[str, str]:
-    env = {"C2C_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "C2C_TODAY": TODAY}
+def settings_env(
+    home: Path, warehouse: tuple[str, str | None] | None = None, *, data_docs: bool = False
+) -> dict[str, str]:
+    env = {"C2C_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "C2C_TODAY": TODAY,
+           "C2C_DATA_DOCS": "1" if data_docs else "0"}
     if warehouse is not None:
         env["C2C_WAREHOUSE_URL"] = warehouse[0]
         if warehouse[1]:

@@ -309,7 +309,7 @@ def test_nothing_leaks(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # door 1: the in-process runner
-        settings = Settings.from_env(settings_env(home, warehouse_target))
+        settings = Settings.from_env(settings_env(home, warehouse_target, data_docs=True))
         summary = run_pipeline(settings, settle_s=0, verbose=False)
         assert summary.ok, summary
         assert summary.counts == {"accepted": 9}, summary.files
@@ -400,7 +400,7 @@ def test_header_fused_with_first_row_is_never_echoed(
     dropped.write_text(data, encoding="utf-8")
     assert all(v in data for v in c.values.values())  # control
 
-    summary = run_pipeline(Settings.from_env(settings_env(home)), settle_s=0, verbose=True)
+    summary = run_pipeline(Settings.from_env(settings_env(home, data_docs=True)), settle_s=0, verbose=True)
     out, err = capfd.readouterr()
     assert [f.status for f in summary.files] == ["refused"]
     docs = file_docs(home, exclude=[home / "landing", dropped]) + [Doc("stdout", out.encode()), Doc("stderr", err.encode())]

@@ -15,9 +15,8 @@ Also: exact repeated rows count once on both paths; the encodings' Bloom columns
 and a .tokens.csv file whose hash and generalised columns carry raw values (a home-made or
 misconfigured tokenizer) is refused before anything reaches the linkage area.
 
-TODO: when the warehouse of indicators exists (partner-tier tables keyed by child_key,
-indicator_values), compare the two warehouses too: the same indicator values and suppression,
-and the same partner-tier rows, whichever way the agencies sent their files.
+The two warehouses end the same too: the same published indicator values and suppression, and the
+same partner-tier rows (apart from which file each row came from).
 """
 
 from __future__ import annotations
@@ -263,3 +262,26 @@ def test_a_tokens_file_carrying_raw_values_does_not_reach_the_linkage_area(
         zips = [z for z in table.column("zip_zip3").to_pylist() if z is not None]
         hits += [f"a full zip in staging zip_zip3 ({len([z for z in zips if len(z) != 3])} rows)"] if any(len(z) != 3 for z in zips) else []
     assert not hits, "raw values from a .tokens.csv file outside the landing zone:\n" + "\n".join(hits[:40])
+
+
+def test_same_warehouse_and_indicators_both_ways(two_runs: TwoRuns) -> None:
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    from warehouse.releases import current_indicator_values
+
+    frames = {}
+    tables = {}
+    for name in ("raw", "tok"):
+        engine = create_engine(f"sqlite:///{two_runs.tmp / f'home-{name}' / 'warehouse.db'}")
+        values = current_indicator_values(engine).drop(columns=["release_id"], errors="ignore")
+        frames[name] = values.sort_values(["indicator", "period", "school_id", "dimension", "group"]).reset_index(drop=True)
+        with engine.connect() as conn:
+            enrol = pd.read_sql_table("enrolments", conn)
+        drop = [c for c in ("id", "manifest_id", "source_sha256", "loaded_at") if c in enrol.columns]
+        tables[name] = enrol.drop(columns=drop).sort_values(["source_key", "source_row"]).reset_index(drop=True)
+        engine.dispose()
+    assert len(frames["raw"]) > 100
+    assert frames["raw"]["suppressed"].any() and (~frames["raw"]["suppressed"].astype(bool)).any()
+    pd.testing.assert_frame_equal(frames["raw"], frames["tok"])
+    pd.testing.assert_frame_equal(tables["raw"], tables["tok"])
