@@ -44,7 +44,7 @@ def read_crosswalk(linkage_dir: Path) -> pd.DataFrame | None:
 
 @asset(
     name=names.WAREHOUSE_TABLES,
-    deps=[names.CURRENT_SNAPSHOTS],
+    deps=[names.CURRENT_SNAPSHOTS, names.LINKED_PERSONS],
     group_name=names.GROUP_WAREHOUSE,
     kinds={"sql", "postgres", "sqlite"},
     owners=["team:city-data-office"],

@@ -159,7 +159,8 @@ def protect_raw(
         encodings[ROW_NUMBER] = staging[ROW_NUMBER].values
         for c in BLOOM_COLUMNS:  # one Arrow type on both ways in (variable-length binary), readable by pandas
             if c in encodings.columns:
-                arr = pa.array(encodings[c].tolist(), type=pa.binary())
+                values = [None if v is None or v is pd.NA else bytes(v) for v in encodings[c].tolist()]
+                arr = pa.array(values, type=pa.binary())
                 encodings[c] = pd.Series(arr, index=encodings.index, dtype=pd.ArrowDtype(pa.binary()))
         encodings = encodings[_encoding_order(encodings.columns, pseud.keyed.values())]
     labels = dict(pseud.key_labels)

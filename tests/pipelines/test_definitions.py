@@ -29,8 +29,8 @@ def test_defs_loads_and_snapshot() -> None:
 
     Definitions.validate_loadable(defs)
     assert sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()) == [
-        "current_snapshots", "data_quality_scorecard", "indicator_release", "intake_file", "protected_file",
-        "raw_retention", "validated_file", "warehouse_tables",
+        "current_snapshots", "data_quality_scorecard", "indicator_release", "intake_file", "linked_persons",
+        "protected_file", "raw_retention", "validated_file", "warehouse_tables",
     ]
     checks = sorted(
         (key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys
@@ -39,6 +39,7 @@ def test_defs_loads_and_snapshot() -> None:
         ("current_snapshots", "agencies_on_time"),
         ("current_snapshots", "every_agency_has_current_data"),
         ("intake_file", "intake_accepted"),
+        ("linked_persons", "linkage_ran"),
         ("validated_file", "validation_passed"),
     ]
     blocking = {
@@ -101,7 +102,10 @@ def test_no_asset_pickles_data_into_dagster_storage(tmp_path: Path) -> None:
         nightly = defs.resolve_job_def("nightly_job").execute_in_process(instance=instance, run_config=QUIET)
         assert intake.success and nightly.success
         mats = {m.asset_key.to_user_string(): m for m in nightly.get_asset_materialization_events()}
-        assert sorted(mats) == ["current_snapshots", "data_quality_scorecard", "indicator_release", "raw_retention", "warehouse_tables"]
+        assert sorted(mats) == [
+            "current_snapshots", "data_quality_scorecard", "indicator_release", "linked_persons", "raw_retention",
+            "warehouse_tables",
+        ]
         assert mats["current_snapshots"].materialization.metadata["files_current"].value == 1
         storage = Path(instance.storage_directory())
     assert storage.is_relative_to(dagster_dir)

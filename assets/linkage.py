@@ -1,0 +1,174 @@
+"""Linkage asset: the same child found across agencies from the encodings alone, with persistent child keys.
+
+Reads the current linkage encodings of every person extract (linkage area), re-keyed to the current
+pseudonym key, runs the trained Fellegi-Sunter model (Splink, DuckDB in the linkage area), and writes the
+crosswalk ``source_key -> child_key`` and the quality report next to it. The warehouse gets child keys
+only through this crosswalk; the crosswalk itself never enters the warehouse.
+"""
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets import names
+from assets.privacy import staging_paths
+from assets.warehouse import CROSSWALK_FILE, QUALITY_FILE, read_staging
+from data_sharing.keys import KeySet
+from data_sharing.partnership import Partnership
+from data_sharing.pseudonyms import key_column_names
+from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from warehouse.audit import AuditEvent, record_events
+from warehouse.manifest import ManifestStore
+
+ATTRIBUTES = ("sex", "race_ethnicity", "grade_level", "birth_date_year_month")
+DECISIONS_FILE = Path("review") / "decisions.csv"
+
+
+def gather_linkage_inputs(
+    store: ManifestStore, partnership: Partnership, keyset: KeySet, linkage_dir: Path
+) -> tuple[dict[str, list[pd.DataFrame]], dict[str, pd.DataFrame], list[str]]:
+    """(encodings by agency, attributes by agency, source files) for every current person extract."""
+    snapshot = store.current_snapshot()
+    records: dict[str, list[pd.DataFrame]] = {}
+    attributes: dict[str, list[pd.DataFrame]] = {}
+    sources: list[str] = []
+    for terms in partnership:
+        contract = terms.contract
+        if not contract.describes_people:
+            continue
+        entries = {e.id: e for e in snapshot.get((terms.agency, terms.extract), {}).values()}
+        key_cols = list(key_column_names(contract, "source_key").values())
+        for entry in entries.values():
+            staging_path, encodings_path = staging_paths(linkage_dir, entry)
+            if not encodings_path.exists():
+                raise Failure(f"{entry.rel_path}: its linkage encodings are missing; re-run its intake partition")
+            encodings = pq.read_table(encodings_path).to_pandas(types_mapper=pd.ArrowDtype)
+            staging = read_staging(staging_path, contract, keyset).set_index("row_number")
+            # source keys under the current pseudonym key (a rotation re-keys them from the id tokens)
+            for col in key_cols:
+                if col in encodings.columns and col in staging.columns:
+                    encodings[col] = staging[col].reindex(encodings["row_number"].to_numpy()).to_numpy()
+            records.setdefault(terms.agency, []).append(encodings)
+            attrs = staging.reset_index()[["source_key", *[c for c in ATTRIBUTES if c in staging.columns]]]
+            attributes.setdefault(terms.agency, []).append(attrs)
+            sources.append(str(entry.sha256))
+    joined = {a: pd.concat(f, ignore_index=True) for a, f in attributes.items()}
+    return records, joined, sources
+
+
+def latest_model_path(linkage_dir: Path) -> Path | None:
+    models = sorted((linkage_dir / "models").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return models[-1] if models else None
+
+
+@asset(
+    name=names.LINKED_PERSONS,
+    deps=[names.CURRENT_SNAPSHOTS],
+    group_name=names.GROUP_LINKAGE,
+    kinds={"python", "duckdb"},
+    owners=["team:city-data-office"],
+    tags={"c2c/zone": "linkage-area"},
+    check_specs=[
+        AssetCheckSpec(
+            name=names.CHECK_LINKAGE_RAN,
+            asset=names.LINKED_PERSONS,
+            description="A linkage model was available and the night's records were linked.",
+        )
+    ],
+    description=(
+        "Probabilistic linkage (Splink, Fellegi-Sunter) over the keyed-hash and Bloom-filter encodings only: "
+        "dedupes within each agency, links across agencies, keeps a persistent child_key per person, queues "
+        "uncertain pairs for pseudonymous review and reports linkage quality by agency pair and group."
+    ),
+)
+def linked_persons(
+    context: AssetExecutionContext,
+    c2c_paths: C2CPaths,
+    warehouse: WarehouseResource,
+    partnership: PartnershipResource,
+    keys: KeysResource,
+) -> MaterializeResult:
+    from data_sharing.linkage import LinkageInputError, link, load_model, train_model
+
+    linkage_dir = Path(c2c_paths.linkage_dir)
+    keyset = keys.load()
+    records, attributes, sources = gather_linkage_inputs(warehouse.manifest(), partnership.load(), keyset, linkage_dir)
+    if not records:
+        return MaterializeResult(
+            metadata={"status": "no person extracts yet"},
+            check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=False,
+                                            severity=AssetCheckSeverity.WARN, description="no person extracts yet")],
+        )
+    model_path = latest_model_path(linkage_dir)
+    trained_now = model_path is None
+    try:
+        model = train_model(records, workdir=linkage_dir) if trained_now else load_model(model_path)
+    except (LinkageInputError, ValueError) as exc:
+        # A new hub with a handful of records (or records too alike to estimate from): no model can be
+        # trained yet. Nothing is linked (records stay keyed by source_key), the check warns, and the next
+        # nightly run tries again. Messages here carry counts, never values.
+        reason = f"no linkage model could be trained yet: {type(exc).__name__}: {str(exc)[:300]}"
+        context.log.warning(reason)
+        return MaterializeResult(
+            metadata={"status": "skipped", "reason": reason},
+            check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=False,
+                                            severity=AssetCheckSeverity.WARN, description=reason)],
+        )
+    decisions_path = linkage_dir / DECISIONS_FILE
+    decisions = pd.read_csv(decisions_path, dtype=str) if decisions_path.exists() else None
+    result = link(records, model, workdir=linkage_dir, run_id=context.run.run_id, decisions=decisions, attributes=attributes)
+    if decisions_path.exists():  # stored in the linkage state, applied by every later run
+        os.replace(decisions_path, decisions_path.with_name(f"decisions.applied.{context.run.run_id[:8]}.csv"))
+    crosswalk = result.crosswalk[["source_key", "child_key"]]
+    tmp = linkage_dir / (CROSSWALK_FILE + ".tmp")
+    crosswalk.to_parquet(tmp, index=False)
+    os.replace(tmp, linkage_dir / CROSSWALK_FILE)
+    quality = result.quality
+    summary = {"records": quality.records, "persons": quality.persons, "link_rates": quality.link_rates,
+               "model": result.model.get("model_id") if isinstance(result.model, dict) else str(result.model)}
+    (linkage_dir / QUALITY_FILE).write_text(json.dumps(summary, sort_keys=True, default=str), encoding="utf-8")
+    queue_path = linkage_dir / "review" / "queue.csv"
+    queue_path.parent.mkdir(parents=True, exist_ok=True)
+    result.review_queue.to_csv(queue_path, index=False)
+    record_events(
+        warehouse.engine(),
+        [AuditEvent("linkage_run", context.run.run_id, {
+            "model": summary["model"], "model_trained_this_run": trained_now,
+            "linkage_key": keyset.purpose_key("linkage").label, "pseudonym_key": keyset.purpose_key("pseudonym").label,
+            "source_sha256": sorted(sources), "counts": result.counts, "review_queue": len(result.review_queue),
+            "decisions_applied": 0 if decisions is None else len(decisions),
+        }, actor="c2c.linkage")],
+        now=dt.datetime.now(dt.timezone.utc),
+    )
+    return MaterializeResult(
+        check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=True)],
+        metadata={
+            "model": str(summary["model"]),
+            "model_trained_this_run": trained_now,
+            "key_ids": MetadataValue.json({"linkage": keyset.purpose_key("linkage").label,
+                                           "pseudonym": keyset.purpose_key("pseudonym").label}),
+            "records_per_agency": MetadataValue.json(quality.records),
+            "persons": MetadataValue.json(quality.persons),
+            "link_rates": MetadataValue.json(quality.link_rates),
+            "link_rates_by_group": MetadataValue.json(quality.link_rates_by),
+            "score_distribution": MetadataValue.json(quality.scores),
+            "review_queue": len(result.review_queue),
+            "history_changes": len(result.history),
+            "crosswalk_rows": len(crosswalk),
+            "dagster/row_count": len(crosswalk),
+        }
+    )
