@@ -257,6 +257,24 @@ def cmd_warehouse_grant(args: argparse.Namespace) -> int:
     return 0 if report.supported else 2
 
 
+def cmd_linkage_train(args: argparse.Namespace) -> int:
+    from assets.linkage import gather_linkage_inputs
+    from data_sharing.keys import load_keyset
+    from data_sharing.linkage import train_model
+    from data_sharing.partnership import load_partnership
+    from warehouse.manifest import ManifestStore
+
+    settings = _settings(args)
+    keyset = load_keyset(settings.key_file)
+    records, _, sources = gather_linkage_inputs(ManifestStore(_engine(args)), load_partnership(), keyset, settings.linkage_dir)
+    if not records:
+        print("c2c linkage: no person extracts have been taken in yet", file=sys.stderr)
+        return 2
+    model = train_model(records, workdir=settings.linkage_dir)
+    print(f"c2c linkage: trained model {model.model_id} on {len(sources)} current file(s); the nightly run uses it from now on")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.instance import ensure_dagster_home
 
@@ -362,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--to", dest="end", help="up to this time, exclusive")
     a.add_argument("--out", help="CSV file (default: standard output)")
     a.set_defaults(func=cmd_audit_export)
+
+    p = sub.add_parser("linkage", help="the linkage model")
+    lsub = p.add_subparsers(dest="linkage_command", required=True)
+    lt = lsub.add_parser("train", help="retrain the linkage model on the current encodings (versioned artefact)")
+    common(lt)
+    lt.set_defaults(func=cmd_linkage_train)
 
     p = sub.add_parser("ui", help="start the Dagster UI (and daemon: sensor and schedule) for this data directory")
     common(p)
