@@ -35,6 +35,7 @@ from warehouse.audit import AuditEvent, record_events
 from warehouse.manifest import ManifestStore
 
 ATTRIBUTES = ("sex", "race_ethnicity", "grade_level", "birth_date_year_month")
+KEYS_FILE = "linkage_keys.json"
 DECISIONS_FILE = Path("review") / "decisions.csv"
 
 
@@ -70,6 +71,32 @@ def gather_linkage_inputs(
     return records, joined, sources
 
 
+def rotation_mapping(
+    store: ManifestStore, partnership: Partnership, keyset: KeySet, linkage_dir: Path, old_label: str
+) -> pd.DataFrame:
+    """old source key -> new source key for every current person record, from the id tokens kept in staging."""
+    from data_sharing.pseudonyms import source_keys_from_tokens
+
+    old_version = int(old_label.split("/")[1].lstrip("v"))
+    snapshot = store.current_snapshot()
+    pairs = []
+    for terms in partnership:
+        if not terms.contract.describes_people:
+            continue
+        for entry in {e.id: e for e in snapshot.get((terms.agency, terms.extract), {}).values()}.values():
+            staging = pq.read_table(staging_paths(linkage_dir, entry)[0]).to_pandas(types_mapper=pd.ArrowDtype)
+            for col in terms.contract.id_columns:
+                tokens = staging.get(f"{col}_id_token")
+                if tokens is None:
+                    continue
+                tokens = tokens.dropna().drop_duplicates()
+                pairs.append(pd.DataFrame({
+                    "old_source_key": source_keys_from_tokens(tokens, keyset, version=old_version).to_numpy(),
+                    "new_source_key": source_keys_from_tokens(tokens, keyset).to_numpy(),
+                }))
+    return pd.concat(pairs, ignore_index=True).drop_duplicates() if pairs else pd.DataFrame(columns=["old_source_key", "new_source_key"])
+
+
 def latest_model_path(linkage_dir: Path) -> Path | None:
     models = sorted((linkage_dir / "models").glob("*.json"), key=lambda p: p.stat().st_mtime)
     return models[-1] if models else None
@@ -102,7 +129,7 @@ def linked_persons(
     partnership: PartnershipResource,
     keys: KeysResource,
 ) -> MaterializeResult:
-    from data_sharing.linkage import LinkageInputError, link, load_model, train_model
+    from data_sharing.linkage import LinkageInputError, link, load_model, rekey_state, train_model
 
     linkage_dir = Path(c2c_paths.linkage_dir)
     keyset = keys.load()
@@ -128,11 +155,21 @@ def linked_persons(
             check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=False,
                                             severity=AssetCheckSeverity.WARN, description=reason)],
         )
+    # After a pseudonym-key rotation the same people arrive under new source keys: carry the linkage
+    # state over first, so every child keeps its child_key.
+    keys_path = linkage_dir / KEYS_FILE
+    current_label = keyset.purpose_key("pseudonym").label
+    previous_label = json.loads(keys_path.read_text()).get("pseudonym") if keys_path.exists() else None
+    rekeyed = 0
+    if previous_label and previous_label != current_label and not trained_now:
+        mapping = rotation_mapping(warehouse.manifest(), partnership.load(), keyset, linkage_dir, previous_label)
+        rekeyed = rekey_state(linkage_dir, mapping, label=f"{previous_label} -> {current_label}")
     decisions_path = linkage_dir / DECISIONS_FILE
     decisions = pd.read_csv(decisions_path, dtype=str) if decisions_path.exists() else None
     result = link(records, model, workdir=linkage_dir, run_id=context.run.run_id, decisions=decisions, attributes=attributes)
     if decisions_path.exists():  # stored in the linkage state, applied by every later run
         os.replace(decisions_path, decisions_path.with_name(f"decisions.applied.{context.run.run_id[:8]}.csv"))
+    keys_path.write_text(json.dumps({"pseudonym": current_label}), encoding="utf-8")
     crosswalk = result.crosswalk[["source_key", "child_key"]]
     tmp = linkage_dir / (CROSSWALK_FILE + ".tmp")
     crosswalk.to_parquet(tmp, index=False)
@@ -169,6 +206,7 @@ def linked_persons(
             "review_queue": len(result.review_queue),
             "history_changes": len(result.history),
             "crosswalk_rows": len(crosswalk),
+            "rekeyed_after_rotation": rekeyed,
             "dagster/row_count": len(crosswalk),
         }
     )

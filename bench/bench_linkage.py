@@ -202,7 +202,7 @@ def _f1(pred: set[tuple[str, str]], truth: set[tuple[str, str]]) -> dict[str, fl
 def run_febrl(keep: Path | None) -> dict[str, Any]:
     from data_sharing.keys import load_keyset
     from data_sharing.linkage import link, train_model
-    from data_sharing.encodings import encode_for_linkage
+    from data_sharing.protect import protect_raw
     from data_sharing.pseudonyms import pseudonymize_ids
     from schemas.contracts import ExtractContract, parse_model
 
@@ -217,12 +217,7 @@ def run_febrl(keep: Path | None) -> dict[str, Any]:
         enc = {}
         for agency, frame in (("fa", fa), ("fb", fb)):
             contract = parse_model(ExtractContract, {**FEBRL_CONTRACT, "agency": agency}, Path(f"{agency}/records.yaml"))
-            # encode_for_linkage is what protect_raw runs for the encodings; called directly because
-            # protect_raw (at the time of writing) fails on a record whose Bloom filter is empty
-            # (FEBRL has records without any address)
-            e = encode_for_linkage(frame, contract, keyset)
-            enc[agency] = e.drop(columns=[c for c in e.columns if c.endswith("_id_token")]).assign(
-                row_number=range(1, len(e) + 1))
+            enc[agency] = protect_raw(frame, contract, keyset).encodings
         settings = febrl_settings()
         t = time.perf_counter()
         model = train_model(enc, settings, workdir=work)

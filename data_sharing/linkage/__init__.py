@@ -16,6 +16,7 @@ Public API::
     result.history        # merges and splits of this run
     result.review_queue   # pseudonymous pairs for clerical review
     result.quality        # LinkageQuality (also stored per run in the state)
+    rekey_state(linkage_dir, old_to_new, label=...)              # after a key rotation (child keys kept)
     evaluate_against_truth(result.crosswalk, truth, persons)      # tests and benchmarks
 
 Everything persistent lives in the linkage area (``workdir``): ``linkage.duckdb`` (state and Splink's
@@ -26,7 +27,7 @@ from data_sharing.linkage.model import LinkageModel, LinkageModelError, load_mod
 from data_sharing.linkage.quality import LinkageQuality, evaluate_against_truth
 from data_sharing.linkage.records import LinkageInputError
 from data_sharing.linkage.review import DecisionError, validate_decisions
-from data_sharing.linkage.run import DB_NAME, LinkageResult, link, quality_of_run, read_state
+from data_sharing.linkage.run import DB_NAME, LinkageResult, link, quality_of_run, read_state, rekey_state
 from data_sharing.linkage.settings import LinkageSettings, load_settings, parse_settings
 from data_sharing.linkage.state import LinkageStateError
 
@@ -47,6 +48,7 @@ __all__ = [
     "parse_settings",
     "quality_of_run",
     "read_state",
+    "rekey_state",
     "train_model",
     "validate_decisions",
 ]

@@ -9,7 +9,9 @@ Artefact (``<workdir>/models/<model_id>.json``, written atomically, never overwr
      "linkage_key_id": "linkage/v1/abc...",              # the key the training encodings were made with
      "settings": {...}, "settings_label": "c2c-person-linkage/v3/<fingerprint>",
      "training": {"records": {...}, "source_keys": {...}, "u_max_pairs": ..., "seed": ...,
-                  "prior": ..., "em_sessions": [...]},
+                  "prior": ..., "em_sessions": [...], "untrained_levels": [...], "filled_defaults": {...},
+                  "pair_type_priors": {"global": ..., "by_pair_type": {"fhd|fps": {"lambda": ...,
+                                       "weight_shift": ...}, "fps|fps": {...}, ...}}},
      "parameters": {"<comparison>": {"<level>": {"m": ..., "u": ..., "bayes_factor": ...}}},
      "splink": {...}}                                     # Splink's own model JSON (m, u, lambda)
 

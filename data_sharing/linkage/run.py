@@ -11,7 +11,7 @@ spill files go to ``<workdir>/duckdb_tmp``. Steps:
    (:func:`data_sharing.linkage.model._pair_type_priors`); comparison levels recomputed from the
    settings' SQL for the pairs that matter;
 3. decisions and guards: reviewers' decisions (stored, re-applied every run), the parent/child and
-   sibling guards (:mod:`schemas/linkage/settings.yaml`);
+   sibling guards (``guards`` in ``schemas/linkage/settings.yaml``);
 4. persons: guarded greedy clustering (:func:`.persons.cluster`);
 5. child keys continued from the previous state, merges and splits in the history
    (:func:`.persons.assign_child_keys`);
@@ -455,6 +455,64 @@ def _level_weights(model: LinkageModel, settings: LinkageSettings, levels: pd.Da
     return out
 
 
+def rekey_state(workdir: Path | str, mapping: pd.DataFrame, *, label: str, now: dt.datetime | None = None) -> int:
+    """Carry the linkage state over a key rotation: every stored ``source_key`` becomes its new value.
+
+    After a pseudonym-key (or linkage-key) rotation the same agency ids arrive under new source keys;
+    without this, every person would look new and get a new child key. ``mapping``: columns
+    ``old_source_key``, ``new_source_key`` (from :func:`data_sharing.pseudonyms.rekey_crosswalk`).
+    The crosswalk, decisions, review queue and audit pairs are rewritten in one transaction; child keys
+    do not change. Recorded in the history as event ``rekey`` under ``label``. Returns the number of
+    crosswalk rows re-keyed.
+    """
+    for col in ("old_source_key", "new_source_key"):
+        if col not in mapping.columns:
+            raise ValueError(f"rekey_state: the mapping lacks column {col}")
+    m = mapping[["old_source_key", "new_source_key"]].dropna().astype(str).drop_duplicates()
+    if not m.old_source_key.is_unique or not m.new_source_key.is_unique:
+        raise ValueError("rekey_state: the mapping must be one-to-one (each old and each new source key once)")
+    db = Path(workdir) / DB_NAME
+    if not db.is_file():
+        raise st.LinkageStateError(f"{db}: no linkage state")
+    con = work_connection(workdir)
+    try:
+        st.attach(con, db)
+        st.ensure_schema(con)
+        con.register("__c2c_map", m)
+        clash = con.execute(
+            f"""select count(*) from {st.SCHEMA}.crosswalk c join __c2c_map m on c.source_key = m.new_source_key
+            where c.source_key not in (select old_source_key from __c2c_map)"""
+        ).fetchall()[0][0]
+        if clash:
+            raise st.LinkageStateError(f"rekey_state: {clash} new source key(s) already in the state under another id")
+        seq = max(st.next_seq(con) - 1, 0)
+        con.execute("begin transaction")
+        try:
+            n = con.execute(f"select count(*) from {st.SCHEMA}.crosswalk c join __c2c_map m on c.source_key = m.old_source_key").fetchall()[0][0]
+            con.execute(f"""update {st.SCHEMA}.crosswalk c set source_key = m.new_source_key from __c2c_map m
+                        where c.source_key = m.old_source_key""")
+            for table in ("decisions", "review_queue"):
+                for side in ("l", "r"):
+                    con.execute(f"""update {st.SCHEMA}.{table} t set source_key_{side} = m.new_source_key from __c2c_map m
+                                where t.source_key_{side} = m.old_source_key""")
+                con.execute(f"""update {st.SCHEMA}.{table} set source_key_l = source_key_r, source_key_r = source_key_l
+                            where source_key_l > source_key_r""")
+            con.execute(f"drop table if exists {st.SCHEMA}.pairs")  # audit of the last run only: stale now
+            st.append(con, "history", pd.DataFrame({
+                "run_id": [label], "seq": [seq], "event": ["rekey"], "old_keys": [[]], "new_keys": [[]],
+                "reason": [f"source keys re-keyed after a key rotation ({(now or dt.datetime.now(dt.UTC)).isoformat()})"],
+                "source_keys": [int(n)]}))
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        con.unregister("__c2c_map")
+        con.execute(f"checkpoint {st.CATALOG}")
+        return int(n)
+    finally:
+        con.close()
+
+
 def read_state(workdir: Path | str) -> dict[str, pd.DataFrame]:
     """The state tables of a linkage area (read-only), e.g. for review tools and tests."""
     import duckdb
@@ -481,4 +539,4 @@ def quality_of_run(workdir: Path | str, run_id: str) -> dict[str, Any]:
     return json.loads(row.document.iloc[0])
 
 
-__all__ = ["DB_NAME", "LinkageResult", "link", "quality_of_run", "read_state"]
+__all__ = ["DB_NAME", "LinkageResult", "link", "quality_of_run", "read_state", "rekey_state"]

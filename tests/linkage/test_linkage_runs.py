@@ -3,6 +3,7 @@ reviewers' decisions are applied and kept, and a run is deterministic given its 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import NOW  # type: ignore[import-not-found]
-from data_sharing.linkage import LinkageStateError, link, read_state
+from data_sharing.linkage import LinkageStateError, link, read_state, rekey_state
 
 
 def _subset(inputs, keep) -> dict[str, pd.DataFrame]:  # noqa: ANN001
@@ -150,3 +151,35 @@ def test_a_failed_run_leaves_the_state_as_it_was(inputs, model, plan, tmp_path: 
     after = read_state(tmp_path)
     for name in ("crosswalk", "child_keys", "runs", "history"):
         pd.testing.assert_frame_equal(before[name], after[name])
+
+
+def test_a_run_can_continue_from_a_restored_state(nights, inputs, model, plan, tmp_path: Path) -> None:  # noqa: ANN001
+    backup = tmp_path / "backup.duckdb"
+    shutil.copyfile(nights["snapshot"] / "linkage.duckdb", backup)  # the state after night 1
+    r = link(_subset(inputs, plan["night1"]), model, workdir=tmp_path / "restored", run_id="n2-restored",
+             previous_state=backup, attributes=inputs.attributes, now=NOW)
+    pd.testing.assert_series_equal(_keys(r), _keys(nights["r1"]))
+    assert r.history.empty and r.quality.keys["child_keys_new"] == 0
+    with pytest.raises(LinkageStateError, match="already holds a linkage state"):
+        link(_subset(inputs, plan["night1"]), model, workdir=tmp_path / "restored", run_id="again",
+             previous_state=backup, now=NOW)
+
+
+def test_child_keys_survive_a_key_rotation(nights, inputs, model, plan, tmp_path: Path) -> None:  # noqa: ANN001
+    work = tmp_path / "area"
+    shutil.copytree(nights["snapshot"], work)  # the state after night 1
+    old = sorted(plan["night1"])
+    mapping = pd.DataFrame({"old_source_key": old, "new_source_key": [hashlib.sha256(k.encode()).hexdigest() for k in old]})
+    assert rekey_state(work, mapping, label="rotation-1", now=NOW) == len(old)
+    new_of = dict(zip(mapping.old_source_key, mapping.new_source_key, strict=True))
+    rekeyed = {a: e.assign(source_key=e.source_key.astype(str).map(new_of)) for a, e in _subset(inputs, plan["night1"]).items()}
+    attrs = {a: f.assign(source_key=f.source_key.astype(str).map(new_of)) for a, f in inputs.attributes.items()}
+    r = link(rekeyed, model, workdir=work, run_id="after-rotation", attributes=attrs, now=NOW)
+    before = _keys(nights["r1"])
+    after = _keys(r)
+    assert all(after[new_of[k]] == before[k] for k in old)
+    assert r.history.empty and r.quality.keys["child_keys_new"] == 0
+    hist = read_state(work)["history"]
+    assert (hist.event == "rekey").sum() == 1
+    with pytest.raises(ValueError, match="one-to-one"):
+        rekey_state(work, pd.concat([mapping, mapping.assign(new_source_key="f" * 64)]), label="bad")
