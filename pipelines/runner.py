@@ -40,6 +40,7 @@ class RunSummary:
     nightly_success: bool | None = None
     error: str | None = None
     nightly_run_id: str | None = None
+    release: dict | None = None
     settings: Settings | None = None
 
     @property
@@ -116,6 +117,13 @@ def run_pipeline(
     nightly = nightly_job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
     summary.nightly_success = nightly.success
     summary.nightly_run_id = nightly.run_id
+    summary.release = {
+        "release_id": _materialized_value(nightly, "indicator_release", "release_id"),
+        "rows": _materialized_value(nightly, "indicator_release", "rows"),
+        "suppressed": _materialized_value(nightly, "indicator_release", "suppressed_rows"),
+        "persons": (_materialized_value(nightly, "linked_persons", "persons") or {}).get("total"),
+        "review_queue": _materialized_value(nightly, "linked_persons", "review_queue"),
+    }
     echo(f"c2c: nightly cross-agency run {'succeeded' if nightly.success else 'FAILED'} (run {nightly.run_id[:8]})")
     engine.dispose()
     return summary
@@ -159,10 +167,18 @@ def format_summary(summary: RunSummary) -> str:
         f"  rows accepted: {sum(f.rows or 0 for f in summary.files if f.status == 'accepted'):,}"
         + (f" ({sum(f.quarantined for f in summary.files):,} quarantined)" if any(f.quarantined for f in summary.files) else ""),
     ]
+    r = summary.release or {}
+    if r.get("persons") is not None:
+        lines.append(f"  linkage:       {r['persons']:,} persons across agencies; {r.get('review_queue') or 0:,} pairs for clerical review")
+    if r.get("release_id") is not None:
+        lines.append(
+            f"  indicators:    release {r['release_id']}: {r['rows']:,} published rows, {r['suppressed']:,} suppressed "
+            "(view current_indicator_values)"
+        )
     if s is not None:
         lines += [
             f"  drop folder:   {s.drop_dir}  (refusal reasons: `c2c manifest --status refused`)",
-            f"  warehouse:     {_safe_url(s.warehouse_url)}  (table intake_manifest)",
+            f"  warehouse:     {_safe_url(s.warehouse_url)}  (tables intake_manifest, audit_log, partner tier)",
             f"  dagster home:  {s.dagster_home}  (browse runs and lineage: `c2c ui`)",
         ]
     return "\n".join(lines)
