@@ -34,10 +34,9 @@ from warehouse.manifest import ManifestEntry
 def staging_paths(linkage_dir: str | Path, entry: ManifestEntry) -> tuple[Path, Path]:
     """Where one file's pseudonymous record and encodings live (both in the linkage area)."""
     root = Path(linkage_dir)
-    name = f"{entry.id:08d}-{(entry.sha256 or '')[:16]}.parquet"
     return (
-        root / "staging" / str(entry.agency) / str(entry.extract) / name,
-        root / "encodings" / str(entry.agency) / str(entry.extract) / name,
+        root / "staging" / str(entry.agency) / str(entry.extract) / entry.artifact_name,
+        root / "encodings" / str(entry.agency) / str(entry.extract) / entry.artifact_name,
     )
 
 

@@ -40,9 +40,8 @@ from warehouse.manifest import ManifestEntry, ManifestStore
 def validation_paths(linkage_dir: str | Path, entry: ManifestEntry) -> tuple[Path, Path]:
     """(accepted row numbers of one file, drift profile of its extract), both in the linkage area."""
     root = Path(linkage_dir)
-    name = f"{entry.id:08d}-{(entry.sha256 or '')[:16]}.parquet"
     return (
-        root / "validation" / str(entry.agency) / str(entry.extract) / name,
+        root / "validation" / str(entry.agency) / str(entry.extract) / entry.artifact_name,
         root / "profiles" / str(entry.agency) / f"{entry.extract}.json",
     )
 
@@ -80,7 +79,7 @@ def reference_tables(
             tables = [landed_table(zone, e) for e in {e.id: e for e in current.values()}.values()]
             if tables:
                 out[ref.extract] = pa.concat_tables(tables, promote_options="default")
-        except (ValueError, OSError, Exception) as exc:  # noqa: BLE001 - a reference we cannot read is noted, not fatal
+        except Exception as exc:  # noqa: BLE001 - a reference we cannot read is noted, not fatal
             notes.append(f"reference extract {ref.extract} could not be read ({type(exc).__name__}); not checked")
     return out, notes
 

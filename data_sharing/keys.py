@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from data_sharing import _crypto
+from data_sharing._files import write_private_file
 from data_sharing.errors import KeyMaterialError
 
 Purpose = Literal["linkage", "pseudonym", "landing"]
@@ -441,35 +442,10 @@ def _write_secret_file(path: Path, data: bytes, *, overwrite: bool) -> None:
     path = Path(path)
     if not overwrite and path.exists():
         raise KeyMaterialError("exists", f"{path} already exists; refusing to overwrite a key file")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_crypto.key_fingerprint(os.urandom(32))}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    try:
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic "create if absent"
-            except FileExistsError:
-                raise KeyMaterialError("exists", f"{path} already exists; refusing to overwrite a key file") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        write_private_file(path, data, overwrite=overwrite)
+    except FileExistsError:
+        raise KeyMaterialError("exists", f"{path} already exists; refusing to overwrite a key file") from None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 
 from data_sharing import _crypto
+from data_sharing._files import fsync_dir, write_private_file
 from data_sharing.errors import KeyMaterialError, LandingError
 from data_sharing.keys import KeySet, PurposeKey, resolve_key
 
@@ -220,7 +221,7 @@ class LandingZone:
         hbytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
         aad = MAGIC + _LEN.pack(len(hbytes)) + hbytes
         blob = aad + _crypto.aesgcm_encrypt(key.secret, nonce, data, aad)
-        _atomic_write(path, blob)
+        write_private_file(path, blob, overwrite=True)
         return _landed(path, header)
 
     def read(self, file: LandedFile | Path | str, *, agency: str | None = None, name: str | None = None) -> bytes:
@@ -332,7 +333,7 @@ def destroy_expired(
             path.unlink()
         except FileNotFoundError:
             continue
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         evidence.append(
             DestructionEvidence(
                 file=str(path.relative_to(root)),
@@ -350,28 +351,3 @@ def destroy_expired(
     return evidence
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(blob)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)

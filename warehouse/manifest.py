@@ -72,6 +72,11 @@ class ManifestEntry:
     first_seen_at: dt.datetime
     decided_at: dt.datetime
 
+    @property
+    def artifact_name(self) -> str:
+        """The name of this file's derived artefacts (staging, encodings, validation): id and content."""
+        return f"{self.id:08d}-{(self.sha256 or '')[:16]}.parquet"
+
     @classmethod
     def of(cls, row: IntakeManifest) -> ManifestEntry:
         return cls(

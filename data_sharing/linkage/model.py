@@ -181,7 +181,8 @@ def drop_splink_tables(con: duckdb.DuckDBPyConnection) -> None:
         "where table_schema = current_schema() and table_name like '\\_\\_splink\\_\\_%' escape '\\'"
     ).fetchall()
     for name, kind in rows:
-        con.execute(f'drop {"view" if kind == "VIEW" else "table"} if exists "{name}"')
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        con.execute(("drop view if exists " if kind == "VIEW" else "drop table if exists ") + quoted)
 
 
 # ----------------------------------------------------------------------------------------------

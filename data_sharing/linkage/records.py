@@ -45,6 +45,11 @@ class RecordSummary:
     linkage_key_id: str | None
 
 
+def _quote(identifier: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def _frame_of(value: pd.DataFrame | Sequence[pd.DataFrame], agency: str) -> pd.DataFrame:
     if isinstance(value, pd.DataFrame):
         return value
@@ -97,6 +102,7 @@ def load_records(
         raise LinkageInputError("no agency encodings were given")
     columns = list(settings.columns)
     parts: list[str] = []
+    part_params: list[str] = []
     rows: dict[str, int] = {}
     dropped: dict[str, int] = {}
     key_ids: dict[str, set[str]] = {}
@@ -109,10 +115,15 @@ def load_records(
         con.register(name, tbl)
         rows[agency] = tbl.num_rows
         dropped[agency] = int(tbl.column("source_key").null_count)
-        ids = con.execute(f"select distinct linkage_key_id from {name} where linkage_key_id is not null").fetchall()
+        ids = con.execute(
+            "select distinct linkage_key_id from " + _quote(name) + " where linkage_key_id is not null"
+        ).fetchall()
         key_ids[agency] = {r[0] for r in ids}
         cols = ", ".join(columns)
-        parts.append(f"select '{agency}' as agency, source_key, {cols} from {name} where source_key is not null")
+        parts.append(
+            "select ? as agency, source_key, " + cols + " from " + _quote(name) + " where source_key is not null"
+        )
+        part_params.append(agency)
     all_ids = set().union(*key_ids.values())
     if len(all_ids) > 1:
         per = "; ".join(f"{a}: {', '.join(sorted(v)) or 'none'}" for a, v in sorted(key_ids.items()))
@@ -123,7 +134,7 @@ def load_records(
     derived = settings.used_derived_columns
     cols = ", ".join(columns + [f"({sql}) as {name}" for name, sql in derived.items()])
     order = ", ".join(["agency", "source_key", *[c for c in columns if c not in BLOOM_COLUMNS], *[c for c in columns if c in BLOOM_COLUMNS]])
-    con.execute(f"create or replace temp table __c2c_rows as {' union all '.join(parts)}")
+    con.execute("create or replace temp table __c2c_rows as " + " union all ".join(parts), part_params)
     # One source key in two agencies' frames would be two persons' ids colliding: refuse.
     clash = con.execute(
         "select count(*) from (select source_key from __c2c_rows group by source_key having count(distinct agency) > 1)"

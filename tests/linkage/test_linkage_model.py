@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW  # type: ignore[import-not-found]
+from tests.linkage.conftest import NOW  # type: ignore[import-not-found]
 from data_sharing.keys import init_keyset
 from data_sharing.linkage import LinkageInputError, LinkageModelError, link, load_model, load_settings, train_model
 from data_sharing.linkage.truth import protect_frames

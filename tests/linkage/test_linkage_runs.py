@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import NOW  # type: ignore[import-not-found]
+from tests.linkage.conftest import NOW  # type: ignore[import-not-found]
 from data_sharing.linkage import LinkageStateError, link, read_state, rekey_state
 
 
