@@ -25,9 +25,12 @@ from dagster import (
 from assets import names
 from data_sharing.dropfolder import partition_key_for
 from data_sharing.intake import MARKER_SUFFIX, Marker, escape_name, examine_drop, parse_drop_name
+from pipelines import lineage
 from pipelines.partitions import drop_files
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from pipelines.retries import IO_RETRY, retry_transient_only
 from warehouse.manifest import ManifestEntry, RecordOutcome
+from warehouse.models import IntakeManifest
 
 
 class IntakeFileConfig(Config):
@@ -113,21 +116,39 @@ def _tell_agency(drop: Path, agency: str, file_name: str, reason: str, now: dt.d
         pass
 
 
-def entry_metadata(entry: ManifestEntry) -> dict:
-    meta: dict = {
+def file_identity(entry: ManifestEntry) -> dict:
+    """Who and what one file is, for every per-file materialisation: the drop name (never a value from
+    inside the file), its SHA-256, its manifest id and the MOU it came under."""
+    return {
         "file": MetadataValue.path(entry.rel_path),
-        "status": entry.status,
         "manifest_id": entry.id,
         "sha256": entry.sha256 or "",
-        "size_bytes": entry.size_bytes or 0,
         "agency": entry.agency or "",
         "extract": entry.extract or "",
-        "as_of_date": entry.as_of_date.isoformat() if entry.as_of_date else "",
+        "mou_id": entry.mou_id or "",
+        "mou_version": entry.mou_version or 0,
         "mou": f"{entry.mou_id} v{entry.mou_version}" if entry.mou_id else "",
+    }
+
+
+def file_table(entry: ManifestEntry, contract, row_count: int, lineage_map: dict | None):  # type: ignore[no-untyped-def]
+    """The dagster/* table keys of one per-file materialisation: the drop name, the contract's columns,
+    and lineage (``None``: the file itself, the root; else ``{column: [intake_file columns]}``)."""
+    schema = lineage.extract_schema(contract)
+    deps = None if lineage_map is None else lineage.lineage_to(names.INTAKE_FILE, lineage_map)
+    return lineage.table_metadata(entry.rel_path, row_count, schema, deps)
+
+
+def entry_metadata(entry: ManifestEntry, contract=None) -> dict:  # type: ignore[no-untyped-def]
+    meta: dict = {
+        **file_identity(entry),
+        "status": entry.status,
+        "size_bytes": entry.size_bytes or 0,
+        "as_of_date": entry.as_of_date.isoformat() if entry.as_of_date else "",
         "rows_in": entry.rows or 0,
         "rows_refused": (entry.rows or 0) if entry.status == "refused" else 0,
         "duplicate_rows": entry.duplicate_rows or 0,
-        "dagster/row_count": entry.rows or 0,
+        **file_table(entry, contract, entry.rows or 0, None),
     }
     if entry.reason_code:
         meta["reason_code"] = entry.reason_code
@@ -149,7 +170,8 @@ def entry_metadata(entry: ManifestEntry) -> dict:
     description=(
         "One file dropped by an agency: its name, MOU, header, encoding and control totals checked, and the "
         "decision (accepted, refused with a reason, or duplicate of content already received) recorded in the "
-        "warehouse table intake_manifest. The file itself is never deleted."
+        "warehouse table intake_manifest. The file itself is never deleted. Metadata: the drop name, SHA-256, MOU, "
+        "landing key id, rows in/refused, and the extract's columns from its contract (the root of column lineage)."
     ),
     check_specs=[
         AssetCheckSpec(
@@ -160,7 +182,9 @@ def entry_metadata(entry: ManifestEntry) -> dict:
         )
     ],
     op_tags={names.TAG_STAGE: "intake"},
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def intake_file(
     context: AssetExecutionContext,
     config: IntakeFileConfig,
@@ -174,7 +198,8 @@ def intake_file(
         # Already taken in (accepted files move into the landing zone): a re-run goes on from there.
         taken = warehouse.manifest().latest_for_path(escape_name(os.path.relpath(path, c2c_paths.drop).replace(os.sep, "/")))
         if taken is not None and taken.status in ("accepted", "superseded"):
-            meta = entry_metadata(taken)
+            meta = entry_metadata(taken, _contract(partnership, taken))
+            meta["key_ids"] = MetadataValue.json(_landing_keys(c2c_paths, keys, taken))
             meta["newly_recorded"] = False
             meta["note"] = "already taken in; the file is in the encrypted landing zone"
             return MaterializeResult(
@@ -189,7 +214,8 @@ def intake_file(
         context.log.warning(f"{entry.rel_path} refused ({entry.reason_code}): {entry.reason}")
     else:
         context.log.info(f"{entry.rel_path}: {entry.status}" + ("" if outcome.new else " (already recorded)"))
-    meta = entry_metadata(entry)
+    meta = entry_metadata(entry, _contract(partnership, entry))
+    meta["key_ids"] = MetadataValue.json(_landing_keys(c2c_paths, keys, entry))
     meta["newly_recorded"] = outcome.new
     if outcome.superseded:
         meta["superseded_manifest_ids"] = MetadataValue.json(list(outcome.superseded))
@@ -206,6 +232,25 @@ def intake_file(
             )
         ],
     )
+
+
+def _contract(partnership: PartnershipResource, entry: ManifestEntry):  # type: ignore[no-untyped-def]
+    terms = partnership.load().terms(entry.agency, entry.extract) if entry.agency and entry.extract else None
+    return None if terms is None else terms.contract
+
+
+def _landing_keys(paths: C2CPaths, keys: KeysResource, entry: ManifestEntry) -> dict[str, str]:
+    """The id (label) of the key the landed copy is encrypted with; never the key."""
+    from data_sharing.landing import LandingZone, read_header
+
+    if entry.status not in ("accepted", "superseded") or not entry.agency or not entry.sha256:
+        return {}
+    landed = LandingZone(Path(paths.landing_dir), keys.load()).path_for(entry.agency, Path(entry.rel_path).name, entry.sha256)
+    return {"landing": read_header(landed).key_label} if landed.exists() else {}
+
+
+CURRENT_COLUMNS = ("agency", "extract", "rel_path", "as_of_date", "rows", "sha256", "mou_id", "mou_version")
+"""The intake_manifest columns current_snapshots shows (one row per current file)."""
 
 
 @asset(
@@ -230,7 +275,9 @@ def intake_file(
             description="Every agency's newest accepted extract is no older than its MOU's delivery cadence.",
         ),
     ],
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def current_snapshots(
     context: AssetExecutionContext,
     c2c_paths: C2CPaths,
@@ -265,7 +312,11 @@ def current_snapshots(
             "extracts_with_data": len(snapshot),
             "files_current": len(files),
             "rows_current": total_rows,
-            "dagster/row_count": total_rows,
+            **lineage.table_metadata(
+                "intake_manifest", len(files),
+                lineage.model_schema(IntakeManifest.__table__, only=CURRENT_COLUMNS),  # type: ignore[arg-type]
+                None,
+            ),
             "manifest_status_counts": MetadataValue.json(counts),
             "current_sha256": MetadataValue.json(sorted(e.sha256 for e in files.values() if e.sha256)),
         },

@@ -27,10 +27,13 @@ from dagster import (
 from assets import names
 from assets.privacy import staging_paths
 from assets.warehouse import CROSSWALK_FILE, QUALITY_FILE, read_staging
+from data_sharing._files import write_private_file
 from data_sharing.keys import KeySet
 from data_sharing.partnership import Partnership
 from data_sharing.pseudonyms import key_column_names
+from pipelines import lineage
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from pipelines.retries import IO_RETRY, retry_transient_only
 from warehouse.audit import AuditEvent, record_events
 from warehouse.manifest import ManifestStore
 
@@ -97,6 +100,11 @@ def rotation_mapping(
     return pd.concat(pairs, ignore_index=True).drop_duplicates() if pairs else pd.DataFrame(columns=["old_source_key", "new_source_key"])
 
 
+def _crosswalk_table(rows: int) -> dict:
+    schema, deps = lineage.crosswalk_lineage()
+    return lineage.table_metadata(CROSSWALK_FILE, rows, schema, deps)
+
+
 def latest_model_path(linkage_dir: Path) -> Path | None:
     models = sorted((linkage_dir / "models").glob("*.json"), key=lambda p: p.stat().st_mtime)
     return models[-1] if models else None
@@ -119,9 +127,12 @@ def latest_model_path(linkage_dir: Path) -> Path | None:
     description=(
         "Probabilistic linkage (Splink, Fellegi-Sunter) over the keyed-hash and Bloom-filter encodings only: "
         "dedupes within each agency, links across agencies, keeps a persistent child_key per person, queues "
-        "uncertain pairs for pseudonymous review and reports linkage quality by agency pair and group."
+        "uncertain pairs for pseudonymous review and reports linkage quality by agency pair and group. "
+        "Its table is the crosswalk source_key -> child_key (linkage area; never in the warehouse)."
     ),
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def linked_persons(
     context: AssetExecutionContext,
     c2c_paths: C2CPaths,
@@ -136,7 +147,7 @@ def linked_persons(
     records, attributes, sources = gather_linkage_inputs(warehouse.manifest(), partnership.load(), keyset, linkage_dir)
     if not records:
         return MaterializeResult(
-            metadata={"status": "no person extracts yet"},
+            metadata={"status": "no person extracts yet", **_crosswalk_table(0)},
             check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=False,
                                             severity=AssetCheckSeverity.WARN, description="no person extracts yet")],
         )
@@ -151,7 +162,7 @@ def linked_persons(
         reason = f"no linkage model could be trained yet: {type(exc).__name__}: {str(exc)[:300]}"
         context.log.warning(reason)
         return MaterializeResult(
-            metadata={"status": "skipped", "reason": reason},
+            metadata={"status": "skipped", "reason": reason, **_crosswalk_table(0)},
             check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=False,
                                             severity=AssetCheckSeverity.WARN, description=reason)],
         )
@@ -164,11 +175,29 @@ def linked_persons(
     if previous_label and previous_label != current_label and not trained_now:
         mapping = rotation_mapping(warehouse.manifest(), partnership.load(), keyset, linkage_dir, previous_label)
         rekeyed = rekey_state(linkage_dir, mapping, label=f"{previous_label} -> {current_label}")
-    decisions_path = linkage_dir / DECISIONS_FILE
-    decisions = pd.read_csv(decisions_path, dtype=str) if decisions_path.exists() else None
-    result = link(records, model, workdir=linkage_dir, run_id=context.run.run_id, decisions=decisions, attributes=attributes)
-    if decisions_path.exists():  # stored in the linkage state, applied by every later run
-        os.replace(decisions_path, decisions_path.with_name(f"decisions.applied.{context.run.run_id[:8]}.csv"))
+    # Reviewers' pending decisions (review/decisions.csv, `c2c linkage review decide|import`): claimed under
+    # the review lock (one written meanwhile waits for the next run), stored in the linkage state and applied
+    # by this and every later run; put back as pending if the run fails.
+    from data_sharing.linkage.review import audit_details, claim_pending, pair_subject, recorded_by_run, settle_claim
+
+    run_tag = context.run.run_id[:8]
+    claimed = claim_pending(linkage_dir, run_tag)
+    try:
+        decisions = pd.read_csv(claimed, dtype=str) if claimed is not None else None
+        result = link(records, model, workdir=linkage_dir, run_id=context.run.run_id, decisions=decisions, attributes=attributes)
+    except BaseException:
+        if claimed is not None:
+            settle_claim(claimed, run_tag, applied=False)
+        raise
+    applied = recorded_by_run(result.database, context.run.run_id) if claimed is not None else None
+    if claimed is not None:
+        claimed = settle_claim(claimed, run_tag, applied=True)
+    # one audit event per newly stored decision: each pair's entry (subject) pairs with the clerk's
+    # `review_decision_recorded` entry; decisions stored earlier keep applying (counted in linkage_run)
+    decision_events = [] if applied is None or claimed is None else [
+        AuditEvent("review_decision_applied", pair_subject(d["source_key_l"], d["source_key_r"]), d, actor="c2c.linkage")
+        for d in audit_details(applied, recorded_run=context.run.run_id, file=claimed.name)
+    ]
     keys_path.write_text(json.dumps({"pseudonym": current_label}), encoding="utf-8")
     crosswalk = result.crosswalk[["source_key", "child_key"]]
     tmp = linkage_dir / (CROSSWALK_FILE + ".tmp")
@@ -180,15 +209,17 @@ def linked_persons(
     (linkage_dir / QUALITY_FILE).write_text(json.dumps(summary, sort_keys=True, default=str), encoding="utf-8")
     queue_path = linkage_dir / "review" / "queue.csv"
     queue_path.parent.mkdir(parents=True, exist_ok=True)
-    result.review_queue.to_csv(queue_path, index=False)
+    write_private_file(queue_path, result.review_queue.to_csv(index=False, lineterminator="\n").encode("utf-8"),
+                       overwrite=True)  # atomic: a reviewer listing it never reads half a queue
     record_events(
         warehouse.engine(),
         [AuditEvent("linkage_run", context.run.run_id, {
             "model": summary["model"], "model_trained_this_run": trained_now,
             "linkage_key": keyset.purpose_key("linkage").label, "pseudonym_key": keyset.purpose_key("pseudonym").label,
             "source_sha256": sorted(sources), "counts": result.counts, "review_queue": len(result.review_queue),
-            "decisions_applied": 0 if decisions is None else len(decisions),
-        }, actor="c2c.linkage")],
+            "decisions_applied": len(decision_events),
+            "decisions_in_force": result.quality.guards.get("decisions_stored", 0),
+        }, actor="c2c.linkage"), *decision_events],
         now=dt.datetime.now(dt.timezone.utc),
     )
     return MaterializeResult(
@@ -207,6 +238,7 @@ def linked_persons(
             "history_changes": len(result.history),
             "crosswalk_rows": len(crosswalk),
             "rekeyed_after_rotation": rekeyed,
-            "dagster/row_count": len(crosswalk),
+            "source_sha256": MetadataValue.json(sorted(sources)),
+            **_crosswalk_table(len(crosswalk)),
         }
     )

@@ -8,26 +8,18 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    TableColumn,
-    TableColumnDep,
-    TableColumnLineage,
-    TableSchema,
-    asset,
-)
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from assets import names
+from assets.intake import file_identity
 from assets.validation import validation_paths
 from data_sharing.intake import read_extract_table
 from data_sharing.landing import LandingZone
 from data_sharing.protect import ProtectedExtract, protect_raw, protect_tokenized
+from pipelines import lineage
 from pipelines.partitions import drop_files
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from pipelines.retries import IO_RETRY, retry_transient_only
 from warehouse.manifest import ManifestEntry
 
 
@@ -79,10 +71,14 @@ def protect_entry(
         "One accepted file with its identifiers split off: agency ids become keyed pseudonyms "
         "(id_token = HMAC(linkage key, agency|id type|id); source_key = HMAC(pseudonym key, id_token)), names, "
         "addresses and full birth dates are dropped, quasi-identifiers generalised; people extracts also get "
-        "their linkage encodings. Read from the encrypted landing zone in memory; written to the linkage area."
+        "their linkage encodings. Read from the encrypted landing zone in memory; written to the linkage area. "
+        "Metadata: the file, SHA-256, MOU, key ids (never keys), rows in/not taken/out, and column lineage from "
+        "every pseudonymous column to the extract fields (intake_file columns) it is made from."
     ),
     op_tags={names.TAG_STAGE: "intake"},
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def protected_file(
     context: AssetExecutionContext,
     c2c_paths: C2CPaths,
@@ -94,19 +90,40 @@ def protected_file(
     entry = store.latest_for_path(context.partition_key)
     if entry is None or entry.status not in ("accepted", "superseded", "duplicate"):
         raise Failure(f"{context.partition_key} has no accepted file in the intake manifest; nothing to protect")
-    if entry.status == "duplicate":
-        return MaterializeResult(metadata={"status": "duplicate", "note": "same content already protected", "manifest_id": entry.id})
     staging_path, encodings_path = staging_paths(c2c_paths.linkage_dir, entry)
+    terms = partnership.load().terms(str(entry.agency), str(entry.extract))
+    if entry.status == "duplicate" and terms is None:
+        return MaterializeResult(metadata={
+            **file_identity(entry), "status": "duplicate", "note": "same content already protected",
+            **lineage.table_metadata(entry.rel_path, 0, lineage.extract_schema(None), None),
+        })
+    if terms is None:
+        raise Failure(f"{entry.rel_path}: no MOU permits {entry.agency}/{entry.extract} any more; nothing to protect")
+    contract = terms.contract
+
+    def table_meta(rows: int, columns, deps: dict) -> dict:  # type: ignore[no-untyped-def]
+        return lineage.table_metadata(
+            str(staging_path.relative_to(c2c_paths.linkage_dir)), rows, lineage.staging_schema(contract, columns),
+            lineage.lineage_to(names.INTAKE_FILE, {c: deps[c] for c in columns if c in deps}),
+        )
+
+    declared = lineage.staging_lineage(contract)
+    if entry.status == "duplicate":
+        return MaterializeResult(metadata={
+            **file_identity(entry), "status": "duplicate", "note": "same content already protected",
+            **table_meta(0, list(declared), declared),
+        })
     keyset = keys.load()
     zone = LandingZone(Path(c2c_paths.landing_dir), keyset)
     landed = zone.path_for(str(entry.agency), Path(entry.rel_path).name, str(entry.sha256))
     if not landed.exists():
         if staging_path.exists():
             # Raw file destroyed by retention: the pipeline goes on from the pseudonymous record.
+            kept = pq.read_schema(staging_path)
             rows = pq.read_metadata(staging_path).num_rows
             return MaterializeResult(
-                metadata={"status": "from_staging", "note": "raw file destroyed by retention; staging kept",
-                          "manifest_id": entry.id, "rows_out": rows, "dagster/row_count": rows}
+                metadata={**file_identity(entry), "status": "from_staging", "note": "raw file destroyed by retention; staging kept",
+                          "rows_out": rows, **table_meta(rows, kept.names, declared)}
             )
         raise Failure(f"{entry.rel_path}: the landed file and its pseudonymous record are both missing")
     accepted_rows, _ = validation_paths(c2c_paths.linkage_dir, entry)
@@ -114,24 +131,17 @@ def protected_file(
         raise Failure(f"{entry.rel_path} has not been validated; materialise validated_file first")
     protected, rows_in, not_taken = protect_entry(entry, zone, partnership.load(), keyset, accepted_rows)
     meta_common = {"source_sha256": str(entry.sha256), "manifest_id": str(entry.id), **{f"key_{k}": v for k, v in protected.key_labels.items()}}
-    _write_parquet(protected.staging, staging_path, meta_common)
+    # encodings first: the pseudonymous record is written last and marks the file as done (a run killed
+    # in between leaves no staging file, and `c2c run` resumes the file's intake; see pipelines/runner.py)
     if protected.encodings is not None:
         _write_parquet(protected.encodings, encodings_path, meta_common)
-    upstream = AssetKey(names.INTAKE_FILE)
-    lineage = TableColumnLineage(
-        deps_by_column={
-            out: [TableColumnDep(asset_key=upstream, column_name=c) for c in sources]
-            for out, sources in protected.column_lineage.items()
-        }
-    )
-    schema = TableSchema(columns=[TableColumn(name=c, type=str(t)) for c, t in protected.staging.dtypes.items()])
+    _write_parquet(protected.staging, staging_path, meta_common)
     return MaterializeResult(
         metadata={
+            **file_identity(entry),
             "status": "protected",
-            "manifest_id": entry.id,
             "source_file": entry.rel_path,
             "source_sha256": str(entry.sha256),
-            "mou": f"{entry.mou_id} v{entry.mou_version}",
             "tokenized_at_source": entry.tokenized,
             "rows_in": rows_in,
             "rows_not_taken": not_taken,
@@ -142,9 +152,8 @@ def protected_file(
             "dropped_identifiers": MetadataValue.json(protected.dropped),
             "staging_path": MetadataValue.path(str(staging_path)),
             "encodings_path": MetadataValue.path(str(encodings_path)) if protected.encodings is not None else "",
-            "dagster/row_count": len(protected.staging),
-            "dagster/column_schema": schema,
-            "dagster/column_lineage": lineage,
+            # lineage as the protection step reports it (row_number: the row's position, no field)
+            **table_meta(len(protected.staging), list(protected.staging.columns), {**protected.column_lineage, lineage.ROW_NUMBER: []}),
         }
     )
 

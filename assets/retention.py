@@ -7,8 +7,11 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets import names
 from data_sharing.landing import destroy_expired, retention_rules
+from pipelines import lineage
 from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
+from pipelines.retries import IO_RETRY, retry_transient_only
 from warehouse.audit import AuditEvent, record_events
+from warehouse.models import AuditLog
 
 
 @asset(
@@ -20,9 +23,12 @@ from warehouse.audit import AuditEvent, record_events
     description=(
         "Destroys raw files in the encrypted landing zone once they are older than their agency MOU's "
         "raw_retention_days, and writes the evidence (file, SHA-256, size, when, which rule) to the audit log. "
-        "The pipeline goes on from the pseudonymous records in the linkage area."
+        "The pipeline goes on from the pseudonymous records in the linkage area. Its table: the run's "
+        "raw_destroyed entries of audit_log."
     ),
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def raw_retention(
     context: AssetExecutionContext, c2c_paths: C2CPaths, warehouse: WarehouseResource, partnership: PartnershipResource
 ) -> MaterializeResult:
@@ -41,5 +47,6 @@ def raw_retention(
             "bytes_destroyed": sum(e.size or 0 for e in evidence),
             "rules": MetadataValue.json({a: r.label for a, r in rules.items()}),
             "evidence": MetadataValue.json([e.as_record() for e in evidence]),
+            **lineage.table_metadata("audit_log", len(events), lineage.model_schema(AuditLog.__table__), None),  # type: ignore[arg-type]
         }
     )

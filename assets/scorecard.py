@@ -5,10 +5,18 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, TableColumn, TableSchema, asset
 
 from assets import names
+from pipelines import lineage
 from pipelines.resources import C2CPaths
+from pipelines.retries import IO_RETRY, retry_transient_only
+
+SCORECARD_COLUMNS = {
+    "agency": "string", "extract": "string", "files": "integer", "rows_in": "integer", "accepted": "integer",
+    "quarantined": "integer", "refused": "integer", "share_accepted": "number", "history": "json", "top_problems": "json",
+}
+"""One scorecard row per agency and extract (the keys :func:`build_scorecard` fills)."""
 
 
 def build_scorecard(validation_root: Path) -> dict:
@@ -55,8 +63,13 @@ def build_scorecard(validation_root: Path) -> dict:
     group_name=names.GROUP_VALIDATION,
     kinds={"python"},
     owners=["team:city-data-office"],
-    description="Per agency and extract, over time: share of rows accepted and the top recurring problems.",
+    description=(
+        "Per agency and extract, over time: share of rows accepted and the top recurring problems, from the "
+        "per-file validation summaries (counts and rule names only); written to reports/data_quality_scorecard.json."
+    ),
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def data_quality_scorecard(context: AssetExecutionContext, c2c_paths: C2CPaths) -> MaterializeResult:
     card = build_scorecard(Path(c2c_paths.linkage_dir) / "validation")
     lines = ["| agency | extract | files | rows | accepted | quarantined | refused | top problem |", "|---|---|---|---|---|---|---|---|"]
@@ -73,5 +86,9 @@ def data_quality_scorecard(context: AssetExecutionContext, c2c_paths: C2CPaths) 
             "scorecard": MetadataValue.md("\n".join(lines)),
             "scorecard_file": MetadataValue.path(str(report)),
             "agencies": len(card),
+            **lineage.table_metadata(
+                "reports/data_quality_scorecard.json", sum(len(x) for x in card.values()),
+                TableSchema(columns=[TableColumn(n, t) for n, t in SCORECARD_COLUMNS.items()]), None,
+            ),
         }
     )

@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from assets import names
+from assets.intake import file_identity, file_table
 from data_sharing.feedback import write_feedback
 from data_sharing.intake import read_extract_table
 from data_sharing.landing import LandingZone
@@ -34,6 +35,7 @@ from data_sharing.protect import check_tokens_shape
 from data_sharing.validation import ExtractProfile, ValidationInputError, validate_table
 from pipelines.partitions import drop_files
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from pipelines.retries import IO_RETRY, retry_transient_only
 from warehouse.manifest import ManifestEntry, ManifestStore
 
 
@@ -94,7 +96,8 @@ def reference_tables(
     description=(
         "One accepted file validated with its extract's Great Expectations suite, generated from schemas/: "
         "file-level failures refuse it, failing rows go to an encrypted quarantine, warnings are reported, "
-        "and the agency gets a feedback report in <drop>/<agency>/feedback/."
+        "and the agency gets a feedback report in <drop>/<agency>/feedback/. Metadata: the file, SHA-256, MOU, rows "
+        "in/accepted/quarantined/refused; its columns are the contract's, each from the same intake_file column."
     ),
     check_specs=[
         AssetCheckSpec(
@@ -105,7 +108,9 @@ def reference_tables(
         )
     ],
     op_tags={names.TAG_STAGE: "intake"},
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def validated_file(
     context: AssetExecutionContext,
     c2c_paths: C2CPaths,
@@ -118,8 +123,19 @@ def validated_file(
     if entry is None or entry.status not in ("accepted", "superseded", "duplicate", "refused"):
         raise Failure(f"{context.partition_key} has no file in the intake manifest")
     check_ok = AssetCheckResult(check_name=names.CHECK_VALIDATION_PASSED, passed=True)
+    terms = partnership.load().terms(str(entry.agency), str(entry.extract))
+    contract = None if terms is None else terms.contract
+    same = {c: [c] for c in (contract.columns if contract is not None else ())}
+
+    def table_meta(rows: int) -> dict:
+        return file_table(entry, contract, rows, same)
+
     if entry.status == "duplicate":
-        return MaterializeResult(metadata={"status": "duplicate", "manifest_id": entry.id}, check_results=[check_ok])
+        return MaterializeResult(
+            metadata={**file_identity(entry), "status": "duplicate", "rows_in": entry.rows or 0, "rows_accepted": 0,
+                      "rows_quarantined": 0, "rows_refused": 0, **table_meta(0)},
+            check_results=[check_ok],
+        )
     rows_path, profile_path = validation_paths(c2c_paths.linkage_dir, entry)
     if entry.status == "refused" and entry.reason_code != "validation_failed":
         raise Failure(f"{entry.rel_path} was refused at intake ({entry.reason_code}); nothing to validate")
@@ -129,7 +145,8 @@ def validated_file(
     if not landed.exists() and rows_path.exists():
         rows = pq.read_metadata(rows_path).num_rows
         return MaterializeResult(
-            metadata={"status": "from_earlier_validation", "note": "raw file destroyed by retention", "rows_accepted": rows},
+            metadata={**file_identity(entry), "status": "from_earlier_validation", "note": "raw file destroyed by retention",
+                      "rows_accepted": rows, **table_meta(rows)},
             check_results=[check_ok],
         )
     partnership_obj = partnership.load()
@@ -207,8 +224,8 @@ def validated_file(
 
         docs_index = str(build_data_docs([result], str(entry.agency), Path(c2c_paths.home) / "data_docs" / str(entry.agency)))
     meta = {
+        **file_identity(entry),
         "status": with_status,
-        "manifest_id": entry.id,
         "source_file": entry.rel_path,
         "source_sha256": str(entry.sha256),
         "suite": "" if result is None else result.suite_name,
@@ -228,7 +245,7 @@ def validated_file(
         "feedback_report": MetadataValue.path(str(feedback.html)),
         "quarantine_file": quarantine_file,
         "data_docs": MetadataValue.path(docs_index) if docs_index else "",
-        "dagster/row_count": 0 if refused_reasons else counts.get("accepted", 0),
+        **table_meta(0 if refused_reasons else counts.get("accepted", 0)),
     }
     return MaterializeResult(
         metadata=meta,

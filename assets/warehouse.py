@@ -6,20 +6,32 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from assets import names
 from assets.privacy import staging_paths
 from data_sharing.keys import KeySet
 from data_sharing.pseudonyms import key_column_names, source_keys_from_tokens
+from pipelines import lineage
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from pipelines.retries import IO_RETRY, retry_transient_only
 from schemas.contracts import ExtractContract
-from warehouse.load import EXTRACT_TABLES, StagedFile, load_current
-from warehouse.releases import publish_release
+from warehouse.load import EXTRACT_TABLES, StagedFile, load_current, loaded_files
+from warehouse.releases import EmptyReleaseError, publish_release
 
 CROSSWALK_FILE = "crosswalk.parquet"
 QUALITY_FILE = "linkage_quality.json"
 STATE_FILE = "warehouse_state.json"
+CHECK_RELEASE_PUBLISHED = "release_published"
 
 
 def read_staging(path: Path, contract: ExtractContract, keyset: KeySet) -> pd.DataFrame:
@@ -52,9 +64,13 @@ def read_crosswalk(linkage_dir: Path) -> pd.DataFrame | None:
     description=(
         "The partner-tier warehouse tables (enrolments, attendance, assessments, graduation, health encounters, "
         "immunizations, program enrolments, children), keyed by child_key (source_key where not linked), loaded "
-        "in bulk from the current pseudonymous records: exactly the current snapshot, idempotently."
+        "in bulk from the current pseudonymous records: exactly the current snapshot, idempotently. Columns are "
+        "named <table>.<column>; their lineage goes to the protected_file columns (and linked_persons for child_key); "
+        "source_files_by_table says which files (SHA-256) stand behind each table."
     ),
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def warehouse_tables(
     context: AssetExecutionContext,
     c2c_paths: C2CPaths,
@@ -75,6 +91,7 @@ def warehouse_tables(
     rekeyed = state.get("pseudonym_key") not in (None, label)
     results: dict[str, dict] = {}
     sources: dict[str, str] = {}
+    by_table: dict[str, list[str]] = {}
     for key in sorted(EXTRACT_TABLES):
         agency, extract = key.split("/")
         terms = parts.terms(agency, extract)
@@ -92,6 +109,7 @@ def warehouse_tables(
             scope = frozenset(periods) if terms.contract.period_column else None
             files.append(StagedFile(agency, extract, entry.id, str(entry.sha256), frame, periods=scope))
             sources[str(entry.sha256)] = entry.rel_path
+            by_table.setdefault(EXTRACT_TABLES[key].table.name, []).append(str(entry.sha256))
         if rekeyed:  # a new pseudonym key: every row's source_key changes, so load the set afresh
             load_current(engine, key, [], None)
         result = load_current(engine, key, files, crosswalk)
@@ -106,7 +124,12 @@ def warehouse_tables(
             "pseudonym_key": label,
             "rekeyed_after_rotation": rekeyed,
             "linked": crosswalk is not None,
-            "dagster/row_count": total,
+            "source_files_by_table": MetadataValue.json({t: sorted(v) for t, v in sorted(by_table.items())}),
+            "table_extracts": MetadataValue.json(lineage.warehouse_extract_tables()),
+            **lineage.table_metadata(
+                _qualified(warehouse, *lineage.warehouse_extract_tables(), "children"), total,
+                lineage.warehouse_tables_schema(), lineage.warehouse_lineage(),
+            ),
         }
     )
 
@@ -120,18 +143,45 @@ def warehouse_tables(
     tags={"c2c/tier": "public"},
     description=(
         "Every indicator of schemas/indicators, city-wide and per school, for every dimension, with primary and "
-        "complementary suppression (k from the contributing MOUs), published atomically as a new release."
+        "complementary suppression (k from the contributing MOUs), published atomically as a new release. "
+        "contributing_files lists every file behind it (SHA-256, MOU): the indicators' extracts and the person "
+        "extracts the linkage read; column lineage goes from each published column to the warehouse columns the "
+        "indicator definitions use."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            name=CHECK_RELEASE_PUBLISHED,
+            asset=names.INDICATOR_RELEASE,
+            description="The night's indicators had rows and were published (an empty computation is refused).",
+        )
+    ],
+    retry_policy=IO_RETRY,
 )
+@retry_transient_only
 def indicator_release(
     context: AssetExecutionContext, c2c_paths: C2CPaths, warehouse: WarehouseResource, partnership: PartnershipResource
 ) -> MaterializeResult:
     quality_path = Path(c2c_paths.linkage_dir) / QUALITY_FILE
     quality = json.loads(quality_path.read_text()) if quality_path.exists() else {"linkage": "not run"}
-    info = publish_release(
-        warehouse.engine(), linkage_quality=quality, run_id=context.run.run_id, partnership=partnership.load()
-    )
+    try:
+        info = publish_release(
+            warehouse.engine(), linkage_quality=quality, run_id=context.run.run_id, partnership=partnership.load()
+        )
+    except EmptyReleaseError as exc:
+        # Nothing to publish. A good release exists: the data vanished, fail the run (alert); it stays current.
+        # A new hub without data yet: not an error; the check warns and the next nightly run tries again.
+        if exc.current_release_id is not None:
+            raise Failure(description=str(exc), allow_retries=False) from exc
+        context.log.warning(str(exc))
+        return MaterializeResult(
+            metadata={"published": False, "status": str(exc),
+                      **lineage.table_metadata(_qualified(warehouse, "indicator_values"), 0, *lineage.indicator_release_lineage())},
+            check_results=[AssetCheckResult(check_name=CHECK_RELEASE_PUBLISHED, passed=False,
+                                            severity=AssetCheckSeverity.WARN, description=str(exc))],
+        )
     meta = info.metadata()
+    schema, deps = lineage.indicator_release_lineage(info.definitions)
+    contributing = contributing_files(warehouse, partnership, info.source_files)
     return MaterializeResult(
         metadata={
             "release_id": info.release_id,
@@ -144,7 +194,38 @@ def indicator_release(
             "linkage_quality": MetadataValue.json(info.linkage_quality),
             "previous_release_id": info.previous_release_id or 0,
             "timings_s": MetadataValue.json(meta["timings"]),
-            "dagster/table_name": "indicator_values",
-            "dagster/row_count": info.rows,
-        }
+            "contributing_files": MetadataValue.json(contributing),
+            "contributing_sha256": MetadataValue.json(sorted({f["sha256"] for f in contributing})),
+            **lineage.table_metadata(_qualified(warehouse, "indicator_values"), info.rows, schema, deps),
+        },
+        check_results=[AssetCheckResult(check_name=CHECK_RELEASE_PUBLISHED, passed=True)],
     )
+
+
+def _qualified(warehouse: WarehouseResource, *tables: str) -> str:
+    """Table name(s) as the UI shows them: schema-qualified on PostgreSQL, comma-separated for several."""
+    prefix = f"{warehouse.db_schema}." if warehouse.db_schema else ""
+    return ", ".join(prefix + t for t in tables)
+
+
+def contributing_files(warehouse: WarehouseResource, partnership: PartnershipResource, release_sources: list[dict]) -> list[dict]:
+    """Every file behind a release: those of the extracts the indicators read (``via: indicators``) and the
+    current person extracts the linkage read (``via: linkage``), with drop name, SHA-256 and MOU."""
+    people = [f"{t.agency}/{t.extract}" for t in partnership.load() if t.contract.describes_people]
+    via: dict[int, set[str]] = {}
+    files: dict[int, dict] = {}
+    for tag, found in (("indicators", release_sources), ("linkage", loaded_files(warehouse.engine(), people))):
+        for f in found:
+            files[int(f["manifest_id"])] = f
+            via.setdefault(int(f["manifest_id"]), set()).add(tag)
+    store = warehouse.manifest()
+    out = []
+    for manifest_id, f in sorted(files.items()):
+        entry = store.get(manifest_id)
+        out.append({
+            "manifest_id": manifest_id, "agency": f["agency"], "extract": f["extract"], "sha256": str(f["sha256"]),
+            "file": entry.rel_path if entry else None,
+            "mou": f"{entry.mou_id} v{entry.mou_version}" if entry and entry.mou_id else None,
+            "via": sorted(via[manifest_id]),
+        })
+    return out

@@ -16,6 +16,9 @@ column                               domain               value hashed
 ``first_name_prefix3_hash``          first_name_prefix3   first 3 letters of it
 ``first_name_nysiis_hash``           first_name_nysiis    NYSIIS code of it
 ``first_initial_hash``               first_initial        first letter
+``first_name_canonical_hash``        first_name           the formal name a short form stands for
+                                                          (``BOB`` -> ``ROBERT``, :data:`NICKNAMES`),
+                                                          else the compact first name itself
 ``middle_name_hash``                 middle_name          compact middle name
 ``middle_initial_hash``              first_initial        its first letter (comparable with first's)
 ``last_name_hash``                   last_name            compact surname, suffixes removed
@@ -38,6 +41,14 @@ column                               domain               value hashed
 ``name_bloom`` / ``address_bloom``   --                   Bloom filters, 128 bytes each (below)
 ``name_bloom_bits`` / ``address_bloom_bits``  --          number of bits set (int16)
 ===================================  ===================  ==============================================
+
+``first_name_canonical_hash`` shares the ``first_name`` domain, so it equals ``first_name_hash`` of
+a record carrying the formal name: ``a.first_name_canonical_hash = b.first_name_canonical_hash`` with
+different first names means one is a short form of the other (or both of one formal name). The table
+lists short forms that stand for one formal name only (``ALEX`` could be Alexander, Alexandra or
+Alejandro, so it is not there) and leaves out short forms that are common given names in their own
+right (``LIAM``, ``JAMIE``, ``CHARLIE``): for those, equal canonical forms would be weak evidence, and
+twins are given such pairs of names.
 
 Because ``last_name_hash`` and both part hashes share a domain, "García López" matches "López" by
 comparing ``a.last_name_part2_hash = b.last_name_hash`` (or any cross pair). A surname of one part has
@@ -93,7 +104,7 @@ from data_sharing.normalize import (
 from data_sharing.pseudonyms import _id_prefix, _normalised_messages, key_column_names
 from schemas.contracts import ExtractContract
 
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2  # 2: first_name_canonical_hash added (the other columns' values are unchanged)
 TOKEN_BYTES = 16
 _ENC_PREFIX = b"c2c/enc/v1/"
 _BLOOM_PREFIX = b"c2c/bloom/v1/"
@@ -127,6 +138,36 @@ DEFAULT_BLOOMS: tuple[BloomSpec, ...] = (
     BloomSpec("name_bloom", ("first_name", "last_name"), bits=1024, hashes=20),
     BloomSpec("address_bloom", ("street_address",), bits=1024, hashes=20),
 )
+
+
+#: Formal first name -> short forms that stand for it (compact upper-case ASCII, as names normalise).
+#: Only short forms of one formal name, and not common given names in their own right (module doc).
+_SHORT_FORMS = {
+    "ROBERT": "BOB BOBBY ROB ROBBIE ROBBY", "WILLIAM": "WILL WILLIE WILLY BILL BILLY",
+    "ELIZABETH": "LIZ LIZZY LIZZIE BETH BETSY BETTY LIBBY ELIZA", "KATHERINE": "KATE KATIE KATY KATHY",
+    "CATHERINE": "CATHY", "MARGARET": "MAGGIE MEG PEGGY MADGE", "JAMES": "JIM JIMMY", "MICHAEL": "MIKE MIKEY MICKEY",
+    "CHRISTOPHER": "TOPHER", "MATTHEW": "MATT MATTY", "NICHOLAS": "NICK NICKY", "ALEXANDER": "XANDER",
+    "BENJAMIN": "BEN BENNY BENJI", "DANIEL": "DAN DANNY", "JOSEPH": "JOEY", "ANTHONY": "TONY",
+    "THOMAS": "TOM TOMMY", "ANDREW": "ANDY", "JOSHUA": "JOSH", "ZACHARY": "ZACH ZACK ZAC", "JACOB": "JAKE",
+    "ABIGAIL": "ABBY ABBIE", "OLIVIA": "LIV LIVVY", "VICTORIA": "TORI VICKY VICKI", "JENNIFER": "JEN JENN JENNY",
+    "JESSICA": "JESS", "REBECCA": "BECKY BECCA", "GABRIEL": "GABE", "FRANCISCO": "PACO PANCHO",
+    "GUADALUPE": "LUPE LUPITA", "JESUS": "CHUY CHUCHO", "IGNACIO": "NACHO", "ENRIQUE": "KIKE",
+    "MANUEL": "MANNY MANOLO", "EDUARDO": "LALO", "THEODORE": "THEO", "CHARLES": "CHUCK", "CHARLOTTE": "LOTTIE",
+    "RICHARD": "RICK RICKY RICHIE", "TIMOTHY": "TIM TIMMY", "KENNETH": "KEN KENNY", "PATRICIA": "PATTY TRISH TRICIA",
+    "FERNANDO": "NANDO", "SANTIAGO": "SANTI", "SEBASTIAN": "SEBAS", "CHRISTINA": "TINA", "KIMBERLY": "KIM",
+    "STEPHANIE": "STEPH", "EVELYN": "EVIE", "DONALD": "DON DONNY", "RONALD": "RON RONNIE", "SUSAN": "SUE SUSIE",
+    "DEBORAH": "DEB DEBBIE", "BARBARA": "BARB", "DOROTHY": "DOT DOTTIE", "ALEJANDRO": "ALEJO",
+    "JOSEPHINE": "JOSIE", "PENELOPE": "PENNY", "MATILDA": "TILLY", "GREGORY": "GREG", "JEFFREY": "JEFF",
+    "DOUGLAS": "DOUG", "LAWRENCE": "LARRY", "FREDERICK": "FRED FREDDIE FREDDY", "BRADLEY": "BRAD",
+    "NICOLE": "NIKKI", "ANGELA": "ANGIE", "CYNTHIA": "CINDY", "JACQUELINE": "JACKIE", "DOMINIC": "DOM",
+    "ISABELLA": "IZZY", "SAMANTHA": "SAMMIE",
+}  # fmt: skip
+NICKNAMES: dict[str, str] = {short: formal for formal, forms in _SHORT_FORMS.items() for short in forms.split()}
+
+
+def canonical_first_name(name: str) -> str:
+    """The formal name a normalised short form stands for (``BOB`` -> ``ROBERT``), else ``name``."""
+    return NICKNAMES.get(name, name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,6 +377,7 @@ def encode_for_linkage(
     out["first_name_prefix3_hash"] = h(None if first is None else pc.utf8_slice_codeunits(first, 0, 3), "first_name_prefix3")
     out["first_name_nysiis_hash"] = h(None if first is None else _map_unique(first, jellyfish.nysiis), "first_name_nysiis")
     out["first_initial_hash"] = h(first_initial, "first_initial")
+    out["first_name_canonical_hash"] = h(None if first is None else _map_unique(first, canonical_first_name), "first_name")
 
     middle_raw = raw("middle_name")
     middle = None if middle_raw is None else compact_core(name_core(middle_raw))

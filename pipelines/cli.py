@@ -275,6 +275,167 @@ def cmd_linkage_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review_error(exc: Exception) -> int:
+    print(f"c2c linkage review: {exc}", file=sys.stderr)
+    return 2
+
+
+def cmd_review_list(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from data_sharing.linkage.review import QUEUE_REASONS, DecisionError, levels_text, read_pending, read_queue
+
+    settings = _settings(args)
+    if args.reason and args.reason not in QUEUE_REASONS:
+        return _review_error(DecisionError(f"--reason must be one of {', '.join(QUEUE_REASONS)}"))
+    if args.limit is not None and args.limit < 1:
+        return _review_error(DecisionError("--limit must be 1 or more"))
+    try:
+        queue = read_queue(settings.linkage_dir)
+        pending = read_pending(settings.linkage_dir)
+    except DecisionError as exc:
+        return _review_error(exc)
+    total = len(queue)
+    if args.reason:
+        queue = queue[queue.reason == args.reason]
+    if args.agency:
+        queue = queue[(queue.agency_l == args.agency) | (queue.agency_r == args.agency)]
+    matching = len(queue)
+    if args.limit is not None:
+        queue = queue.head(args.limit)
+    queue = queue.reset_index(drop=True)
+    decided = pending.drop_duplicates(["source_key_l", "source_key_r"], keep="last").set_index(
+        ["source_key_l", "source_key_r"]).decision
+    at = pd.MultiIndex.from_arrays([queue.source_key_l, queue.source_key_r])
+    queue["pending"] = decided.reindex(at).fillna("").to_numpy() if len(decided) else ""
+    if args.format == "csv":
+        sys.stdout.write(queue.to_csv(index=False, lineterminator="\n"))
+        return 0
+    run = str(queue.run_id.iloc[0])[:8] if len(queue) else "-"
+    print(f"c2c linkage review: {total} pair(s) in the queue" + (f" of run {run}" if len(queue) else "")
+          + (f", {matching} matching" if matching != total else "") + f", showing {len(queue)}; "
+          f"{len(pending)} decision(s) pending for the next run")
+    if len(queue) == 0:
+        return 0
+    print(f"  {'#':>3}  {'source_key_l':<16}  {'source_key_r':<16}  {'agencies':<9}  {'prob.':>6}  {'reason':<22}  pending")
+    for i, row in enumerate(queue.itertuples(index=False), start=1):  # display only (at most --limit rows)
+        agencies = f"{row.agency_l}-{row.agency_r}"
+        print(f"  {i:>3}  {row.source_key_l[:16]:<16}  {row.source_key_r[:16]:<16}  {agencies:<9}  "
+              f"{row.match_probability:>6.3f}  {row.reason:<22}  {row.pending or '-'}")
+        print(f"       {levels_text(row.levels)}")
+    print("  Decide with: c2c linkage review decide SOURCE_KEY_L SOURCE_KEY_R --decision match|non_match --by NAME --why TEXT")
+    print("  (a source key may be shortened to its first 12 or more characters; --format csv gives them in full)")
+    return 0
+
+
+def _record_decisions(args: argparse.Namespace, new, *, via: str, resolve: bool = False):  # type: ignore[no-untyped-def]
+    """Check decisions, then append them to the pending file and the audit log together (or neither)."""
+    import getpass
+
+    import pandas as pd
+    from sqlalchemy.orm import Session
+
+    from assets.warehouse import CROSSWALK_FILE
+    from data_sharing.linkage.review import (
+        audit_details,
+        check_new_decisions,
+        known_source_keys,
+        locked_pending,
+        pair_subject,
+        read_queue,
+        resolve_source_key,
+    )
+    from warehouse.audit import AuditEvent, append_events
+
+    settings = _settings(args)
+    queue = read_queue(settings.linkage_dir)
+    known = known_source_keys(settings.linkage_dir / CROSSWALK_FILE) if args.allow_unqueued else None
+    if resolve:
+        candidates = pd.Index(pd.concat([queue.source_key_l, queue.source_key_r]).astype(str))
+        if known is not None:
+            candidates = candidates.append(known.astype(str))
+        new = new.assign(source_key_l=resolve_source_key(new.source_key_l.iloc[0], candidates, which="first"),
+                         source_key_r=resolve_source_key(new.source_key_r.iloc[0], candidates, which="second"))
+    engine = _engine(args)
+    try:
+        account = getpass.getuser()
+    except (KeyError, OSError):
+        account = None
+    try:
+        with locked_pending(settings.linkage_dir) as pending:
+            decisions = check_new_decisions(new, queue=queue, pending=pending.frame, known=known,
+                                            allow_unqueued=args.allow_unqueued, supersede=args.supersede)
+            events = [AuditEvent("review_decision_recorded", pair_subject(d["source_key_l"], d["source_key_r"]), d,
+                                 actor="c2c.review")
+                      for d in audit_details(decisions, queue=queue, via=via, os_account=account)]
+            with Session(engine) as session, session.begin():  # the file is restored if the commit fails
+                entries = append_events(session, events)
+                waiting = pending.append(decisions)
+    finally:
+        engine.dispose()
+    return decisions, entries, waiting, pending.path
+
+
+def cmd_review_decide(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from data_sharing.linkage.review import DecisionError
+
+    from data_sharing.linkage.review import DECISIONS
+
+    decision = str(args.decision).strip().lower()
+    if decision not in DECISIONS:
+        return _review_error(DecisionError(f"--decision must be one of {', '.join(DECISIONS)}"))
+    if not str(args.by).strip() or len(str(args.by).strip()) > 200:
+        return _review_error(DecisionError("--by must name the reviewer (1 to 200 characters)"))
+    why = str(args.why).strip()
+    if not why or len(why) > 1000:
+        return _review_error(DecisionError("--why must say why in 1 to 1000 characters (e.g. 'same school and "
+                                           "address history'); never a name, birth date, address or agency id"))
+    new = pd.DataFrame([{"source_key_l": args.source_key_l, "source_key_r": args.source_key_r, "decision": decision,
+                         "decided_by": args.by, "decided_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                         "reason": why}])
+    try:
+        decisions, entries, waiting, path = _record_decisions(args, new, via="decide", resolve=True)
+    except DecisionError as exc:  # one pair: its messages' "row 0" is this pair
+        message = str(exc).replace("the pair in row(s) 0", "the pair").replace("row(s) 0 name", "the pair names")
+        return _review_error(DecisionError(message.replace(" in row(s) 0", "").removeprefix("decisions: ")))
+    d = decisions.iloc[0]
+    print(f"c2c linkage review: recorded {d.decision} for {d.source_key_l[:16]} / {d.source_key_r[:16]} by {d.decided_by} "
+          f"at {d.decided_at} (audit entry {entries[0].seq})")
+    print(f"  {waiting} decision(s) pending in {path}; the next nightly run applies them, and every run after keeps them")
+    return 0
+
+
+def cmd_review_import(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from data_sharing.linkage.review import DECISION_COLUMNS, DecisionError
+
+    path = Path(args.file)
+    try:
+        new = pd.read_csv(path, dtype=str)
+    except FileNotFoundError:
+        return _review_error(DecisionError(f"{path} does not exist"))
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        detail = str(exc) if isinstance(exc, pd.errors.ParserError) else type(exc).__name__  # positions, no values
+        return _review_error(DecisionError(f"{path} cannot be read as a CSV file: {detail}"))
+    ignored = [str(c) for c in new.columns if c not in DECISION_COLUMNS]
+    try:
+        decisions, entries, waiting, pending = _record_decisions(args, new, via=f"import {path.name}")
+    except DecisionError as exc:
+        print(f"c2c linkage review: {path} was not imported (nothing recorded): {exc}", file=sys.stderr)
+        print("  rows are counted from 0, the first line after the header", file=sys.stderr)
+        return 2
+    counts = decisions.decision.value_counts()
+    print(f"c2c linkage review: imported {len(decisions)} decision(s) from {path} ({int(counts.get('match', 0))} match, "
+          f"{int(counts.get('non_match', 0))} non_match; audit entries {entries[0].seq}-{entries[-1].seq})")
+    if ignored:
+        print(f"  ignored column(s) not in the decisions format: {', '.join(ignored)}")
+    print(f"  {waiting} decision(s) pending in {pending}; the next nightly run applies them")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.instance import ensure_dagster_home
 
@@ -381,11 +542,42 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="CSV file (default: standard output)")
     a.set_defaults(func=cmd_audit_export)
 
-    p = sub.add_parser("linkage", help="the linkage model")
+    p = sub.add_parser("linkage", help="the linkage model and clerical review")
     lsub = p.add_subparsers(dest="linkage_command", required=True)
     lt = lsub.add_parser("train", help="retrain the linkage model on the current encodings (versioned artefact)")
     common(lt)
     lt.set_defaults(func=cmd_linkage_train)
+    lr = lsub.add_parser("review", help="clerical review: the pseudonymous queue and reviewers' decisions")
+    rsub = lr.add_subparsers(dest="review_command", required=True)
+    r = rsub.add_parser("list", help="show the latest run's review queue (source keys, agencies, probability, levels)")
+    common(r)
+    r.add_argument("--reason", help="only pairs queued for this reason (score_band, possible_sibling, "
+                   "conflict_within_agency, conflict_birth_years, decision_conflict, concurrent_ids)")
+    r.add_argument("--agency", help="only pairs with a record of this agency")
+    r.add_argument("--limit", type=int, help="show at most this many pairs (most probable first)")
+    r.add_argument("--format", choices=["table", "csv"], default="table", help="csv: every column, full source keys")
+    r.set_defaults(func=cmd_review_list)
+
+    def recording(r: argparse.ArgumentParser) -> None:
+        common(r)
+        r.add_argument("--allow-unqueued", action="store_true",
+                       help="also accept pairs outside the queue (both source keys seen by the latest run)")
+        r.add_argument("--supersede", action="store_true",
+                       help="replace a pending (not yet applied) decision on the same pair with a later one")
+
+    r = rsub.add_parser("decide", help="record a decision on a pair; the next nightly run applies it (audited)")
+    r.add_argument("source_key_l", metavar="SOURCE_KEY_L", help="a source key (or its first 12+ characters)")
+    r.add_argument("source_key_r", metavar="SOURCE_KEY_R", help="the other source key of the pair")
+    r.add_argument("--decision", required=True, metavar="{match,non_match}")
+    r.add_argument("--by", required=True, help="the reviewer's name or staff id")
+    r.add_argument("--why", required=True,
+                   help="why (up to 1000 characters); never a name, birth date, address or agency id")
+    recording(r)
+    r.set_defaults(func=cmd_review_decide)
+    r = rsub.add_parser("import", help="record many decisions from a CSV file (all or none; audited)")
+    r.add_argument("file", help="CSV: source_key_l, source_key_r, decision, decided_by, decided_at (ISO 8601), reason")
+    recording(r)
+    r.set_defaults(func=cmd_review_import)
 
     p = sub.add_parser("ui", help="start the Dagster UI (and daemon: sensor and schedule) for this data directory")
     common(p)

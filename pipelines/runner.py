@@ -20,7 +20,7 @@ from pipelines.partitions import DROP_FILES
 from pipelines.sensors import run_request_for
 from pipelines.settings import Settings
 from warehouse.db import make_engine, upgrade
-from warehouse.manifest import ManifestStore
+from warehouse.manifest import ManifestEntry, ManifestStore
 
 
 @dataclass
@@ -82,38 +82,51 @@ def run_pipeline(
 
     scan = scan_drop_folder(settings.drop_dir, None, time_budget_s=float("inf"), max_ready=10**9, settle_s=settle_s)
     summary.waiting = list(scan.waiting)
-    todo = []
+    # Files accepted by an intake run that did not finish (killed, crashed) have no pseudonymous record
+    # yet; an accepted file may already have left the drop folder. Their intake runs again (every step
+    # is idempotent and goes on from the manifest and the encrypted landing zone).
+    unfinished = unfinished_intakes(store, settings.linkage_dir)
+    todo: list[tuple[str, str, dict, dict]] = []  # (rel_path, partition key, run config, tags)
     for ready in scan.ready:
-        known = store.find(escape_name(ready.entry.rel_path), ready.fingerprint)
-        if known is not None and known.marker_sha256 == ready.marker_sha256:
-            summary.files.append(FileOutcome(escape_name(ready.entry.rel_path), "unchanged", known.rows, run_id=known.run_id))
+        rel = escape_name(ready.entry.rel_path)
+        known = store.find(rel, ready.fingerprint)
+        if known is not None and known.marker_sha256 == ready.marker_sha256 and rel not in unfinished:
+            summary.files.append(FileOutcome(rel, "unchanged", known.rows, run_id=known.run_id))
             continue
-        todo.append(ready)
-    echo(f"c2c: drop folder {settings.drop_dir}: {len(scan.ready)} complete file(s), {len(todo)} to take in"
+        request = run_request_for(ready)
+        todo.append((rel, str(request.partition_key), dict(request.run_config), dict(request.tags)))
+    in_drop = {escape_name(r.entry.rel_path) for r in scan.ready}
+    for rel, entry in sorted(unfinished.items()):
+        if rel not in in_drop and entry.partition_key:
+            config = {} if entry.partition_key.startswith("_unsafe/") else {"rel_path": entry.partition_key}
+            todo.append((rel, entry.partition_key, {"ops": {names.INTAKE_FILE: {"config": config}}},
+                         {names.TAG_STAGE: "intake", names.TAG_FILE: entry.partition_key, names.TAG_SHA256: str(entry.sha256)}))
+    resumed = len(todo) - sum(1 for r in todo if r[0] in in_drop)
+    echo(f"c2c: drop folder {settings.drop_dir}: {len(scan.ready)} complete file(s), {len(todo) - resumed} to take in"
+         + (f", {resumed} unfinished intake(s) to finish" if resumed else "")
          + (f", {len(scan.waiting)} still being written (skipped)" if scan.waiting else ""))
     existing = set(instance.get_dynamic_partitions(DROP_FILES))
-    new_keys = sorted({r.partition_key for r in todo} - existing)
+    new_keys = sorted({key for _, key, _, _ in todo} - existing)
     if new_keys:
         instance.add_dynamic_partitions(DROP_FILES, new_keys)
     # Dagster's own console log is for the UI; c2c prints one line per file (--verbose shows both).
     quiet = {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-    for i, ready in enumerate(todo, 1):
-        request = run_request_for(ready)
+    for i, (rel, partition_key, run_config, tags) in enumerate(todo, 1):
         result = intake_job.execute_in_process(
             instance=instance,
-            partition_key=request.partition_key,
-            run_config={**request.run_config, **quiet},
-            tags=dict(request.tags),
+            partition_key=partition_key,
+            run_config={**run_config, **quiet},
+            tags=tags,
             raise_on_error=False,
         )
-        entry = store.latest_for_path(escape_name(ready.entry.rel_path)) if result.success or _check_only_failure(result) else None
+        entry = store.latest_for_path(rel) if result.success or _check_only_failure(result) else None
         quarantined = _materialized_value(result, "validated_file", "rows_quarantined")
         if entry is None:
-            outcome = FileOutcome(escape_name(ready.entry.rel_path), "failed", reason="the intake step failed; see the run in the Dagster UI", run_id=result.run_id)
+            outcome = FileOutcome(rel, "failed", reason="the intake step failed; see the run in the Dagster UI", run_id=result.run_id)
         else:
             outcome = FileOutcome(entry.rel_path, entry.status, entry.rows, entry.reason, result.run_id, quarantined or 0)
         summary.files.append(outcome)
-        echo(f"  [{i}/{len(todo)}] {_describe(outcome)}")
+        echo(f"  [{i}/{len(todo)}] {_describe(outcome)}" + ("" if rel in in_drop else " (finished an unfinished intake)"))
     nightly = nightly_job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
     summary.nightly_success = nightly.success
     summary.nightly_run_id = nightly.run_id
@@ -129,6 +142,18 @@ def run_pipeline(
     return summary
 
 
+
+
+def unfinished_intakes(store: ManifestStore, linkage_dir) -> dict[str, ManifestEntry]:  # type: ignore[no-untyped-def]
+    """Current accepted files whose pseudonymous record is missing (written last by protected_file)."""
+    from assets.privacy import staging_paths
+
+    out: dict[str, ManifestEntry] = {}
+    for owners in store.current_snapshot().values():
+        for entry in owners.values():
+            if entry.status in ("accepted", "superseded") and not staging_paths(linkage_dir, entry)[0].exists():
+                out[entry.rel_path] = entry
+    return out
 
 
 def _materialized_value(result, asset: str, key: str):  # type: ignore[no-untyped-def]

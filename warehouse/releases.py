@@ -15,6 +15,11 @@ follows the pointer, so they see the previous release until the commit and the n
 half-written release; if anything fails, the transaction rolls back and the previous release stays
 current. On PostgreSQL the run holds a session advisory lock (one release at a time) and computes in a
 ``REPEATABLE READ`` snapshot, so a load committing meanwhile cannot mix two states of the data.
+
+A computation that yields **no indicator row** (an empty warehouse, e.g. a new hub before its first school
+extract, or a warehouse emptied by mistake) is refused with :class:`EmptyReleaseError`: an empty release
+would replace a good one for every reader, so nothing is written and the previous release (if any) stays
+current. The nightly asset turns the refusal into a failed check on a new hub and a failed run otherwise.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from schemas.indicators import DefinitionSet, load_indicator_definitions
 from warehouse.audit import AuditEvent, append_events
 from warehouse.indicators import PUBLISHED_COLUMNS, compute_indicator_rows, extracts_read, protect_rows
 from warehouse.load import bulk_insert, loaded_files
-from warehouse.models import CurrentRelease, IndicatorValue, Release
+from warehouse.models import CurrentRelease, Enrolment, IndicatorValue, Release
 
 if TYPE_CHECKING:
     from data_sharing.partnership import Partnership
@@ -52,6 +57,15 @@ KNOWN_LIMITATIONS = (
 
 class ReleaseError(ValueError):
     """A release cannot be made as asked (bad arguments); nothing was published."""
+
+
+class EmptyReleaseError(ReleaseError):
+    """The indicators computed to no row at all; nothing was published and the previous release (if any)
+    stays current. ``current_release_id`` is that release (None on a hub that never published)."""
+
+    def __init__(self, message: str, current_release_id: int | None) -> None:
+        super().__init__(message)
+        self.current_release_id = current_release_id
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,8 @@ def _publish(
     t1 = time.perf_counter()
     published = protect_rows(rows, definitions)
     t2 = time.perf_counter()
+    if len(published) == 0:
+        _refuse_empty(conn, definitions)
     sources = loaded_files(conn, extracts_read(definitions))
     versions = definitions.versions()
     suppressed = int(published["suppressed"].sum()) if len(published) else 0
@@ -240,6 +256,24 @@ def _publish(
         notes=release.notes, is_current=True, previous_release_id=previous, pruned=pruned, by_reason=by_reason,
         timings=timings,
     )
+
+
+def _refuse_empty(conn: Connection, definitions: DefinitionSet) -> None:
+    """Raise :class:`EmptyReleaseError`, saying what the warehouse lacks and which release stays current."""
+    e = Enrolment.__table__
+    enrolments = int(conn.execute(select(func.count()).select_from(e)).scalar() or 0)
+    placed = int(conn.execute(select(func.count()).select_from(e).where(e.c.school_year.is_not(None), e.c.school_id.is_not(None))).scalar() or 0)
+    if len(definitions) == 0:
+        why = "there is no indicator definition"
+    elif enrolments == 0:
+        why = "the warehouse holds no student enrolment (no fps/students file has been loaded yet)"
+    elif placed == 0:
+        why = f"none of the warehouse's {enrolments} enrolments has a school year and a school"
+    else:
+        why = f"the {len(definitions)} indicator definition(s) counted no student in the {placed} enrolments"
+    current = current_release_id(conn)
+    kept = f"release {current} stays current" if current is not None else "there is no release yet"
+    raise EmptyReleaseError(f"no indicator rows to publish: {why}; nothing was published and {kept}", current)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -311,6 +345,6 @@ def current_indicator_values(engine: Engine, *, release_id: int | None = None) -
 
 
 __all__ = [
-    "DEFAULT_KEEP", "KNOWN_LIMITATIONS", "ReleaseError", "ReleaseInfo", "current_indicator_values", "current_release",
+    "DEFAULT_KEEP", "KNOWN_LIMITATIONS", "EmptyReleaseError", "ReleaseError", "ReleaseInfo", "current_indicator_values", "current_release",
     "current_release_id", "list_releases", "publish_release", "release_notes",
 ]

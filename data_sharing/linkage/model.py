@@ -140,16 +140,47 @@ def load_model(path: Path | str) -> LinkageModel:
 # ----------------------------------------------------------------------------------------------
 
 
+MEMORY_LIMIT_ENV = "C2C_LINKAGE_MEMORY_LIMIT"
+DEFAULT_MEMORY_FRACTION = 0.25  # of the physical memory (DuckDB's own default is 0.8): the run's pandas
+DEFAULT_MEMORY_CAP_GIB = 8  # frames and its inputs live outside DuckDB's limit (docs/benchmarks.md)
+
+
+def linkage_memory_limit(memory_limit: str | None = None) -> str:
+    """The DuckDB ``memory_limit`` linkage runs with: ``memory_limit`` if given, else the environment
+    variable ``C2C_LINKAGE_MEMORY_LIMIT`` (a DuckDB size such as ``12GiB`` or ``60%``), else a quarter
+    of the physical memory, at most 8 GiB. DuckDB spills what does not fit to the linkage area's
+    ``duckdb_tmp``; the limit covers DuckDB's buffers, not the pandas frames of the run.
+    """
+    value = (memory_limit or os.environ.get(MEMORY_LIMIT_ENV, "")).strip()
+    if value:
+        return value
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = 0
+    cap = DEFAULT_MEMORY_CAP_GIB * 2**30
+    limit = min(int(physical * DEFAULT_MEMORY_FRACTION), cap) if physical > 0 else cap
+    return f"{max(limit // 2**20, 256)}MiB"
+
+
 def work_connection(workdir: Path | str, *, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection for Splink whose spill files stay in the linkage area."""
+    """An in-memory DuckDB connection for Splink whose spill files stay in the linkage area.
+
+    Memory: :func:`linkage_memory_limit` (the argument, else ``C2C_LINKAGE_MEMORY_LIMIT``, else a
+    quarter of the physical memory capped at 8 GiB); what does not fit spills to ``<workdir>/duckdb_tmp``.
+    """
     tmp = Path(workdir) / "duckdb_tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    config: dict[str, Any] = {"temp_directory": str(tmp)}
+    limit = linkage_memory_limit(memory_limit)
+    config: dict[str, Any] = {"temp_directory": str(tmp), "memory_limit": limit}
     if threads:
         config["threads"] = int(threads)
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    return duckdb.connect(":memory:", config=config)
+    try:
+        return duckdb.connect(":memory:", config=config)
+    except duckdb.Error as exc:
+        source = "memory_limit" if memory_limit else MEMORY_LIMIT_ENV
+        raise ValueError(f"{source}={limit!r} is not a DuckDB memory size such as '8GiB', '8000MB' or '50%' "
+                         f"({exc.__class__.__name__})") from None
 
 
 @contextmanager
@@ -239,10 +270,10 @@ def _pair_type_priors(con: duckdb.DuckDBPyConnection, linker: Any, summary: Reco
     ids becomes evidence, learnt from the data rather than assumed.
     """
     pred = linker.inference.predict(threshold_match_weight=-30)
-    rows = con.execute(
-        f"""select least(agency_l, agency_r) a, greatest(agency_l, agency_r) b, max(match_weight) w
-        from {pred.physical_name} group by least(source_key_l, source_key_r), greatest(source_key_l, source_key_r), 1, 2"""
-    ).df()
+    table = '"' + str(pred.physical_name).replace('"', '""') + '"'
+    sql = ("select least(agency_l, agency_r) a, greatest(agency_l, agency_r) b, max(match_weight) w from " + table
+           + " group by least(source_key_l, source_key_r), greatest(source_key_l, source_key_r), 1, 2")
+    rows = con.execute(sql).df()
     base = logit2(prior)
     out: dict[str, Any] = {"global": prior, "by_pair_type": {}}
     agencies = sorted(summary.source_keys)

@@ -5,7 +5,8 @@
 down (ties by source keys, so the result is deterministic). Two groups are joined only if no guard
 objects:
 
-* a ``non_match`` decision or a guard's cannot-link (parent/child, possible sibling) between them;
+* a ``non_match`` decision or a guard's cannot-link (parent/child, possible sibling, two ids of one
+  agency held at the same time) between them;
 * *within-agency uniqueness*: an agency gives a person one id, so two source keys of one agency join
   one person only with direct evidence between them -- their own pair above the settings' threshold
   for it (the upper one, or the lower one when other records link them strongly), or a reviewer's

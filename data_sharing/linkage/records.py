@@ -143,23 +143,25 @@ def load_records(
         raise LinkageInputError(f"{clash} source_key value(s) appear under two agencies; source keys are per agency")
     # rid: a 63-bit hash of the variant's content (DuckDB's hash: deterministic for one DuckDB version),
     # so no sort of the wide table is needed; a collision (never seen; checked) falls back to a sort.
-    con.execute(
-        f"""create or replace table {table} as
-        select (hash(agency, source_key, {", ".join(columns)}) >> 1)::bigint as rid, *
-        from (select agency, source_key, {cols}, count(*)::bigint as n_rows from __c2c_rows group by all)"""
+    # columns: the settings' checked column names; derived: the settings' checked expressions
+    create_sql = (
+        "create or replace table " + _quote(table) + " as select (hash(agency, source_key, "
+        + ", ".join(_quote(c) for c in columns) + ") >> 1)::bigint as rid, * from (select agency, source_key, "
+        + cols + ", count(*)::bigint as n_rows from __c2c_rows group by all)"
     )
-    n, distinct = con.execute(f"select count(*), count(distinct rid) from {table}").fetchall()[0]
+    con.execute(create_sql)
+    count_rids = "select count(*), count(distinct rid) from " + _quote(table)
+    n, distinct = con.execute(count_rids).fetchall()[0]
     if n != distinct:
-        con.execute(
-            f"""create or replace table {table} as
-            select (row_number() over (order by {order}))::bigint as rid, * exclude (rid) from {table}"""
-        )
+        renumber_sql = ("create or replace table " + _quote(table) + " as select (row_number() over (order by "
+                        + order + "))::bigint as rid, * exclude (rid) from " + _quote(table))
+        con.execute(renumber_sql)
     con.execute("drop table __c2c_rows")
     for agency in records_by_agency:
         con.unregister(f"__c2c_in_{agency}")
-    per_agency = con.execute(
-        f"select agency, count(distinct source_key), count(*) from {table} group by agency order by agency"
-    ).fetchall()
+    per_agency_sql = ("select agency, count(distinct source_key), count(*) from " + _quote(table)
+                      + " group by agency order by agency")
+    per_agency = con.execute(per_agency_sql).fetchall()
     source_keys = {a: int(k) for a, k, _ in per_agency}
     variants = {a: int(v) for a, _, v in per_agency}
     for a in rows:

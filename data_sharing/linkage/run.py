@@ -10,8 +10,11 @@ spill files go to ``<workdir>/duckdb_tmp``. Steps:
    source keys scores as its best pair of variants, its weight shifted by its agency pair type's prior
    (:func:`data_sharing.linkage.model._pair_type_priors`); comparison levels recomputed from the
    settings' SQL for the pairs that matter;
-3. decisions and guards: reviewers' decisions (stored, re-applied every run), the parent/child and
-   sibling guards (``guards`` in ``schemas/linkage/settings.yaml``);
+3. decisions and guards: reviewers' decisions (stored, re-applied every run), the parent/child,
+   sibling and concurrent-ids guards (``guards`` in ``schemas/linkage/settings.yaml``); the last reads
+   each id's period from the attributes (every row's value of e.g. ``grade_level``): two ids of one
+   agency sharing enough of it were held at the same time (two persons), sharing none, one after
+   the other (a re-registration, which lifts the sibling guards marked ``unless_sequential``);
 4. persons: guarded greedy clustering (:func:`.persons.cluster`);
 5. child keys continued from the previous state, merges and splits in the history
    (:func:`.persons.assign_child_keys`);
@@ -102,6 +105,39 @@ def _attributes(attributes: Mapping[str, pd.DataFrame] | None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _periods(attributes: Mapping[str, pd.DataFrame] | None, column: str) -> tuple[pd.Index, np.ndarray]:
+    """Each source key's period as a bit set (uint64 words) of the distinct values of ``column`` over all
+    its rows (e.g. the grade levels a school enrolled it in); keys without a value have no bits set."""
+    parts = []
+    for _, frame in sorted((attributes or {}).items()):
+        if frame is None or len(frame) == 0 or column not in frame.columns or "source_key" not in frame.columns:
+            continue
+        parts.append(pd.DataFrame({"source_key": frame["source_key"].astype(str).to_numpy(),
+                                   "v": frame[column].astype("string").to_numpy(dtype=object)}))
+    if not parts:
+        return pd.Index([], dtype=object), np.zeros((0, 1), dtype=np.uint64)
+    f = pd.concat(parts, ignore_index=True).dropna().drop_duplicates()
+    keys = pd.Index(f.source_key.unique())
+    key_codes = keys.get_indexer(f.source_key)
+    val_codes, values = pd.factorize(f.v, sort=True)
+    words = max(1, -(-len(values) // 64))
+    masks = np.zeros((len(keys), words), dtype=np.uint64)
+    bit = np.left_shift(np.uint64(1), (val_codes % 64).astype(np.uint64))
+    np.bitwise_or.at(masks, (key_codes, val_codes // 64), bit)
+    return keys, masks
+
+
+def _shared_periods(keys: pd.Index, masks: np.ndarray, left: pd.Series, right: pd.Series) -> np.ndarray:
+    """Number of period values two source keys share; -1 where either has no period."""
+    il, ir = keys.get_indexer(left.astype(str)), keys.get_indexer(right.astype(str))
+    known = (il >= 0) & (ir >= 0)
+    out = np.full(len(il), -1, dtype=np.int64)
+    if known.any():
+        both = masks[il[known]] & masks[ir[known]]
+        out[known] = np.bitwise_count(both).sum(axis=1)
+    return out
+
+
 def _gamma_sql(settings: LinkageSettings, pairs: str, records: str) -> str:
     """Comparison levels (Splink's gamma values) of the pairs in ``pairs`` (rid_l, rid_r), from the settings' SQL."""
     cols = list(settings.columns) + list(settings.used_derived_columns)
@@ -138,10 +174,13 @@ def _guard_mask(settings: LinkageSettings, levels: pd.DataFrame, when: Mapping[s
 
 def _histogram(con: Any, table: str, column: str) -> dict[str, int]:
     edges = [0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99, 0.999, 1.0000001]
-    sql = " , ".join(
-        f"count(*) filter (where {column} >= {lo} and {column} < {hi}) as b{i}" for i, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False))
+    col = st.quote(column)
+    bins = " , ".join(
+        f"count(*) filter (where {col} >= ? and {col} < ?) as b{i}" for i in range(len(edges) - 1)
     )
-    row = con.execute(f"select {sql} from {table}").fetchall()[0]
+    params = [v for lo, hi in zip(edges, edges[1:], strict=False) for v in (lo, hi)]
+    sql = "select " + bins + " from " + st.quote(table)
+    row = con.execute(sql, params).fetchall()[0]
     labels = [f"[{lo:g},{min(hi, 1.0):g}{']' if hi > 1 else ')'}" for lo, hi in zip(edges, edges[1:], strict=False)]
     return {lab: int(v) for lab, v in zip(labels, row, strict=True)}
 
@@ -237,7 +276,7 @@ def link(
         shifts = pd.DataFrame([(a, b, model.weight_shift(pair_type(a, b)))
                                for i, a in enumerate(agencies) for b in agencies[i:]], columns=["pa", "pb", "shift"])
         con.register("__c2c_shift", shifts)
-        con.execute(
+        scored_sql = (
             f"""create or replace temp table __c2c_scored as
             with x as (
                 select least(source_key_l, source_key_r) a, greatest(source_key_l, source_key_r) b,
@@ -246,7 +285,7 @@ def link(
                                            aa := case when source_key_l < source_key_r then agency_l else agency_r end,
                                            ab := case when source_key_l < source_key_r then agency_r else agency_l end),
                                struct_pack(w := match_weight, l := -rid_l, r := -rid_r)) as best
-                from {pred_table} group by 1, 2, 3, 4),
+                from {st.quote(pred_table)} group by 1, 2, 3, 4),
             y as (
                 select x.a, x.b, x.best.aa as agency_a, x.best.ab as agency_b, x.best.rid_l as rid_l,
                        x.best.rid_r as rid_r, x.best.w as splink_weight, x.best.p as splink_probability,
@@ -256,9 +295,11 @@ def link(
                            else pow(2.0, match_weight) / (1.0 + pow(2.0, match_weight)) end as match_probability
             from y"""
         )
+        con.execute(scored_sql)
         con.unregister("__c2c_shift")
         scored_pairs = int(con.execute("select count(*) from __c2c_scored").fetchall()[0][0])
-        scored_comparisons = int(con.execute(f"select count(*) from {pred_table}").fetchall()[0][0])
+        count_sql = "select count(*) from " + st.quote(pred_table)
+        scored_comparisons = int(con.execute(count_sql).fetchall()[0][0])
         hist_run = _histogram(con, "__c2c_scored", "match_probability")
         hist_splink = _histogram(con, pred_table, "match_probability")
         lower, upper = settings.thresholds.lower, settings.thresholds.upper
@@ -269,9 +310,10 @@ def link(
         con.register("__c2c_decided", effective[["source_key_l", "source_key_r"]] if len(effective)
                      else pd.DataFrame({"source_key_l": pd.Series([], dtype=str), "source_key_r": pd.Series([], dtype=str)}))
         con.execute(
-            f"""create or replace temp table __c2c_pairs as
-            select * from __c2c_scored s where s.match_probability >= {lower!r}
-               or exists (select 1 from __c2c_decided d where d.source_key_l = s.a and d.source_key_r = s.b)"""
+            """create or replace temp table __c2c_pairs as
+            select * from __c2c_scored s where s.match_probability >= ?
+               or exists (select 1 from __c2c_decided d where d.source_key_l = s.a and d.source_key_r = s.b)""",
+            [float(lower)],
         )
         con.unregister("__c2c_decided")
         timings["aggregate"] = time.perf_counter() - t1
@@ -300,10 +342,21 @@ def link(
             if g.parent_child.levels:
                 parent |= ~known & levels[g.parent_child.comparison].isin(g.parent_child.levels).to_numpy()
         within = (pairs.agency_l == pairs.agency_r).to_numpy()
+        # two ids of one agency held at the same time: two persons; one after the other: a re-registration
+        concurrent = np.zeros(len(pairs), dtype=bool)
+        sequential = np.zeros(len(pairs), dtype=bool)
+        if g.concurrent_ids is not None:
+            pkeys, pmasks = _periods(attributes, g.concurrent_ids.attribute)
+            shared = _shared_periods(pkeys, pmasks, pairs.source_key_l, pairs.source_key_r)
+            concurrent = within & (shared >= g.concurrent_ids.min_shared)
+            sequential = within & (shared == 0)
         sibling = np.zeros(len(pairs), dtype=bool)
         for sib in g.sibling:
             scope = within if sib.pairs == "within_agency" else (~within if sib.pairs == "across_agencies" else True)
+            if sib.unless_sequential:
+                scope = scope & ~sequential
             sibling |= scope & _guard_mask(settings, levels, sib.when)
+        sibling &= ~concurrent
         dec = effective.set_index(["source_key_l", "source_key_r"]).decision if len(effective) else pd.Series(dtype=str)
         pair_index = pd.MultiIndex.from_arrays([pairs.source_key_l, pairs.source_key_r])
         decision = dec.reindex(pair_index).to_numpy(dtype=object) if len(dec) else np.full(len(pairs), None, dtype=object)
@@ -311,7 +364,7 @@ def link(
         refused_by_decision = decision == "non_match"
         undecided = pd.isna(decision)
         prob = pairs.match_probability.to_numpy()
-        linkable = (prob >= upper) & ~parent & ~sibling & undecided
+        linkable = (prob >= upper) & ~parent & ~sibling & ~concurrent & undecided
         links = pairs.loc[linkable, ["source_key_l", "source_key_r", "match_weight"]]
         forced_df = effective.loc[effective.decision == "match", ["source_key_l", "source_key_r"]] if len(effective) else None
         cannot_parts = []
@@ -320,6 +373,7 @@ def link(
             cannot_parts.append(nm)
         cannot_parts.append(pairs.loc[parent & ~forced, ["source_key_l", "source_key_r"]].assign(reason="conflict_birth_years"))
         cannot_parts.append(pairs.loc[sibling & ~forced, ["source_key_l", "source_key_r"]].assign(reason="possible_sibling"))
+        cannot_parts.append(pairs.loc[concurrent & ~forced, ["source_key_l", "source_key_r"]].assign(reason="concurrent_ids"))
         cannot = pd.concat(cannot_parts, ignore_index=True)
 
         # 4. persons
@@ -327,7 +381,7 @@ def link(
         nodes["birth_year"] = year.reindex(nodes.source_key).to_numpy(dtype=float) if len(year) else np.nan
         wa = g.within_agency
         direct_min = upper if wa.direct_evidence_threshold == "upper" else lower
-        within_ok = pairs.loc[within & (prob >= direct_min) & ~parent & ~sibling & undecided,
+        within_ok = pairs.loc[within & (prob >= direct_min) & ~parent & ~sibling & ~concurrent & undecided,
                               ["source_key_l", "source_key_r"]]
         clusters = cluster(nodes, links, forced=forced_df, cannot=cannot, within_evidence=within_ok,
                            max_birth_year_gap=gap, within_agency_needs_direct_evidence=wa.needs_direct_evidence)
@@ -354,7 +408,7 @@ def link(
             r = refused.reindex(pair_index).to_numpy(dtype=object)
             has = pd.notna(r) & linkable
             reason[has] = r[has]
-        queue_mask = pd.notna(reason) & ~same_person & undecided & ~parent
+        queue_mask = pd.notna(reason) & ~same_person & undecided & ~parent & ~concurrent
         # a guarded (possible sibling) pair is worth a reviewer's time only if the two persons could be
         # one: they hold no records of a common agency (twins are usually both known to an agency)
         if (sibling & queue_mask).any():
@@ -384,6 +438,7 @@ def link(
         guard_counts = {
             "parent_child_pairs_blocked": int((parent & (prob >= lower)).sum()),
             "possible_sibling_pairs": int((sibling & (prob >= lower)).sum()),
+            "concurrent_id_pairs": int((concurrent & (prob >= lower)).sum()),
             "refused_joins": {k: int(v) for k, v in clusters.refused.reason.value_counts().sort_index().items()},
             "decisions_applied": {"match": int(forced.sum()), "non_match": int(refused_by_decision.sum())},
             "decisions_stored": int(len(effective)),
@@ -418,9 +473,11 @@ def link(
             for comp in settings.comparisons:
                 audit[f"gamma_{comp.name}"] = pairs[f"gamma_{comp.name}"].astype("int8")
             audit["outcome"] = np.where(same_person, "same_person", np.where(pd.notna(reason) & queue_mask, "review", "apart"))
-            audit["guard"] = np.where(parent, "parent_child", np.where(sibling, "possible_sibling", None))
+            audit["guard"] = np.where(parent, "parent_child", np.where(sibling, "possible_sibling",
+                                                                       np.where(concurrent, "concurrent_ids", None)))
             con.register("__c2c_audit", audit)
-            con.execute(f"create or replace table {st.SCHEMA}.pairs as select ? as run_id, * from __c2c_audit", [run_id])
+            audit_sql = "create or replace table " + st.qualified("pairs") + " as select ? as run_id, * from __c2c_audit"
+            con.execute(audit_sql, [run_id])
             con.unregister("__c2c_audit")
             st.append(con, "quality", pd.DataFrame({"run_id": [run_id], "document": [st.dumps(quality.to_dict())]}))
             st.append(con, "runs", pd.DataFrame({
@@ -431,7 +488,7 @@ def link(
         except Exception:
             con.execute("rollback")
             raise
-        con.execute(f"checkpoint {st.CATALOG}")
+        con.execute("checkpoint " + st.quote(st.CATALOG))
         timings["write"] = time.perf_counter() - t1
     finally:
         con.close()
@@ -479,25 +536,32 @@ def rekey_state(workdir: Path | str, mapping: pd.DataFrame, *, label: str, now: 
         st.attach(con, db)
         st.ensure_schema(con)
         con.register("__c2c_map", m)
-        clash = con.execute(
-            f"""select count(*) from {st.SCHEMA}.crosswalk c join __c2c_map m on c.source_key = m.new_source_key
-            where c.source_key not in (select old_source_key from __c2c_map)"""
-        ).fetchall()[0][0]
+        crosswalk = st.qualified("crosswalk")
+        clash_sql = ("select count(*) from " + crosswalk + " c join __c2c_map m on c.source_key = m.new_source_key "
+                     "where c.source_key not in (select old_source_key from __c2c_map)")
+        clash = con.execute(clash_sql).fetchall()[0][0]
         if clash:
             raise st.LinkageStateError(f"rekey_state: {clash} new source key(s) already in the state under another id")
         seq = max(st.next_seq(con) - 1, 0)
         con.execute("begin transaction")
         try:
-            n = con.execute(f"select count(*) from {st.SCHEMA}.crosswalk c join __c2c_map m on c.source_key = m.old_source_key").fetchall()[0][0]
-            con.execute(f"""update {st.SCHEMA}.crosswalk c set source_key = m.new_source_key from __c2c_map m
-                        where c.source_key = m.old_source_key""")
+            count_sql = "select count(*) from " + crosswalk + " c join __c2c_map m on c.source_key = m.old_source_key"
+            n = con.execute(count_sql).fetchall()[0][0]
+            update_sql = ("update " + crosswalk + " c set source_key = m.new_source_key from __c2c_map m "
+                          "where c.source_key = m.old_source_key")
+            con.execute(update_sql)
             for table in ("decisions", "review_queue"):
+                qtable = st.qualified(table)
                 for side in ("l", "r"):
-                    con.execute(f"""update {st.SCHEMA}.{table} t set source_key_{side} = m.new_source_key from __c2c_map m
-                                where t.source_key_{side} = m.old_source_key""")
-                con.execute(f"""update {st.SCHEMA}.{table} set source_key_l = source_key_r, source_key_r = source_key_l
-                            where source_key_l > source_key_r""")
-            con.execute(f"drop table if exists {st.SCHEMA}.pairs")  # audit of the last run only: stale now
+                    col = st.quote(f"source_key_{side}")
+                    side_sql = ("update " + qtable + " t set " + col + " = m.new_source_key from __c2c_map m "
+                                "where t." + col + " = m.old_source_key")
+                    con.execute(side_sql)
+                order_sql = ("update " + qtable + " set source_key_l = source_key_r, source_key_r = source_key_l "
+                             "where source_key_l > source_key_r")
+                con.execute(order_sql)
+            drop_sql = "drop table if exists " + st.qualified("pairs")  # audit of the last run only: stale now
+            con.execute(drop_sql)
             st.append(con, "history", pd.DataFrame({
                 "run_id": [label], "seq": [seq], "event": ["rekey"], "old_keys": [[]], "new_keys": [[]],
                 "reason": [f"source keys re-keyed after a key rotation ({(now or dt.datetime.now(dt.UTC)).isoformat()})"],
@@ -507,7 +571,7 @@ def rekey_state(workdir: Path | str, mapping: pd.DataFrame, *, label: str, now: 
             con.execute("rollback")
             raise
         con.unregister("__c2c_map")
-        con.execute(f"checkpoint {st.CATALOG}")
+        con.execute("checkpoint " + st.quote(st.CATALOG))
         return int(n)
     finally:
         con.close()

@@ -325,6 +325,17 @@ class SiblingGuard(_Model):
     name: Name
     pairs: Literal["within_agency", "across_agencies", "all"] = "all"
     when: dict[Name, list[Name]] = Field(min_length=1)
+    # not applied to two ids of one agency whose periods are known and share nothing (guards.concurrent_ids)
+    unless_sequential: bool = False
+
+
+class ConcurrentIds(_Model):
+    """Two ids of one agency held at the same time are two persons; held one after the other, one may
+    have replaced the other. Periods: the set of values of an attribute over each id's rows (a school's
+    grade level of each year's enrolment, or the school year itself)."""
+
+    attribute: Name
+    min_shared: int = Field(2, ge=1, le=100)
 
 
 class WithinAgency(_Model):
@@ -336,6 +347,7 @@ class Guards(_Model):
     parent_child: ParentChildGuard | None = None
     sibling: list[SiblingGuard] = Field(default_factory=list)
     within_agency: WithinAgency = WithinAgency()
+    concurrent_ids: ConcurrentIds | None = None
 
 
 class LinkageSettings(_Model):
@@ -384,6 +396,9 @@ class LinkageSettings(_Model):
                 if lv not in [x.name for x in comp.levels]:
                     raise ValueError(f"guards.parent_child.levels: comparison {comp.name} has no level {lv}")
         for i, sib in enumerate(g.sibling):
+            if sib.unless_sequential and (g.concurrent_ids is None or sib.pairs != "within_agency"):
+                raise ValueError(f"guards.sibling[{i}].unless_sequential: needs guards.concurrent_ids and "
+                                 "pairs: within_agency (periods are known for ids of one agency)")
             for cname, levels in sib.when.items():
                 comp = by_name.get(cname)
                 if comp is None:

@@ -97,7 +97,8 @@ def _sqlite_dump(path: Path) -> Iterator[Doc]:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         for table in tables:
             parts: list[bytes] = []
-            for row in conn.execute(f'SELECT * FROM "{table}"'):
+            select_all = 'SELECT * FROM "' + table.replace('"', '""') + '"'
+            for row in conn.execute(select_all):
                 for value in row:
                     parts.append(_value_bytes(value))
             yield Doc(f"{path} [sqlite table {table}]", b"\n".join(parts))
@@ -161,16 +162,16 @@ def file_docs(root: Path, *, exclude: Iterable[Path] = ()) -> list[Doc]:
 
 def pg_docs(url: str, schema: str) -> list[Doc]:
     """``SELECT *`` of every table in a PostgreSQL schema, stringified."""
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import create_engine, inspect, literal_column, select
+    from sqlalchemy import table as table_clause
 
     engine = create_engine(url)
     docs: list[Doc] = []
     try:
         with engine.connect() as conn:
             tables = inspect(conn).get_table_names(schema=schema)
-            q = conn.dialect.identifier_preparer
             for table in tables:
-                rows = conn.execute(text(f"SELECT * FROM {q.quote_schema(schema)}.{q.quote(table)}")).all()
+                rows = conn.execute(select(literal_column("*")).select_from(table_clause(table, schema=schema))).all()
                 data = b"\n".join(_value_bytes(v) for row in rows for v in row)
                 docs.append(Doc(f"postgresql {schema}.{table} ({len(rows)} rows)", data))
     finally:

@@ -73,3 +73,16 @@ def test_quality_is_reported_every_run(first_run) -> None:  # noqa: ANN001
     frame = q.link_rates_frame()
     assert {"dimension", "group", "pair", "rate"} <= set(frame.columns) and len(frame) > 20
     assert q.model["model_id"] and q.settings.startswith("c2c-person-linkage/")
+
+
+def test_ids_of_one_school_held_at_the_same_time_never_share_a_child_key(first_run, inputs) -> None:  # noqa: ANN001
+    # guards.concurrent_ids: two student ids enrolled in two or more of the same grade levels are two
+    # children (twins), whatever their names; the guard fired on this city and held everywhere
+    grades = inputs.attributes["fps"].dropna(subset=["grade_level"]).groupby("source_key").grade_level.agg(frozenset)
+    cw = first_run.crosswalk[first_run.crosswalk.agency == "fps"]
+    same = cw.merge(cw, on="child_key")
+    same = same[same.source_key_x < same.source_key_y]
+    shared = [len(grades.get(a, frozenset()) & grades.get(b, frozenset())) for a, b in zip(same.source_key_x, same.source_key_y, strict=True)]
+    assert len(same) >= 1  # re-registered students were joined (their grades follow each other)
+    assert max(shared) < 2, shared
+    assert first_run.quality.guards["concurrent_id_pairs"] >= 1

@@ -38,6 +38,7 @@ def test_defs_loads_and_snapshot() -> None:
     assert checks == [
         ("current_snapshots", "agencies_on_time"),
         ("current_snapshots", "every_agency_has_current_data"),
+        ("indicator_release", "release_published"),
         ("intake_file", "intake_accepted"),
         ("linked_persons", "linkage_ran"),
         ("validated_file", "validation_passed"),
@@ -56,6 +57,28 @@ def test_defs_loads_and_snapshot() -> None:
     ]
     assert defs.resolve_sensor_def("drop_folder_sensor").job_name == "intake_job"
     assert defs.resolve_schedule_def("nightly_schedule").job_name == "nightly_job"
+
+
+def test_every_asset_is_described_owned_grouped_by_stage_and_kinded() -> None:
+    """What the auditor sees on every asset node (issue 8): description, owner, its stage's group, kinds."""
+    from pipelines.definitions import defs
+    from pipelines.retries import IO_RETRY
+
+    groups = {}
+    for key in defs.resolve_all_asset_keys():
+        assets_def = defs.resolve_assets_def(key)
+        spec = next(s for s in assets_def.specs if s.key == key)
+        name = key.to_user_string()
+        assert spec.description and len(spec.description) > 40, name
+        assert list(spec.owners) == ["team:city-data-office"], name
+        assert spec.kinds, name
+        assert assets_def.op.retry_policy == IO_RETRY, name
+        groups[name] = spec.group_name
+    assert groups == {
+        "intake_file": "intake", "current_snapshots": "intake", "validated_file": "validation",
+        "data_quality_scorecard": "validation", "protected_file": "privacy", "raw_retention": "privacy",
+        "linked_persons": "linkage", "warehouse_tables": "warehouse", "indicator_release": "indicators",
+    }
 
 
 def test_schedule_defaults(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from privacy_support import all_cells_text, raw_identifier_strings
 
 TOKEN_COLUMNS = [
     "first_name_hash", "first_name_prefix3_hash", "first_name_nysiis_hash", "first_initial_hash",
-    "middle_name_hash", "middle_initial_hash", "last_name_hash", "last_name_part1_hash", "last_name_part2_hash",
+    "first_name_canonical_hash", "middle_name_hash", "middle_initial_hash", "last_name_hash", "last_name_part1_hash", "last_name_part2_hash",
     "last_name_prefix3_hash", "last_name_nysiis_hash", "last_name_soundex_hash", "birth_date_hash",
     "birth_date_swapped_hash", "birth_year_hash", "birth_month_hash", "birth_day_hash", "sex_hash", "zip_hash",
     "street_address_hash", "last_name_birth_date_hash", "first_name_birth_date_hash",
@@ -71,6 +71,8 @@ def test_tokens_match_an_independent_stdlib_computation(encoded: pd.DataFrame, k
         keyset, "first_initial_last_name_birth_year", "J\x1fGARCIALOPEZ\x1f2015"
     )
     assert row["first_name_nysiis_hash"] == _stdlib_token(keyset, "first_name_nysiis", "JAS")
+    # no short form: the canonical first name is the first name itself, in the same domain
+    assert row["first_name_canonical_hash"] == row["first_name_hash"] == _stdlib_token(keyset, "first_name", "JOSE")
     ids = pseudonymize_ids(pd.Series(["S00001"]), keyset, agency="fps", id_type="student")
     assert row["id_token"] == ids.loc[0, "id_token"] and row["source_key"] == ids.loc[0, "source_key"]
 
@@ -103,6 +105,29 @@ def test_spelling_variants_meet(contracts, keyset: KeySet) -> None:  # noqa: ANN
     assert e.loc[2, "last_name_hash"] != e.loc[0, "last_name_hash"]
     assert dice(e.loc[0, "name_bloom"], e.loc[1, "name_bloom"]) == 1.0
     assert 0.6 < dice(e.loc[0, "name_bloom"], e.loc[2, "name_bloom"]) < 1.0
+
+
+def test_short_forms_meet_their_formal_name_and_nothing_else(contracts, keyset: KeySet) -> None:  # noqa: ANN001
+    frame = _people(
+        [
+            ("S1", "Robert", None, "Smith", "2015-03-07", "M", "12 Main St", "02134"),
+            ("S2", "bob", None, "Smith", "2015-03-07", "M", "12 Main St", "02134"),
+            ("S3", "Bobby", None, "Smith", "2015-03-07", "M", "12 Main St", "02134"),
+            ("S4", "Roberta", None, "Smith", "2015-03-07", "F", "12 Main St", "02134"),
+            ("S5", "Alex", None, "Smith", "2015-03-07", "M", "12 Main St", "02134"),  # three formal names: none
+            ("S6", "Alexander", None, "Smith", "2015-03-07", "M", "12 Main St", "02134"),
+            ("S7", "Liam", None, "Smith", "2015-03-07", "M", "12 Main St", "02134"),  # a given name of its own
+            ("S8", "William", None, "Smith", "2015-03-07", "M", "12 Main St", "02134"),
+        ]
+    )
+    e = encode_for_linkage(frame, contracts[("fps", "students")], keyset)
+    canon, first = e["first_name_canonical_hash"], e["first_name_hash"]
+    robert = _stdlib_token(keyset, "first_name", "ROBERT")
+    assert canon[0] == canon[1] == canon[2] == first[0] == robert
+    assert first[1] != first[0] and first[2] != first[0]
+    assert canon[3] == first[3] != robert
+    assert canon[4] == first[4] != canon[5] and canon[5] == first[5]
+    assert canon[6] == first[6] != canon[7] and canon[7] == first[7]
 
 
 def test_same_key_same_encodings_other_key_other_encodings(students, contracts, keyset, other_keyset) -> None:  # noqa: ANN001

@@ -162,3 +162,40 @@ def test_reading_before_any_release(engine: Engine) -> None:
     assert current_release(engine) is None and list_releases(engine) == []
     empty = current_indicator_values(engine)
     assert empty.empty and list(empty.columns)[:3] == ["release_id", "indicator", "period"]
+
+
+def test_an_empty_warehouse_is_refused_and_the_previous_release_stays_current(engine: Engine) -> None:
+    """A nightly run over a warehouse emptied (every snapshot withdrawn) publishes nothing: an empty release
+    would replace a good one for every reader."""
+    from warehouse.load import EXTRACT_TABLES
+
+    first = publish_release(engine, linkage_quality=LINKAGE, min_cell_sizes=MOU_K, now=T0)
+    before = current_indicator_values(engine)
+    assert first.rows == len(before) > 0
+    for key in sorted(EXTRACT_TABLES):
+        load_current(engine, key, [], None)
+    audit_before = len(read_entries(engine))
+    with pytest.raises(rel.EmptyReleaseError, match=f"no student enrolment.*release {first.release_id} stays current") as err:
+        publish_release(engine, linkage_quality=LINKAGE, min_cell_sizes=MOU_K, now=T0)
+    assert err.value.current_release_id == first.release_id and isinstance(err.value, rel.ReleaseError)
+    cur = current_release(engine)
+    assert cur is not None and cur.release_id == first.release_id
+    pd.testing.assert_frame_equal(current_indicator_values(engine), before)
+    assert count(engine, Release.__table__) == 1 and count(engine, IndicatorValue.__table__) == len(before)
+    assert len(read_entries(engine)) == audit_before and verify(engine).ok
+
+
+def test_a_new_hub_without_data_has_no_release_and_is_told_why(warehouse_target: tuple[str, str | None]) -> None:
+    url, schema = warehouse_target
+    e = make_engine(url, schema)
+    upgrade(e)
+    with pytest.raises(rel.EmptyReleaseError, match="no fps/students file has been loaded yet.*there is no release yet") as err:
+        publish_release(e, linkage_quality={"linkage": "not run"}, min_cell_sizes=MOU_K, now=T0)
+    assert err.value.current_release_id is None
+    assert current_release(e) is None and list_releases(e) == [] and current_indicator_values(e).empty
+    assert count(e, Release.__table__) == 0 and read_entries(e) == []
+    # Enrolments that cannot be placed (no school year) count nowhere: refused, with that reason.
+    load_current(e, "fps/students", [staged("fps/students", 900, [r[:11] + [""] + r[12:] for r in STUDENTS])], CROSSWALK)
+    with pytest.raises(rel.EmptyReleaseError, match=f"none of the warehouse's {len(STUDENTS)} enrolments has a school year"):
+        publish_release(e, linkage_quality={"linkage": "not run"}, min_cell_sizes=MOU_K, now=T0)
+    e.dispose()

@@ -1,0 +1,69 @@
+"""Retries with backoff for the I/O steps, and no retry for deterministic refusals.
+
+Every c2c asset reads or writes files (drop folder, landing zone, linkage area) or the warehouse, so
+every one carries :data:`IO_RETRY` (exponential backoff with jitter). What a retry can fix is a
+*transient* error: an ``OSError`` (a network share hiccup, a file briefly locked; a missing file is
+not one), a database connection or lock problem (SQLAlchemy ``OperationalError``/``InterfaceError``/
+``TimeoutError``), a DuckDB I/O error. Anything else is deterministic - bad data, a blocking check's refusal, a
+configuration error, a missing upstream step - and running it again gives the same answer, so
+:func:`retry_transient_only` turns it into ``Failure(allow_retries=False)``: the run fails at once
+with the reason, and the UI shows no pointless attempts. A re-run of a failed run starts again from
+the durable state (manifest, linkage area, warehouse), which every step is written to idempotently.
+
+The in-process executor honours op retry policies (``tests/operations/test_retries.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from dagster import Backoff, Failure, Jitter, RetryPolicy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+IO_RETRY = RetryPolicy(max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+"""Up to 3 retries, about 1, 3 and 7 seconds after the failure (exponential backoff, +/- 1 s jitter)."""
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Exception types a retry may fix (I/O and database connectivity)."""
+    import sqlalchemy.exc as sa_exc
+
+    out: list[type[BaseException]] = [OSError, TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError]
+    try:
+        import duckdb
+
+        out += [duckdb.IOException]
+    except (ImportError, AttributeError):  # pragma: no cover - duckdb is a dependency
+        pass
+    return tuple(out)
+
+
+PERMANENT_OS_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+"""OS errors that name a state problem (a missing or misplaced file), not a passing one: not retried."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, transient_errors()) and not isinstance(exc, PERMANENT_OS_ERRORS)
+
+
+def retry_transient_only(fn: F) -> F:
+    """Let transient errors propagate (the step's RetryPolicy retries them); make every other error a
+    non-retryable ``Failure`` carrying the same message (messages in c2c never hold a data value)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Failure as exc:
+            if not exc.allow_retries:
+                raise
+            raise Failure(description=exc.description, metadata=exc.metadata, allow_retries=False) from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+
+    return wrapper  # type: ignore[return-value]
