@@ -9,6 +9,7 @@ only through this crosswalk; the crosswalk itself never enters the warehouse.
 import datetime as dt
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,7 @@ from data_sharing._files import write_private_file
 from data_sharing.keys import KeySet
 from data_sharing.partnership import Partnership
 from data_sharing.pseudonyms import key_column_names
+from data_sharing.linkage.settings import ConcurrentIds, load_settings
 from pipelines import lineage
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.retries import IO_RETRY, retry_transient_only
@@ -43,9 +45,15 @@ DECISIONS_FILE = Path("review") / "decisions.csv"
 
 
 def gather_linkage_inputs(
-    store: ManifestStore, partnership: Partnership, keyset: KeySet, linkage_dir: Path
+    store: ManifestStore, partnership: Partnership, keyset: KeySet, linkage_dir: Path,
+    periods: Sequence[ConcurrentIds] = (),
 ) -> tuple[dict[str, list[pd.DataFrame]], dict[str, pd.DataFrame], list[str]]:
-    """(encodings by agency, attributes by agency, source files) for every current person extract."""
+    """(encodings by agency, attributes by agency, source files) for every current person extract.
+
+    ``periods``: the settings' ``guards.concurrent_ids``; those with a ``source`` add their attribute's
+    rows (source_key, value) from that agency's event extract to the agency's attributes."""
+    from data_sharing.linkage.run import period_rows
+
     snapshot = store.current_snapshot()
     records: dict[str, list[pd.DataFrame]] = {}
     attributes: dict[str, list[pd.DataFrame]] = {}
@@ -70,6 +78,20 @@ def gather_linkage_inputs(
             attrs = staging.reset_index()[["source_key", *[c for c in ATTRIBUTES if c in staging.columns]]]
             attributes.setdefault(terms.agency, []).append(attrs)
             sources.append(str(entry.sha256))
+    by_extract = {(t.agency, t.extract): t.contract for t in partnership}
+    for ci in periods:
+        if ci.source is None or ci.agency not in attributes or (ci.agency, ci.source.extract) not in by_extract:
+            continue
+        contract = by_extract[(ci.agency, ci.source.extract)]
+        key_col = next(iter(key_column_names(contract, "source_key").values()), None)
+        for entry in {e.id: e for e in snapshot.get((ci.agency, ci.source.extract), {}).values()}.values():
+            staging_path = staging_paths(linkage_dir, entry)[0]
+            if not staging_path.exists():
+                continue
+            staging = read_staging(staging_path, contract, keyset)
+            if key_col not in staging.columns or any(c not in staging.columns for c in ci.source.columns):
+                continue
+            attributes[ci.agency].append(period_rows(staging, staging[key_col], ci.source.columns, ci.attribute))
     joined = {a: pd.concat(f, ignore_index=True) for a, f in attributes.items()}
     return records, joined, sources
 
@@ -144,7 +166,8 @@ def linked_persons(
 
     linkage_dir = Path(c2c_paths.linkage_dir)
     keyset = keys.load()
-    records, attributes, sources = gather_linkage_inputs(warehouse.manifest(), partnership.load(), keyset, linkage_dir)
+    records, attributes, sources = gather_linkage_inputs(warehouse.manifest(), partnership.load(), keyset, linkage_dir,
+                                                         periods=load_settings().guards.concurrent_ids)
     if not records:
         return MaterializeResult(
             metadata={"status": "no person extracts yet", **_crosswalk_table(0)},

@@ -63,6 +63,26 @@ def _load(folder: Path) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
+def _add_periods(attributes: dict, city: Path, keyset: Any) -> None:
+    """The periods the settings build from event extracts (guards.concurrent_ids[].source), as the
+    linkage asset gathers them, appended to each agency's attribute rows."""
+    import pandas as pd
+
+    from data_sharing.linkage.run import period_rows
+    from data_sharing.linkage.settings import load_settings
+    from data_sharing.linkage.truth import PERSON_EXTRACTS, latest_file, read_extract
+    from data_sharing.pseudonyms import pseudonymize_ids
+
+    for ci in load_settings().guards.concurrent_ids:
+        if ci.source is None or ci.agency not in PERSON_EXTRACTS:
+            continue
+        _, id_col, id_type = PERSON_EXTRACTS[ci.agency]
+        events = read_extract(latest_file(city, ci.agency, ci.source.extract))
+        keys = pseudonymize_ids(events[id_col].to_numpy(), keyset, agency=ci.agency, id_type=id_type)
+        rows = period_rows(events, keys["source_key"].astype(str).to_numpy(), ci.source.columns, ci.attribute)
+        attributes[ci.agency] = pd.concat([attributes[ci.agency], rows], ignore_index=True)
+
+
 def step_prepare(children: int, seed: int, work: Path) -> dict[str, Any]:
     from data_sharing.keys import load_keyset
     from data_sharing.linkage.truth import encode_city
@@ -72,7 +92,9 @@ def step_prepare(children: int, seed: int, work: Path) -> dict[str, Any]:
     generate_city(children, seed, work / "city")
     t_gen = time.perf_counter() - t
     t = time.perf_counter()
-    inputs = encode_city(work / "city", load_keyset())
+    keyset = load_keyset()
+    inputs = encode_city(work / "city", keyset)
+    _add_periods(inputs.attributes, work / "city", keyset)
     t_enc = time.perf_counter() - t
     _save(inputs.encodings, work / "encodings")
     _save(inputs.attributes, work / "attributes")

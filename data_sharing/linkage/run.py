@@ -86,8 +86,11 @@ def _attributes(attributes: Mapping[str, pd.DataFrame] | None) -> pd.DataFrame:
         if "source_key" not in frame.columns:
             raise LinkageInputError(f"{agency}: attributes lack the source_key column")
         f = frame
-        if "row_number" in f.columns:
-            f = f.sort_values("row_number", kind="stable")
+        present = [c for c in ("sex", "race_ethnicity", "grade_level", "birth_date_year_month") if c in f.columns]
+        # rows that carry none of them (an event extract's period rows, guards.concurrent_ids) never win
+        has = f[present].notna().any(axis=1).to_numpy() if present else np.ones(len(f), dtype=bool)
+        f = f.assign(__has=has)
+        f = f.sort_values(["__has", "row_number"] if "row_number" in f.columns else ["__has"], kind="stable")
         f = f.drop_duplicates("source_key", keep="last")
         out = pd.DataFrame({"source_key": f["source_key"].astype(str).to_numpy()})
         for c in ("sex", "race_ethnicity", "grade_level"):
@@ -105,11 +108,15 @@ def _attributes(attributes: Mapping[str, pd.DataFrame] | None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _periods(attributes: Mapping[str, pd.DataFrame] | None, column: str) -> tuple[pd.Index, np.ndarray]:
+def _periods(attributes: Mapping[str, pd.DataFrame] | None, column: str,
+             agency: str | None = None) -> tuple[pd.Index, np.ndarray]:
     """Each source key's period as a bit set (uint64 words) of the distinct values of ``column`` over all
-    its rows (e.g. the grade levels a school enrolled it in); keys without a value have no bits set."""
+    its rows (e.g. the grade levels a school enrolled it in); keys without a value have no bits set.
+    ``agency``: only that agency's frame."""
     parts = []
-    for _, frame in sorted((attributes or {}).items()):
+    for name, frame in sorted((attributes or {}).items()):
+        if agency is not None and name != agency:
+            continue
         if frame is None or len(frame) == 0 or column not in frame.columns or "source_key" not in frame.columns:
             continue
         parts.append(pd.DataFrame({"source_key": frame["source_key"].astype(str).to_numpy(),
@@ -125,6 +132,20 @@ def _periods(attributes: Mapping[str, pd.DataFrame] | None, column: str) -> tupl
     bit = np.left_shift(np.uint64(1), (val_codes % 64).astype(np.uint64))
     np.bitwise_or.at(masks, (key_codes, val_codes // 64), bit)
     return keys, masks
+
+
+def period_rows(frame: pd.DataFrame, source_key: pd.Series | np.ndarray, columns: Sequence[str],
+                attribute: str) -> pd.DataFrame:
+    """``source_key`` and ``attribute`` (the row's ``columns`` joined with ``|``) of an event extract's
+    rows: an agency's periods when its person extract carries none (``guards.concurrent_ids[].source``).
+    Rows missing any of the columns give no value."""
+    parts = [frame[c].astype("string") for c in columns]
+    value = parts[0]
+    for p in parts[1:]:
+        value = value + "|" + p
+    out = pd.DataFrame({"source_key": pd.Series(np.asarray(source_key, dtype=object)).astype("string").to_numpy(),
+                        attribute: value.to_numpy(dtype=object)})
+    return out.dropna().drop_duplicates().reset_index(drop=True)
 
 
 def _shared_periods(keys: pd.Index, masks: np.ndarray, left: pd.Series, right: pd.Series) -> np.ndarray:
@@ -345,11 +366,14 @@ def link(
         # two ids of one agency held at the same time: two persons; one after the other: a re-registration
         concurrent = np.zeros(len(pairs), dtype=bool)
         sequential = np.zeros(len(pairs), dtype=bool)
-        if g.concurrent_ids is not None:
-            pkeys, pmasks = _periods(attributes, g.concurrent_ids.attribute)
+        for ci in g.concurrent_ids:
+            pkeys, pmasks = _periods(attributes, ci.attribute, ci.agency)
             shared = _shared_periods(pkeys, pmasks, pairs.source_key_l, pairs.source_key_r)
-            concurrent = within & (shared >= g.concurrent_ids.min_shared)
-            sequential = within & (shared == 0)
+            scope = within if ci.agency is None else within & (pairs.agency_l == ci.agency).to_numpy()
+            concurrent |= scope & (shared >= ci.min_shared)
+            if ci.disjoint_is_sequential:
+                sequential |= scope & (shared == 0)
+        sequential &= ~concurrent
         sibling = np.zeros(len(pairs), dtype=bool)
         for sib in g.sibling:
             scope = within if sib.pairs == "within_agency" else (~within if sib.pairs == "across_agencies" else True)

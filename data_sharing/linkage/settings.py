@@ -329,13 +329,34 @@ class SiblingGuard(_Model):
     unless_sequential: bool = False
 
 
+class PeriodSource(_Model):
+    """An agency's event extract that gives its ids' periods: each row's values of ``columns`` joined
+    (e.g. a programme and its start date: one spell), keyed by the row's (first) id column."""
+
+    extract: Name
+    columns: list[Name] = Field(min_length=1)
+
+
 class ConcurrentIds(_Model):
     """Two ids of one agency held at the same time are two persons; held one after the other, one may
     have replaced the other. Periods: the set of values of an attribute over each id's rows (a school's
-    grade level of each year's enrolment, or the school year itself)."""
+    grade level of each year's enrolment, or the school year itself; a benefits programme's spells).
+    ``agency``: only that agency's ids (by default every agency whose attributes carry ``attribute``);
+    ``source``: the attribute is built from that agency's event extract rather than read from its
+    person extract; ``disjoint_is_sequential``: sharing no value means one id followed the other (true
+    of school years; not of spells, which a person's second id splits with the first)."""
 
     attribute: Name
     min_shared: int = Field(2, ge=1, le=100)
+    agency: Name | None = None
+    source: PeriodSource | None = None
+    disjoint_is_sequential: bool = True
+
+    @model_validator(mode="after")
+    def _source_needs_agency(self) -> ConcurrentIds:
+        if self.source is not None and self.agency is None:
+            raise ValueError("source: needs agency (the extract is that agency's)")
+        return self
 
 
 class WithinAgency(_Model):
@@ -347,7 +368,14 @@ class Guards(_Model):
     parent_child: ParentChildGuard | None = None
     sibling: list[SiblingGuard] = Field(default_factory=list)
     within_agency: WithinAgency = WithinAgency()
-    concurrent_ids: ConcurrentIds | None = None
+    concurrent_ids: list[ConcurrentIds] = Field(default_factory=list)
+
+    @field_validator("concurrent_ids", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        return [v] if isinstance(v, Mapping) else v
 
 
 class LinkageSettings(_Model):
@@ -396,8 +424,10 @@ class LinkageSettings(_Model):
                 if lv not in [x.name for x in comp.levels]:
                     raise ValueError(f"guards.parent_child.levels: comparison {comp.name} has no level {lv}")
         for i, sib in enumerate(g.sibling):
-            if sib.unless_sequential and (g.concurrent_ids is None or sib.pairs != "within_agency"):
-                raise ValueError(f"guards.sibling[{i}].unless_sequential: needs guards.concurrent_ids and "
+            sequential_known = any(c.disjoint_is_sequential for c in g.concurrent_ids)
+            if sib.unless_sequential and (not sequential_known or sib.pairs != "within_agency"):
+                raise ValueError(f"guards.sibling[{i}].unless_sequential: needs guards.concurrent_ids (one with "
+                                 "disjoint_is_sequential) and "
                                  "pairs: within_agency (periods are known for ids of one agency)")
             for cname, levels in sib.when.items():
                 comp = by_name.get(cname)

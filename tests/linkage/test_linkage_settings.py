@@ -86,9 +86,14 @@ def test_gamma_values_follow_splink(raw: dict[str, Any]) -> None:
         (lambda d: d["guards"]["parent_child"].update(comparison="dob"), "", "no comparison named dob"),
         (lambda d: d["guards"].pop("concurrent_ids"), "", "guards.sibling[1].unless_sequential: needs guards.concurrent_ids"),
         (lambda d: d["guards"]["sibling"][2].update(unless_sequential=True), "",
-         "guards.sibling[2].unless_sequential: needs guards.concurrent_ids and pairs: within_agency"),
-        (lambda d: d["guards"]["concurrent_ids"].update(min_shared=0), "guards.concurrent_ids.min_shared",
+         "guards.sibling[2].unless_sequential: needs guards.concurrent_ids (one with disjoint_is_sequential) "
+         "and pairs: within_agency"),
+        # spells alone never tell a sequence: a guard lifted for sequential ids needs a period that does
+        (lambda d: d["guards"]["concurrent_ids"].pop(0), "", "guards.sibling[1].unless_sequential: needs"),
+        (lambda d: d["guards"]["concurrent_ids"][0].update(min_shared=0), "guards.concurrent_ids[0].min_shared",
          "greater than or equal to 1"),
+        (lambda d: d["guards"]["concurrent_ids"][1].pop("agency"), "guards.concurrent_ids[1]",
+         "source: needs agency"),
         (lambda d: d.update(colour="blue"), "colour", "unknown key"),
         (lambda d: d["comparisons"][0]["levels"][1].update(tf_column="first_name"), "comparisons[0].levels[1]",
          "tf_column first_name is not a linkage encoding column"),
