@@ -74,7 +74,8 @@ def test_state_database_holds_no_identifier(first_run, inputs) -> None:  # noqa:
         _check_text(_cells(frame), raw, f"state table {name}")
     # the encodings and Splink's working tables are not kept: only the state schema exists
     con = duckdb.connect(":memory:")
-    con.execute(f"attach '{first_run.database}' as s (read_only)")
+    attach = "attach " + "'" + str(first_run.database).replace("'", "''") + "'" + " as s (read_only)"
+    con.execute(attach)
     schemas = {r[0] for r in con.execute("select distinct schema_name from duckdb_tables() where database_name = 's'").fetchall()}
     con.close()
     assert schemas == {"c2c_linkage"}
