@@ -444,9 +444,8 @@ class LinkageSettings(_Model):
                 return c
         raise KeyError(name)
 
-    @cached_property
-    def columns(self) -> tuple[str, ...]:
-        """Every encoding column the settings use (sorted), Bloom popcounts included."""
+    def _referenced_columns(self) -> set[str]:
+        """Column names the comparisons, term frequencies, blocking rules and training refer to."""
         used: set[str] = set()
         for c in self.comparisons:
             for lv in c.levels:
@@ -457,6 +456,12 @@ class LinkageSettings(_Model):
             used |= r.columns
         for sql in self.training.prior.deterministic_rules:
             used |= _check_blocking_sql(sql, check=False)[1]
+        return used
+
+    @cached_property
+    def columns(self) -> tuple[str, ...]:
+        """Every encoding column the settings use (sorted), Bloom popcounts included."""
+        used = self._referenced_columns()
         for name in self.derived_columns:
             if name in used:
                 used.discard(name)
@@ -470,16 +475,7 @@ class LinkageSettings(_Model):
     @property
     def used_derived_columns(self) -> dict[str, str]:
         """Derived columns the comparisons, blocking rules or training use: name -> SQL."""
-        used: set[str] = set()
-        for c in self.comparisons:
-            for lv in c.levels:
-                used |= lv.columns
-                if lv.tf_column:
-                    used.add(lv.tf_column)
-        for r in [*self.blocking_rules, *self.training.em_blocking_rules]:
-            used |= r.columns
-        for sql in self.training.prior.deterministic_rules:
-            used |= _check_blocking_sql(sql, check=False)[1]
+        used = self._referenced_columns()
         return {k: v for k, v in self.derived_columns.items() if k in used}
 
     @cached_property
