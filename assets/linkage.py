@@ -41,7 +41,6 @@ from warehouse.manifest import ManifestStore
 
 ATTRIBUTES = ("sex", "race_ethnicity", "grade_level", "birth_date_year_month")
 KEYS_FILE = "linkage_keys.json"
-DECISIONS_FILE = Path("review") / "decisions.csv"
 
 
 def gather_linkage_inputs(

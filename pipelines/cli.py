@@ -547,12 +547,13 @@ def build_parser() -> argparse.ArgumentParser:
     lt = lsub.add_parser("train", help="retrain the linkage model on the current encodings (versioned artefact)")
     common(lt)
     lt.set_defaults(func=cmd_linkage_train)
+    from data_sharing.linkage.review import QUEUE_REASONS
+
     lr = lsub.add_parser("review", help="clerical review: the pseudonymous queue and reviewers' decisions")
     rsub = lr.add_subparsers(dest="review_command", required=True)
     r = rsub.add_parser("list", help="show the latest run's review queue (source keys, agencies, probability, levels)")
     common(r)
-    r.add_argument("--reason", help="only pairs queued for this reason (score_band, possible_sibling, "
-                   "conflict_within_agency, conflict_birth_years, decision_conflict, concurrent_ids)")
+    r.add_argument("--reason", help="only pairs queued for this reason (" + ", ".join(QUEUE_REASONS) + ")")
     r.add_argument("--agency", help="only pairs with a record of this agency")
     r.add_argument("--limit", type=int, help="show at most this many pairs (most probable first)")
     r.add_argument("--format", choices=["table", "csv"], default="table", help="csv: every column, full source keys")
