@@ -281,15 +281,19 @@ def febrl_settings() -> Any:
     * guards off: FEBRL has no children, parents or twins, and no duplicates inside a file (its
       corruption replaces whole first names and birth dates, which the child guards read as a
       sibling or a parent);
-    * the raw baseline's blocking rules added (birth date alone, surname + postcode, first name +
-      postcode: affordable at 10,000 records), so both methods see the same candidate pairs;
+    * the raw baseline's blocking rules added (full name alone -- the shipped rule needs the same birth
+      year since v12, and FEBRL's corruption replaces whole birth dates --, birth date alone, surname +
+      postcode, first name + postcode: affordable at 10,000 records), so both methods see the same
+      candidate pairs (the baseline's two-letter name prefixes have no encoding; the shipped
+      three-letter prefixes + zip stand in);
     * thresholds: upper 0.5 like the raw baseline, lower 0.05 so the pairs table holds the curve.
     """
     from data_sharing.linkage import load_settings
     from data_sharing.linkage.settings import NamedRule
 
     s = load_settings()
-    extra = [NamedRule(name="birth_date", sql="l.birth_date_hash = r.birth_date_hash"),
+    extra = [NamedRule(name="full_name_any_birth_date", sql="l.first_name_hash = r.first_name_hash and l.last_name_hash = r.last_name_hash"),
+             NamedRule(name="birth_date", sql="l.birth_date_hash = r.birth_date_hash"),
              NamedRule(name="surname_zip", sql="l.last_name_hash = r.last_name_hash and l.zip_hash = r.zip_hash"),
              NamedRule(name="first_name_zip", sql="l.first_name_hash = r.first_name_hash and l.zip_hash = r.zip_hash")]
     return s.model_copy(update={

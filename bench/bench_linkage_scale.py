@@ -8,12 +8,14 @@ three person extracts are kept (protected into encodings at once, the raw files 
 
 * every agency id (student, patient, client and Medicaid ids) and every person id of chunk ``i`` is
   prefixed ``Z<i>-`` before protection, so ids, source keys and truth never collide across chunks;
-* each chunk is its own population (its own families, addresses and schools), but all chunks draw
-  names, birth dates, street names and zip codes from the same tables: the state's blocks (same
-  birth date, same name, same zip) are as dense as in a city ``chunks`` times bigger in the same
-  zips, which is pessimistic for blocking cost (a real state spreads over more zips) and realistic
-  for doppelgangers (distinct children with the same name and birth date grow with the square of
-  the population, across chunks too).
+* each chunk is its own population (its own families, addresses and schools) and, by default, its
+  own region: its zip codes are the generator's with the leading two digits moved (``state_zip``),
+  as a state's towns have zips of their own. All chunks still draw names, birth dates and street
+  names from the same tables, so blocks on a name or a birth date are as dense as in one city
+  ``chunks`` times bigger, and doppelgangers (distinct children with the same name and birth date)
+  grow with the square of the population, across chunks too. ``--shared-zips`` keeps the
+  generator's ~17 zips in every chunk (the layout first measured: pessimistic for the rules that
+  include a zip).
 
 Steps, each in a child process so its peak RSS is its own (``ru_maxrss``; a sampler thread also
 records RSS and the DuckDB spill size in the linkage area every second):
@@ -23,12 +25,14 @@ records RSS and the DuckDB spill size in the linkage area every second):
    write parquet;
 2. ``train``: the model trained on chunk 0 only (the nightly run reuses a trained model; link time
    is the figure that matters);
-3. ``blocks`` n: the candidate pairs each blocking rule would generate over the first n chunks
-   (sum of n*(n-1)/2 per block: an upper bound, before the union of rules and the exclusion of
-   pairs inside one source key), to see what grows quadratically;
+3. ``blocks`` n: the pairs of blocking variants (of different source keys) each rule joins over the
+   first n chunks, counted exactly in DuckDB, and of those the pairs no earlier rule joined (Splink
+   compares each pair once: the sum of the new pairs is what predict scores), to see what grows
+   quadratically;
 4. ``link`` n: one :func:`data_sharing.linkage.link` over the first n chunks with the default DuckDB
-   memory limit (``work_connection``: ``C2C_LINKAGE_MEMORY_LIMIT``, else a quarter of the physical memory,
-   at most 8 GiB), crosswalk written to parquet;
+   memory limit (``work_connection``: ``C2C_LINKAGE_MEMORY_LIMIT``, else a sixth of the physical memory,
+   at most 8 GiB) and predict in chunks above ``PREDICT_CHUNK_RECORDS`` variants, crosswalk written
+   to parquet; ``--lazy-inputs`` hands ``link`` the encodings' parquet paths;
 5. ``evaluate`` n: pairwise precision / recall of that crosswalk against the truth.
 
 Usage: ``nice python bench/bench_linkage_scale.py --chunk-children 100000 --chunks 15 --points 5 15
@@ -52,7 +56,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,31 +141,12 @@ def _load_chunks(work: Path, n: int, kind: str) -> dict[str, list[Any]]:
     return out
 
 
-class LazyEncodings(Mapping[str, list]):
-    """agency -> its chunks' encodings frames, read from parquet at each access and not kept.
-
-    ``link`` reads each agency's frames once (into DuckDB); with this mapping the ~540 MiB of Arrow
-    data per 100,000 children is freed once loaded instead of held by the caller for the whole run.
-    """
-
-    def __init__(self, work: Path, n: int) -> None:
-        self.work, self.n = work, n
-        self.agencies = sorted(p.stem for p in (work / "chunks" / "00" / "encodings").glob("*.parquet"))
-
-    def __getitem__(self, agency: str) -> list:
-        import pandas as pd
-        import pyarrow.parquet as pq
-
-        if agency not in self.agencies:
-            raise KeyError(agency)
-        return [pq.read_table(self.work / "chunks" / f"{i:02d}" / "encodings" / f"{agency}.parquet").to_pandas(
-            types_mapper=pd.ArrowDtype) for i in range(self.n)]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.agencies)
-
-    def __len__(self) -> int:
-        return len(self.agencies)
+def encodings_files(work: Path, n: int) -> dict[str, list[Path]]:
+    """agency -> its chunks' encodings parquet files: ``link`` reads them with DuckDB as it groups the
+    variants, so the ~540 MiB of Arrow data per 100,000 children never sits in Python's memory
+    (``--lazy-inputs``; without it every chunk is read into pandas first, as a city-sized asset does)."""
+    agencies = sorted(p.stem for p in (work / "chunks" / "00" / "encodings").glob("*.parquet"))
+    return {a: [work / "chunks" / f"{i:02d}" / "encodings" / f"{a}.parquet" for i in range(n)] for a in agencies}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,7 +171,17 @@ def _lean_generator() -> None:
     sc._hard_cases = lambda *a, **k: ({}, {}, {})
 
 
-def step_prepare(i: int, children: int, seed: int, work: Path) -> dict[str, Any]:
+def state_zip(zips: Any, i: int) -> Any:
+    """Chunk ``i``'s zip codes: the generator's (``246xx``) with the leading two digits moved to a
+    region of their own (``24`` + 2i), so each chunk is a region of the state. Typos in a zip stay
+    typos; blanks stay blank; chunk 0 keeps the generator's zips."""
+    z = zips.astype("string")
+    ok = z.str.fullmatch(r"\d{5}").fillna(False)
+    lead = (z.str.slice(0, 2).where(ok, "0").astype(int) + 2 * i) % 100
+    return zips.where(~ok, lead.map("{:02d}".format) + z.str.slice(2))
+
+
+def step_prepare(i: int, children: int, seed: int, work: Path, shared_zips: bool = False) -> dict[str, Any]:
     import pandas as pd
 
     from data_sharing.keys import load_keyset
@@ -207,6 +201,8 @@ def step_prepare(i: int, children: int, seed: int, work: Path) -> dict[str, Any]
     for agency, cols in ID_COLUMNS.items():
         for c in cols:
             frames[agency][c] = frames[agency][c].where(frames[agency][c].isna(), tag + frames[agency][c].astype(str))
+        if not shared_zips and "zip" in frames[agency]:
+            frames[agency]["zip"] = state_zip(frames[agency]["zip"], i)
     identities = pd.read_csv(city / "truth" / "identities.csv", dtype=str, keep_default_na=False)
     identities["source_id"] = tag + identities.source_id
     identities["person_id"] = tag + identities.person_id
@@ -268,27 +264,19 @@ def step_blocks(work: Path, n: int) -> dict[str, Any]:
     rows = dict(con.execute("select agency, count(*) from records group by 1").fetchall())
     keys = dict(con.execute("select agency, count(distinct source_key) from records group by 1").fetchall())
     out: dict[str, Any] = {"variants": rows, "source_keys": keys, "rules": {}}
+    con.execute("create table variants as select row_number() over () as rid, * from records")
+    shipped: list[str] = []
     for name, sql in rules.items():
-        # equality rules l.x = r.x [and ...]: pairs = sum over blocks of k*(k-1)/2; swapped rules l.a = r.b: sum k_a*k_b
-        terms = [t.strip() for t in sql.split(" and ")]
-        lefts, rights = [], []
-        for term in terms:
-            lhs, rhs = (s.strip() for s in term.split("="))
-            lefts.append(lhs.removeprefix("l."))
-            rights.append(rhs.removeprefix("r."))
-        if lefts == rights:
-            key = ", ".join(lefts)
-            q = ("select coalesce(sum(k * (k - 1) / 2), 0), coalesce(max(k), 0) from (select count(*) k from records where "
-                 + " and ".join(f"{c} is not null" for c in lefts) + " group by " + key + ")")
-        else:
-            lk, rk = ", ".join(lefts), ", ".join(rights)
-            q = ("select coalesce(sum(a.k * b.k), 0), coalesce(max(greatest(a.k, b.k)), 0) from "
-                 "(select " + ", ".join(f"{c} as c{j}" for j, c in enumerate(lefts)) + ", count(*) k from records group by " + lk + ") a join "
-                 "(select " + ", ".join(f"{c} as c{j}" for j, c in enumerate(rights)) + ", count(*) k from records group by " + rk + ") b on "
-                 + " and ".join(f"a.c{j} = b.c{j}" for j in range(len(lefts))))
-        pairs, largest = con.execute(q).fetchall()[0]
-        out["rules"][name] = {"pairs_upper_bound": int(pairs), "largest_block": int(largest)}
-    out["pairs_upper_bound_total"] = sum(r["pairs_upper_bound"] for k, r in out["rules"].items() if ":" not in k)
+        # the pairs of variants (of different source keys) the rule joins, and those no earlier shipped
+        # rule joined (Splink compares each pair once: these are the pairs this rule adds)
+        earlier = " or ".join(f"coalesce(({e}), false)" for e in shipped) or "false"
+        q = ("select count(*), count(*) filter (where not (" + earlier + ")) from variants l join variants r "
+             "on l.rid < r.rid and l.source_key <> r.source_key and (" + sql + ")")
+        pairs, new = con.execute(q).fetchall()[0]
+        out["rules"][name] = {"pairs": int(pairs), "new_pairs": int(new) if ":" not in name else None}
+        if ":" not in name:
+            shipped.append(sql)
+    out["pairs_total"] = sum(r["new_pairs"] for k, r in out["rules"].items() if ":" not in k)
     out["peak_rss_gib"] = _rss_gib()
     return out
 
@@ -322,7 +310,7 @@ def step_link(work: Path, n: int, model_path: str, threads: int | None, abort_gi
     if area.exists():
         shutil.rmtree(area)
     t = time.perf_counter()
-    enc = LazyEncodings(work, n) if lazy else _load_chunks(work, n, "encodings")
+    enc = encodings_files(work, n) if lazy else _load_chunks(work, n, "encodings")
     attrs = {a: pd.concat(f, ignore_index=True) for a, f in _load_chunks(work, n, "attributes").items()}
     t_read = time.perf_counter() - t
     rss_inputs = _rss_gib()
@@ -394,14 +382,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocking", choices=["shipped", "bounded"], default="shipped",
                         help="bounded: link with BOUNDED_ALTERNATIVES instead of the three population-square rules")
     parser.add_argument("--lazy-inputs", action="store_true",
-                        help="hand link a mapping that reads each agency's encodings when link asks (not kept)")
+                        help="hand link the parquet files of the encodings (read by DuckDB, never held in Python)")
+    parser.add_argument("--shared-zips", action="store_true",
+                        help="every chunk keeps the generator's zip codes (one city's ~17 zips for the whole state: "
+                             "the pessimistic layout measured first) instead of a region of its own")
     parser.add_argument("--jobs", type=int, default=1, help="chunks prepared at once (~1.6 GiB each at 100k children)")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.step:
         name, *rest = args.step
         if name == "prepare":
-            res = step_prepare(int(rest[0]), int(rest[1]), int(rest[2]), Path(rest[3]))
+            res = step_prepare(int(rest[0]), int(rest[1]), int(rest[2]), Path(rest[3]), len(rest) > 4 and rest[4] == "shared")
         elif name == "blocks":
             res = step_blocks(Path(rest[0]), int(rest[1]))
         elif name == "train":
@@ -435,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
 
         todo = [i for i in range(args.chunks) if not (work / "chunks" / f"{i:02d}" / "persons.parquet").exists()]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # chunks are independent processes
-            for r in pool.map(lambda i: _child("prepare", str(i), str(args.chunk_children), str(args.seed + i), str(work)), todo):
+            for r in pool.map(lambda i: _child("prepare", str(i), str(args.chunk_children), str(args.seed + i), str(work),
+                                                        "shared" if args.shared_zips else "regions"), todo):
                 emit({"step": "prepare", **r})
     model_file = work / "model_path"
     if "train" in args.only:

@@ -141,13 +141,16 @@ def load_model(path: Path | str) -> LinkageModel:
 
 
 MEMORY_LIMIT_ENV = "C2C_LINKAGE_MEMORY_LIMIT"
-DEFAULT_MEMORY_FRACTION = 0.25  # of the physical memory (DuckDB's own default is 0.8): the run's pandas
-DEFAULT_MEMORY_CAP_GIB = 8  # frames and its inputs live outside DuckDB's limit (docs/benchmarks.md)
+#: of the physical memory (DuckDB's own default is 0.8): the run's pandas frames live outside DuckDB's
+#: limit and at state scale take as much again (1.5M children: limit 4 GiB, peak RSS 11.2 GiB; with a
+#: quarter, 5.9 GiB, over 13 GiB; docs/benchmarks.md)
+DEFAULT_MEMORY_FRACTION = 1 / 6
+DEFAULT_MEMORY_CAP_GIB = 8
 
 
 def linkage_memory_limit(memory_limit: str | None = None) -> str:
     """The DuckDB ``memory_limit`` linkage runs with: ``memory_limit`` if given, else the environment
-    variable ``C2C_LINKAGE_MEMORY_LIMIT`` (a DuckDB size such as ``12GiB`` or ``60%``), else a quarter
+    variable ``C2C_LINKAGE_MEMORY_LIMIT`` (a DuckDB size such as ``12GiB`` or ``60%``), else a sixth
     of the physical memory, at most 8 GiB. DuckDB spills what does not fit to the linkage area's
     ``duckdb_tmp``; the limit covers DuckDB's buffers, not the pandas frames of the run.
     """
@@ -167,7 +170,7 @@ def work_connection(workdir: Path | str, *, threads: int | None = None, memory_l
     """An in-memory DuckDB connection for Splink whose spill files stay in the linkage area.
 
     Memory: :func:`linkage_memory_limit` (the argument, else ``C2C_LINKAGE_MEMORY_LIMIT``, else a
-    quarter of the physical memory capped at 8 GiB); what does not fit spills to ``<workdir>/duckdb_tmp``.
+    sixth of the physical memory capped at 8 GiB); what does not fit spills to ``<workdir>/duckdb_tmp``.
     """
     tmp = Path(workdir) / "duckdb_tmp"
     tmp.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -50,115 +51,178 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _frame_of(value: pd.DataFrame | Sequence[pd.DataFrame], agency: str) -> pd.DataFrame:
-    if isinstance(value, pd.DataFrame):
-        return value
-    frames = list(value)
-    if not frames:
-        raise LinkageInputError(f"{agency}: no encodings frame given")
-    if not all(isinstance(f, pd.DataFrame) for f in frames):
-        raise LinkageInputError(f"{agency}: expected pandas DataFrames of encodings")
-    return pd.concat(frames, ignore_index=True)
+def _parts_of(value: object, agency: str) -> list[pd.DataFrame | pa.Table | Path]:
+    """An agency's encodings as a list of parts: DataFrames, Arrow tables or parquet file paths."""
+    items = [value] if isinstance(value, (pd.DataFrame, pa.Table, str, Path)) else list(value)  # type: ignore[call-overload]
+    if not items:
+        raise LinkageInputError(f"{agency}: no encodings given")
+    parts: list[pd.DataFrame | pa.Table | Path] = []
+    for item in items:
+        if isinstance(item, (pd.DataFrame, pa.Table)):
+            parts.append(item)
+        elif isinstance(item, (str, Path)):
+            path = Path(item)
+            if not path.is_file():
+                raise LinkageInputError(f"{agency}: an encodings file does not exist ({path.name})")
+            parts.append(path)
+        else:
+            raise LinkageInputError(f"{agency}: expected pandas DataFrames, Arrow tables or parquet files of encodings")
+    return parts
 
 
-def _arrow(frame: pd.DataFrame, agency: str, columns: Sequence[str]) -> pa.Table:
-    missing = [c for c in ("source_key", *columns) if c not in frame.columns and c not in OPTIONAL_COLUMNS]
+def _arrow(frame: pd.DataFrame | pa.Table, agency: str, columns: Sequence[str]) -> pa.Table:
+    names = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
+    missing = [c for c in ("source_key", *columns) if c not in names and c not in OPTIONAL_COLUMNS]
     if missing:
         raise LinkageInputError(
             f"{agency}: the encodings lack column(s) {', '.join(missing)} that the linkage settings use"
         )
-    arrays: dict[str, pa.Array] = {}
-    n = len(frame)
+    arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
+    n = frame.num_rows if isinstance(frame, pa.Table) else len(frame)
     for col in ("source_key", "linkage_key_id", *columns):
-        if col not in frame.columns:
+        if col not in names:
             arrays[col] = pa.nulls(n, pa.string())
             continue
-        s = frame[col]
+        if isinstance(frame, pa.Table):
+            arr = frame.column(col)
+        else:
+            s = frame[col]
+            if col.endswith("_bits") and col not in BLOOM_COLUMNS:
+                arr = pa.array(pd.to_numeric(s, errors="raise").astype("Int32"), from_pandas=True)
+            else:
+                arr = pa.array(s, from_pandas=True) if not isinstance(s.dtype, pd.ArrowDtype) else pa.array(s)
         if col in BLOOM_COLUMNS:
-            arr = pa.array(s, from_pandas=True) if not isinstance(s.dtype, pd.ArrowDtype) else pa.array(s)
             if not (pa.types.is_binary(arr.type) or pa.types.is_fixed_size_binary(arr.type)
                     or pa.types.is_large_binary(arr.type) or pa.types.is_null(arr.type)):
                 raise LinkageInputError(f"{agency}: column {col} must hold binary Bloom filters, not {arr.type}")
             arrays[col] = arr.cast(pa.binary())
         elif col.endswith("_bits"):
-            arrays[col] = pa.array(pd.to_numeric(s, errors="raise").astype("Int32"), from_pandas=True).cast(pa.int32())
+            if not (pa.types.is_integer(arr.type) or pa.types.is_null(arr.type)):
+                raise LinkageInputError(f"{agency}: column {col} must hold bit counts, not {arr.type}")
+            arrays[col] = arr.cast(pa.int32())
         else:
-            arr = pa.array(s, from_pandas=True) if not isinstance(s.dtype, pd.ArrowDtype) else pa.array(s)
             if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_null(arr.type)):
                 raise LinkageInputError(f"{agency}: column {col} must hold hex strings, not {arr.type}")
             arrays[col] = arr.cast(pa.string())
     return pa.table(arrays)
 
 
+def _parquet_view(con: duckdb.DuckDBPyConnection, path: Path, name: str, agency: str, columns: Sequence[str]) -> None:
+    """View ``name`` over a parquet file of encodings, typed as :func:`_arrow` types a frame; DuckDB
+    reads the file as it goes (nothing held in Python)."""
+    rel = con.read_parquet(str(path))
+    types = {c: str(t).upper() for c, t in zip(rel.columns, rel.types, strict=True)}
+    missing = [c for c in ("source_key", *columns) if c not in types and c not in OPTIONAL_COLUMNS]
+    if missing:
+        raise LinkageInputError(
+            f"{agency}: the encodings lack column(s) {', '.join(missing)} that the linkage settings use"
+        )
+    select: list[str] = []
+    for col in ("source_key", "linkage_key_id", *columns):
+        t = types.get(col)
+        if t is None:
+            select.append("null::varchar as " + _quote(col))
+            continue
+        if col in BLOOM_COLUMNS:
+            want, ok = "blob", t in ("BLOB", '"NULL"', "NULL")
+            what = "binary Bloom filters"
+        elif col.endswith("_bits"):
+            want, ok = "integer", t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                                         "UINTEGER", "UBIGINT", '"NULL"', "NULL")
+            what = "bit counts"
+        else:
+            want, ok = "varchar", t in ("VARCHAR", '"NULL"', "NULL")
+            what = "hex strings"
+        if not ok:
+            raise LinkageInputError(f"{agency}: column {col} must hold {what}, not {t}")
+        select.append(_quote(col) + "::" + want + " as " + _quote(col))
+    rel.project(", ".join(select)).create_view(name, replace=True)
+
+
 def load_records(
     con: duckdb.DuckDBPyConnection,
-    records_by_agency: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
+    records_by_agency: Mapping[str, object],
     settings: LinkageSettings,
     *,
     table: str = "records",
 ) -> RecordSummary:
-    """Create table ``table`` (variants, see the module doc) in ``con``; returns counts per agency."""
+    """Create table ``table`` (variants, see the module doc) in ``con``; returns counts per agency.
+
+    ``records_by_agency``: agency -> its encodings as a pandas DataFrame, an Arrow table or a parquet
+    file path, or a sequence of those (all current files of its person extract). Parquet files are
+    read by DuckDB as it groups the variants, so a state-sized input never sits in Python's memory.
+    """
     if not records_by_agency:
         raise LinkageInputError("no agency encodings were given")
     columns = list(settings.columns)
     parts: list[str] = []
     part_params: list[str] = []
+    views: list[str] = []
+    registered: list[str] = []
     rows: dict[str, int] = {}
     dropped: dict[str, int] = {}
     key_ids: dict[str, set[str]] = {}
-    for agency in sorted(records_by_agency):
-        if not _AGENCY_RE.match(str(agency)):
-            raise LinkageInputError("agency ids are lower-case names like 'fps'")
-        frame = _frame_of(records_by_agency[agency], agency)
-        tbl = _arrow(frame, agency, columns)
-        name = f"__c2c_in_{agency}"
-        con.register(name, tbl)
-        rows[agency] = tbl.num_rows
-        dropped[agency] = int(tbl.column("source_key").null_count)
-        ids = con.execute(
-            "select distinct linkage_key_id from " + _quote(name) + " where linkage_key_id is not null"
-        ).fetchall()
-        key_ids[agency] = {r[0] for r in ids}
-        cols = ", ".join(columns)
-        parts.append(
-            "select ? as agency, source_key, " + cols + " from " + _quote(name) + " where source_key is not null"
+    cols = ", ".join(_quote(c) for c in columns)
+    try:
+        for agency in sorted(records_by_agency):
+            if not _AGENCY_RE.match(str(agency)):
+                raise LinkageInputError("agency ids are lower-case names like 'fps'")
+            rows[agency] = dropped[agency] = 0
+            key_ids[agency] = set()
+            for j, part in enumerate(_parts_of(records_by_agency[agency], agency)):
+                name = f"__c2c_in_{agency}_{j}"
+                if isinstance(part, Path):
+                    _parquet_view(con, part, name, agency, columns)
+                    views.append(name)
+                else:
+                    con.register(name, _arrow(part, agency, columns))
+                    registered.append(name)
+                stats_sql = ("select count(*), count(*) filter (where source_key is null), "
+                             "list(distinct linkage_key_id) filter (where linkage_key_id is not null) from " + _quote(name))
+                n, n_null, ids = con.execute(stats_sql).fetchall()[0]
+                rows[agency] += int(n)
+                dropped[agency] += int(n_null)
+                key_ids[agency].update(ids or [])
+                parts.append("select ? as agency, source_key, " + cols + " from " + _quote(name) + " where source_key is not null")
+                part_params.append(agency)
+        all_ids = set().union(*key_ids.values())
+        if len(all_ids) > 1:
+            per = "; ".join(f"{a}: {', '.join(sorted(v)) or 'none'}" for a, v in sorted(key_ids.items()))
+            raise LinkageInputError(
+                "the encodings were made with different linkage keys, so they cannot be compared "
+                f"(key ids by agency: {per}); re-encode with the current linkage key"
+            )
+        derived = settings.used_derived_columns
+        select_cols = ", ".join(columns + [f"({sql}) as {name}" for name, sql in derived.items()])
+        order = ", ".join(["agency", "source_key", *[c for c in columns if c not in BLOOM_COLUMNS], *[c for c in columns if c in BLOOM_COLUMNS]])
+        # rid: a 63-bit hash of the variant's content (DuckDB's hash: deterministic for one DuckDB version),
+        # so no sort of the wide table is needed; a collision (never seen; checked) falls back to a sort.
+        # The variants are grouped straight from the inputs (no copy of every row first).
+        # columns: the settings' checked column names; derived: the settings' checked expressions
+        create_sql = (
+            "create or replace table " + _quote(table) + " as select (hash(agency, source_key, "
+            + ", ".join(_quote(c) for c in columns) + ") >> 1)::bigint as rid, * from (select agency, source_key, "
+            + select_cols + ", count(*)::bigint as n_rows from (" + " union all ".join(parts) + ") group by all)"
         )
-        part_params.append(agency)
-    all_ids = set().union(*key_ids.values())
-    if len(all_ids) > 1:
-        per = "; ".join(f"{a}: {', '.join(sorted(v)) or 'none'}" for a, v in sorted(key_ids.items()))
-        raise LinkageInputError(
-            "the encodings were made with different linkage keys, so they cannot be compared "
-            f"(key ids by agency: {per}); re-encode with the current linkage key"
-        )
-    derived = settings.used_derived_columns
-    cols = ", ".join(columns + [f"({sql}) as {name}" for name, sql in derived.items()])
-    order = ", ".join(["agency", "source_key", *[c for c in columns if c not in BLOOM_COLUMNS], *[c for c in columns if c in BLOOM_COLUMNS]])
-    con.execute("create or replace temp table __c2c_rows as " + " union all ".join(parts), part_params)
-    # One source key in two agencies' frames would be two persons' ids colliding: refuse.
-    clash = con.execute(
-        "select count(*) from (select source_key from __c2c_rows group by source_key having count(distinct agency) > 1)"
-    ).fetchall()[0][0]
+        con.execute(create_sql, part_params)
+    finally:
+        for name in registered:
+            con.unregister(name)
+        for name in views:
+            con.execute("drop view if exists " + _quote(name))
+    # One source key in two agencies' inputs would be two persons' ids colliding: refuse.
+    clash_sql = ("select count(*) from (select source_key from " + _quote(table)
+                 + " group by source_key having count(distinct agency) > 1)")
+    clash = con.execute(clash_sql).fetchall()[0][0]
     if clash:
+        con.execute("drop table " + _quote(table))
         raise LinkageInputError(f"{clash} source_key value(s) appear under two agencies; source keys are per agency")
-    # rid: a 63-bit hash of the variant's content (DuckDB's hash: deterministic for one DuckDB version),
-    # so no sort of the wide table is needed; a collision (never seen; checked) falls back to a sort.
-    # columns: the settings' checked column names; derived: the settings' checked expressions
-    create_sql = (
-        "create or replace table " + _quote(table) + " as select (hash(agency, source_key, "
-        + ", ".join(_quote(c) for c in columns) + ") >> 1)::bigint as rid, * from (select agency, source_key, "
-        + cols + ", count(*)::bigint as n_rows from __c2c_rows group by all)"
-    )
-    con.execute(create_sql)
     count_rids = "select count(*), count(distinct rid) from " + _quote(table)
     n, distinct = con.execute(count_rids).fetchall()[0]
     if n != distinct:
         renumber_sql = ("create or replace table " + _quote(table) + " as select (row_number() over (order by "
                         + order + "))::bigint as rid, * exclude (rid) from " + _quote(table))
         con.execute(renumber_sql)
-    con.execute("drop table __c2c_rows")
-    for agency in records_by_agency:
-        con.unregister(f"__c2c_in_{agency}")
     per_agency_sql = ("select agency, count(distinct source_key), count(*) from " + _quote(table)
                       + " group by agency order by agency")
     per_agency = con.execute(per_agency_sql).fetchall()

@@ -53,6 +53,11 @@ from data_sharing.linkage.settings import LinkageSettings
 
 DB_NAME = "linkage.duckdb"
 PREDICT_FLOOR_WEIGHT = -10.0  # Splink match weight below which scored pairs are not kept (p < 0.001)
+#: Records (variants) per side of one predict chunk. Splink joins every candidate pair to both records;
+#: with all of a state's records on each side those joins outgrow DuckDB's memory and spill the wide
+#: joined rows (70 GB at 1.5M children), so above this the pairs are scored in n x n chunks of ~n-ths
+#: of the records each (``predict(num_chunks_left=n, num_chunks_right=n)``). A city is one chunk.
+PREDICT_CHUNK_RECORDS = 1_000_000
 GRADE_BANDS = {"PK": "early", "KG": "early", **{f"{g:02d}": "elementary" for g in range(1, 6)},
                **{f"{g:02d}": "middle" for g in range(6, 9)}, **{f"{g:02d}": "high" for g in range(9, 13)}}
 
@@ -193,6 +198,21 @@ def _guard_mask(settings: LinkageSettings, levels: pd.DataFrame, when: Mapping[s
     return mask
 
 
+def _distinct_common(con: Any, pairs_table: str, column: str, min_source_keys: int) -> np.ndarray:
+    """Per pair of ``pairs_table`` (ordered by a, b, as the pairs frame is): its best variants' values of
+    ``column`` differ and each is held by at least ``min_source_keys`` of the run's source keys."""
+    col = st.quote(column)
+    sql = (
+        "with f as (select " + col + " as v, count(distinct source_key) as n from records where " + col
+        + " is not null group by 1) "
+        "select coalesce(rl." + col + " <> rr." + col + " and fl.n >= ? and fr.n >= ?, false) "
+        "from " + st.quote(pairs_table) + " p join records rl on rl.rid = p.rid_l join records rr on rr.rid = p.rid_r "
+        "left join f fl on fl.v = rl." + col + " left join f fr on fr.v = rr." + col + " order by p.a, p.b"
+    )
+    rows = con.execute(sql, [min_source_keys, min_source_keys]).fetchnumpy()
+    return np.asarray(next(iter(rows.values())), dtype=bool)
+
+
 def _histogram(con: Any, table: str, column: str) -> dict[str, int]:
     edges = [0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99, 0.999, 1.0000001]
     col = st.quote(column)
@@ -219,6 +239,7 @@ def link(
     threads: int | None = None,
     memory_limit: str | None = None,
     now: dt.datetime | None = None,
+    predict_chunk_records: int = PREDICT_CHUNK_RECORDS,
 ) -> LinkageResult:
     """Run linkage once and continue the persistent state in ``workdir`` (see the module doc).
 
@@ -280,11 +301,15 @@ def link(
                   "retain_matching_columns", "retain_intermediate_calculation_columns", "link_type"):
             splink_settings[k] = fresh[k]
         n_records = sum(summary.variants.values())
+        chunks = 1
         if n_records >= 2:
             with quiet_splink():
                 linker = make_linker(con, "records", splink_settings)
                 # pairs below 2^-10 odds (p < 0.001) are never near a threshold: not materialised
-                pred = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT, warning_mode="never")
+                chunks = max(1, -(-n_records // max(1, predict_chunk_records)))
+                pred = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT, warning_mode="never",
+                                                num_chunks_left=chunks if chunks > 1 else None,
+                                                num_chunks_right=chunks if chunks > 1 else None)
             pred_table = pred.physical_name
         else:
             con.execute("create or replace table __c2c_empty_pred (match_weight double, match_probability double, "
@@ -379,6 +404,10 @@ def link(
             scope = within if sib.pairs == "within_agency" else (~within if sib.pairs == "across_agencies" else True)
             if sib.unless_sequential:
                 scope = scope & ~sequential
+            if sib.distinct_common is not None:
+                dc = sib.distinct_common
+                scope = scope & _distinct_common(con, "__c2c_pairs", dc.column,
+                                                 dc.threshold(sum(summary.source_keys.values())))
             sibling |= scope & _guard_mask(settings, levels, sib.when)
         sibling &= ~concurrent
         dec = effective.set_index(["source_key_l", "source_key_r"]).decision if len(effective) else pd.Series(dtype=str)
@@ -388,7 +417,10 @@ def link(
         refused_by_decision = decision == "non_match"
         undecided = pd.isna(decision)
         prob = pairs.match_probability.to_numpy()
-        linkable = (prob >= upper) & ~parent & ~sibling & ~concurrent & undecided
+        # the upper threshold of each pair: its own for two ids of one agency (settings.thresholds)
+        upper_w = settings.thresholds.within_agency_upper
+        upper_of = np.where(within, upper_w, upper)
+        linkable = (prob >= upper_of) & ~parent & ~sibling & ~concurrent & undecided
         links = pairs.loc[linkable, ["source_key_l", "source_key_r", "match_weight"]]
         forced_df = effective.loc[effective.decision == "match", ["source_key_l", "source_key_r"]] if len(effective) else None
         cannot_parts = []
@@ -404,7 +436,7 @@ def link(
         nodes = con.execute("select distinct agency, source_key from records order by source_key").df()
         nodes["birth_year"] = year.reindex(nodes.source_key).to_numpy(dtype=float) if len(year) else np.nan
         wa = g.within_agency
-        direct_min = upper if wa.direct_evidence_threshold == "upper" else lower
+        direct_min = upper_w if wa.direct_evidence_threshold == "upper" else lower
         within_ok = pairs.loc[within & (prob >= direct_min) & ~parent & ~sibling & ~concurrent & undecided,
                               ["source_key_l", "source_key_r"]]
         clusters = cluster(nodes, links, forced=forced_df, cannot=cannot, within_evidence=within_ok,
@@ -425,7 +457,7 @@ def link(
         label = clusters.labels.set_index("source_key").cluster
         same_person = label.reindex(pairs.source_key_l).to_numpy() == label.reindex(pairs.source_key_r).to_numpy()
         reason = np.full(len(pairs), None, dtype=object)
-        reason[(prob >= lower) & (prob < upper)] = "score_band"
+        reason[(prob >= lower) & (prob < upper_of)] = "score_band"
         reason[sibling & (prob >= lower)] = "possible_sibling"
         refused = clusters.refused.set_index(["source_key_l", "source_key_r"]).reason if len(clusters.refused) else pd.Series(dtype=str)
         if len(refused):
@@ -472,9 +504,9 @@ def link(
             scores={"record_comparisons_at_or_above_floor": scored_comparisons, "floor_match_weight": PREDICT_FLOOR_WEIGHT,
                     "scored_source_key_pairs": scored_pairs,
                     "match_probability_histogram": hist_run, "splink_match_probability_histogram": hist_splink,
-                    "pairs_at_or_above_upper": int((prob >= upper).sum()),
-                    "pairs_in_review_band": int(((prob >= lower) & (prob < upper)).sum()),
-                    "thresholds": {"lower": lower, "upper": upper}},
+                    "pairs_at_or_above_upper": int((prob >= upper_of).sum()),
+                    "pairs_in_review_band": int(((prob >= lower) & (prob < upper_of)).sum()),
+                    "thresholds": {"lower": lower, "upper": upper, "upper_within_agency": upper_w}},
             guards=guard_counts, keys=assignment.counts, model=model.describe(), settings=settings.label,
             notes=[key_note] if key_note else [],
         )
@@ -484,7 +516,7 @@ def link(
         t1 = time.perf_counter()
         finished = dt.datetime.now(dt.UTC) if now is None else started
         counts = {"records": summary.rows, "source_keys": summary.source_keys, "variants": summary.variants,
-                  "record_comparisons": scored_comparisons, "scored_pairs": scored_pairs,
+                  "record_comparisons": scored_comparisons, "scored_pairs": scored_pairs, "predict_chunks": chunks,
                   "review_queue": len(q), **assignment.counts}
         con.execute("begin transaction")
         try:

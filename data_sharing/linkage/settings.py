@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from functools import cached_property
@@ -280,12 +281,20 @@ def _check_derived_sql(sql: str) -> frozenset[str]:
 class Thresholds(_Model):
     upper: float = Field(gt=0.0, lt=1.0)
     lower: float = Field(gt=0.0, lt=1.0)
+    # two ids of one agency (a duplicate registration) link at this probability instead of ``upper``
+    upper_within_agency: float | None = Field(None, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _order(self) -> Thresholds:
         if not self.lower < self.upper:
             raise ValueError(f"lower ({self.lower}) must be below upper ({self.upper})")
+        if self.upper_within_agency is not None and not self.lower < self.upper_within_agency:
+            raise ValueError(f"lower ({self.lower}) must be below upper_within_agency ({self.upper_within_agency})")
         return self
+
+    @property
+    def within_agency_upper(self) -> float:
+        return self.upper if self.upper_within_agency is None else self.upper_within_agency
 
 
 class Prior(_Model):
@@ -321,12 +330,28 @@ class ParentChildGuard(_Model):
     levels: list[Name] = Field(default_factory=list)
 
 
+class DistinctCommon(_Model):
+    """The pair's two values of ``column`` differ, and each is held by at least
+    max(``min_source_keys``, ``min_share`` x the run's source keys) source keys: two established names
+    (Jaylen, Jayden), not one name and its typo (a typo makes a value few records share). The share
+    keeps the meaning as a city grows; the floor keeps a small city's rare names counted as names."""
+
+    column: Name
+    min_source_keys: int = Field(2, ge=1, le=1_000_000)
+    min_share: float = Field(0.0, ge=0.0, le=0.1)
+
+    def threshold(self, source_keys: int) -> int:
+        return max(self.min_source_keys, math.ceil(self.min_share * source_keys))
+
+
 class SiblingGuard(_Model):
     name: Name
     pairs: Literal["within_agency", "across_agencies", "all"] = "all"
     when: dict[Name, list[Name]] = Field(min_length=1)
     # not applied to two ids of one agency whose periods are known and share nothing (guards.concurrent_ids)
     unless_sequential: bool = False
+    # applied only when the pair's values of a column are two different common values
+    distinct_common: DistinctCommon | None = None
 
 
 class PeriodSource(_Model):
@@ -429,6 +454,11 @@ class LinkageSettings(_Model):
                 raise ValueError(f"guards.sibling[{i}].unless_sequential: needs guards.concurrent_ids (one with "
                                  "disjoint_is_sequential) and "
                                  "pairs: within_agency (periods are known for ids of one agency)")
+            dc = sib.distinct_common
+            if dc is not None and (dc.column not in encoding_column_names() or dc.column in BLOOM_COLUMNS
+                                   or dc.column.endswith("_bits")):
+                raise ValueError(f"guards.sibling[{i}].distinct_common.column: {dc.column} is not a keyed-hash "
+                                 "encoding column")
             for cname, levels in sib.when.items():
                 comp = by_name.get(cname)
                 if comp is None:
@@ -456,6 +486,7 @@ class LinkageSettings(_Model):
             used |= r.columns
         for sql in self.training.prior.deterministic_rules:
             used |= _check_blocking_sql(sql, check=False)[1]
+        used |= {s.distinct_common.column for s in self.guards.sibling if s.distinct_common is not None}
         return used
 
     @cached_property

@@ -80,7 +80,89 @@ def test_runs_refuse_what_does_not_fit(model, inputs, tmp_path: Path) -> None:  
 
 def test_settings_may_change_thresholds_without_retraining(model, inputs, tmp_path: Path) -> None:  # noqa: ANN001
     s = load_settings()
-    strict = s.model_copy(update={"thresholds": s.thresholds.model_copy(update={"upper": 0.9999, "lower": 0.5})})
+    strict = s.model_copy(update={"thresholds": s.thresholds.model_copy(
+        update={"upper": 0.9999, "lower": 0.5, "upper_within_agency": 0.9999})})
     r = link(inputs.encodings, model, workdir=tmp_path, run_id="strict", settings=strict, now=NOW)
-    assert r.quality.scores["thresholds"] == {"lower": 0.5, "upper": 0.9999}
+    assert r.quality.scores["thresholds"] == {"lower": 0.5, "upper": 0.9999, "upper_within_agency": 0.9999}
     assert r.quality.settings == strict.label != model.settings.label
+
+
+def _groups(crosswalk) -> set[frozenset[str]]:  # noqa: ANN001
+    return {frozenset(g) for _, g in crosswalk.groupby("child_key").source_key}
+
+
+def test_parquet_files_and_arrow_tables_link_as_frames_do(model, inputs, first_run, tmp_path: Path) -> None:  # noqa: ANN001
+    """A state-sized input is handed over as parquet files (read by DuckDB, never held in Python):
+    the same persons, scores and counts as from DataFrames."""
+    import pyarrow as pa
+
+    files = {}
+    for agency, frame in inputs.encodings.items():
+        half = len(frame) // 2  # one agency's current files: two parts
+        paths = [tmp_path / f"{agency}-{i}.parquet" for i in range(2)]
+        frame.iloc[:half].to_parquet(paths[0])
+        frame.iloc[half:].to_parquet(paths[1])
+        files[agency] = paths
+    files["dhs"] = [str(files["dhs"][0]), pa.Table.from_pandas(inputs.encodings["dhs"].iloc[len(inputs.encodings["dhs"]) // 2:])]
+    r = link(files, model, workdir=tmp_path / "p", run_id="night-1", attributes=inputs.attributes, now=NOW)
+    assert _groups(r.crosswalk) == _groups(first_run.crosswalk)
+    assert r.counts == first_run.counts
+    assert len(r.review_queue) == len(first_run.review_queue)
+
+
+def test_parquet_inputs_are_checked_like_frames(model, inputs, tmp_path: Path) -> None:  # noqa: ANN001
+    enc = inputs.encodings
+    nobloom = tmp_path / "nobloom.parquet"
+    enc["dhs"].drop(columns=["name_bloom"]).to_parquet(nobloom)
+    with pytest.raises(LinkageInputError, match="dhs: the encodings lack column\\(s\\) name_bloom"):
+        link({**enc, "dhs": nobloom}, model, workdir=tmp_path / "a", run_id="x", now=NOW)
+    texty = tmp_path / "texty.parquet"
+    enc["dhs"].assign(name_bloom=enc["dhs"].name_bloom.map(lambda b: None if b is None else bytes(b).hex())).to_parquet(texty)
+    with pytest.raises(LinkageInputError, match="dhs: column name_bloom must hold binary Bloom filters, not VARCHAR"):
+        link({**enc, "dhs": texty}, model, workdir=tmp_path / "b", run_id="x", now=NOW)
+    with pytest.raises(LinkageInputError, match=r"dhs: an encodings file does not exist \(gone.parquet\)"):
+        link({**enc, "dhs": tmp_path / "gone.parquet"}, model, workdir=tmp_path / "c", run_id="x", now=NOW)
+    # the same source keys under two agencies: two persons' ids colliding
+    clash = tmp_path / "clash.parquet"
+    enc["fps"].head(50).to_parquet(clash)
+    with pytest.raises(LinkageInputError, match="appear under two agencies"):
+        link({**enc, "dhs": [enc["dhs"], clash]}, model, workdir=tmp_path / "d", run_id="x", now=NOW)
+
+
+def test_two_ids_of_one_agency_link_only_above_their_own_threshold(model, inputs, first_run, tmp_path: Path) -> None:  # noqa: ANN001
+    from data_sharing.linkage import read_state
+
+    def within_linked(workdir: Path):  # noqa: ANN202
+        p = read_state(workdir)["pairs"]
+        return p[(p.agency_l == p.agency_r) & (p.outcome == "same_person")]
+
+    s = load_settings()
+    assert s.thresholds.within_agency_upper > s.thresholds.upper  # the shipped settings: stricter inside an agency
+    shipped = within_linked(first_run.database.parent)
+    assert len(shipped) and (shipped.match_probability >= s.thresholds.within_agency_upper).all()
+    cut = float(shipped.match_probability.quantile(0.5))
+    strict = s.model_copy(update={"thresholds": s.thresholds.model_copy(update={"upper_within_agency": cut})})
+    r = link(inputs.encodings, model, workdir=tmp_path, run_id="strict", attributes=inputs.attributes, settings=strict, now=NOW)
+    linked = within_linked(tmp_path)
+    assert (linked.match_probability >= cut).all()
+    assert 0 < len(linked) < len(shipped)
+    # pairs of two agencies still link at the shared upper threshold
+    assert r.quality.scores["thresholds"]["upper"] == s.thresholds.upper
+
+
+def test_predict_in_chunks_scores_the_same_pairs(model, inputs, first_run, tmp_path: Path) -> None:  # noqa: ANN001
+    """A state's records are scored in n x n chunks (PREDICT_CHUNK_RECORDS per side): the same pairs,
+    weights and persons as in one pass."""
+    from data_sharing.linkage import read_state
+
+    n = sum(first_run.counts["variants"].values())
+    r = link(inputs.encodings, model, workdir=tmp_path, run_id="night-1", attributes=inputs.attributes, now=NOW,
+             predict_chunk_records=n // 3 + 1)
+    assert r.counts["predict_chunks"] == 3 and first_run.counts["predict_chunks"] == 1
+    assert _groups(r.crosswalk) == _groups(first_run.crosswalk)
+    assert r.counts["record_comparisons"] == first_run.counts["record_comparisons"]
+    cols = ["source_key_l", "source_key_r", "match_weight"]
+    a = read_state(tmp_path)["pairs"][cols].sort_values(cols[:2]).reset_index(drop=True)
+    b = read_state(first_run.database.parent)["pairs"][cols].sort_values(cols[:2]).reset_index(drop=True)
+    assert a[cols[:2]].equals(b[cols[:2]])
+    assert (a.match_weight - b.match_weight).abs().max() < 1e-9

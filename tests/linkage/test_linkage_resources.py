@@ -21,16 +21,16 @@ def _physical(monkeypatch: pytest.MonkeyPatch, gib: int) -> None:
     monkeypatch.setattr(lm.os, "sysconf", lambda name: pages[name] if name in pages else real(name))
 
 
-def test_default_is_a_quarter_of_the_physical_memory_capped_at_8_gib(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_is_a_sixth_of_the_physical_memory_capped_at_8_gib(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
     _physical(monkeypatch, 6)
-    assert linkage_memory_limit() == "1536MiB"
+    assert linkage_memory_limit() == "1024MiB"
     con = work_connection(tmp_path)
     try:
-        assert _setting(con, "memory_limit") == "1.5 GiB"
+        assert _setting(con, "memory_limit") == "1.0 GiB"
     finally:
         con.close()
-    _physical(monkeypatch, 64)  # a quarter would be 16 GiB: capped
+    _physical(monkeypatch, 64)  # a sixth would be 10.7 GiB: capped
     assert linkage_memory_limit() == "8192MiB"
     con = work_connection(tmp_path)
     try:

@@ -78,8 +78,9 @@ def test_the_queue_holds_pairs_and_levels_only(first_run) -> None:  # noqa: ANN0
         assert set(lv) == set(names) and all(v in names[k] for k, v in lv.items())
         assert set(json.loads(weights)) == set(names)
     band = q[q.reason == "score_band"]
-    lower, upper = settings.thresholds.lower, settings.thresholds.upper
-    assert ((band.match_probability >= lower) & (band.match_probability < upper)).all()
+    t = settings.thresholds
+    upper = band.agency_l.eq(band.agency_r).map({True: t.within_agency_upper, False: t.upper})
+    assert ((band.match_probability >= t.lower) & (band.match_probability < upper)).all()
 
 
 # ------------------------------------------------------------------ recording decisions (c2c linkage review)

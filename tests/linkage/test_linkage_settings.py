@@ -85,9 +85,17 @@ def test_gamma_values_follow_splink(raw: dict[str, Any]) -> None:
          "guards.sibling[0].when.name: comparison name has no level nope"),
         (lambda d: d["guards"]["parent_child"].update(comparison="dob"), "", "no comparison named dob"),
         (lambda d: d["guards"].pop("concurrent_ids"), "", "guards.sibling[1].unless_sequential: needs guards.concurrent_ids"),
-        (lambda d: d["guards"]["sibling"][2].update(unless_sequential=True), "",
-         "guards.sibling[2].unless_sequential: needs guards.concurrent_ids (one with disjoint_is_sequential) "
+        (lambda d: d["guards"]["sibling"][3].update(unless_sequential=True), "",
+         "guards.sibling[3].unless_sequential: needs guards.concurrent_ids (one with disjoint_is_sequential) "
          "and pairs: within_agency"),
+        (lambda d: d["guards"]["sibling"][2]["distinct_common"].update(column="name_bloom"), "",
+         "guards.sibling[2].distinct_common.column: name_bloom is not a keyed-hash encoding column"),
+        (lambda d: d["guards"]["sibling"][2]["distinct_common"].update(column="first_nme_hash"), "",
+         "first_nme_hash is not a keyed-hash encoding column"),
+        (lambda d: d["guards"]["sibling"][2]["distinct_common"].update(min_share=0.5),
+         "guards.sibling[2].distinct_common.min_share", "less than or equal to 0.1"),
+        (lambda d: d["thresholds"].update(upper_within_agency=0.1), "thresholds",
+         "lower (0.3) must be below upper_within_agency (0.1)"),
         # spells alone never tell a sequence: a guard lifted for sequential ids needs a period that does
         (lambda d: d["guards"]["concurrent_ids"].pop(0), "", "guards.sibling[1].unless_sequential: needs"),
         (lambda d: d["guards"]["concurrent_ids"][0].update(min_shared=0), "guards.concurrent_ids[0].min_shared",
