@@ -6,9 +6,9 @@ its storage) and no value from inside a file reaches metadata or logs.
 """
 
 
-import contextlib
 import datetime as dt
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from dagster import (
@@ -24,6 +24,7 @@ from dagster import (
 
 from assets import names
 from data_sharing.dropfolder import partition_key_for
+from data_sharing.dropsafe import Snapshot, unlink_if_same
 from data_sharing.intake import MARKER_SUFFIX, Marker, escape_name, examine_drop, parse_drop_name
 from pipelines import lineage
 from pipelines.partitions import drop_files
@@ -56,6 +57,10 @@ def resolve_drop_path(drop_root: Path, partition_key: str, config: IntakeFileCon
     return drop_root / rel
 
 
+class StillBeingWritten(Exception):
+    """The file changed while it was read or after it was found complete: nothing recorded, left for the next scan."""
+
+
 def receive_drop(
     path: Path,
     paths: C2CPaths,
@@ -65,16 +70,21 @@ def receive_drop(
     *,
     partition_key: str | None,
     run_id: str | None,
+    expected_sha256: str | None = None,
+    after_read: Callable[[], None] | None = None,
 ) -> RecordOutcome:
     """Examine one drop-folder entry, land it encrypted if accepted, record the decision (idempotent).
 
-    An accepted file moves: it is encrypted into the landing zone and checked there before the decision
-    is recorded, and only then removed from the drop folder (with its ``.done`` marker). A crash between
-    any two steps leaves the file where it was, and the next run finishes the move. Refused files stay.
+    The entry is read once, from one descriptor opened without following links (``examine_drop``); the
+    bytes landed are the bytes examined. An accepted file moves: it is encrypted into the landing zone and
+    checked there before the decision is recorded, and only then removed from the drop folder (with its
+    ``.done`` marker), and only if the name still holds that very file. A crash between any two steps
+    leaves the file where it was, and the next run finishes the move. Refused files stay. A file that is
+    still being written raises :class:`StillBeingWritten`: nothing is recorded, landed or removed.
     """
     store = warehouse.manifest()
     marker_path = path.with_name(path.name + MARKER_SUFFIX)
-    marker = Marker.read(marker_path) if not path.name.endswith(MARKER_SUFFIX) else None
+    marker = Marker.read(marker_path, drop_root=paths.drop) if not path.name.endswith(MARKER_SUFFIX) else None
     rel = os.path.relpath(path, paths.drop).replace(os.sep, "/")
     named = parse_drop_name(rel)
     previous = store.previous_snapshot(*named) if named else None
@@ -86,34 +96,65 @@ def receive_drop(
         marker=marker,
         previous=previous,
         seen_lookup=lambda sha: store.lookup_content(sha, escape_name(rel)),
+        limits=paths.drop_limits(),
+        expected_sha256=expected_sha256,
+        settle_s=paths.drop_settle_s if expected_sha256 is None else None,  # no scan vouched for it
+        after_read=after_read,
     )
+    if decision.status == "waiting":
+        raise StillBeingWritten(decision.reason)
     known = store.find(decision.rel_path, decision.fingerprint)
     if decision.accepted or (known is not None and known.status in ("accepted", "superseded")):
-        assert decision.agency is not None and decision.sha256 is not None
+        assert decision.agency is not None and decision.sha256 is not None and decision.snapshot is not None
         zone = keys.landing_zone(paths.landing_dir)
-        data = path.read_bytes()
+        data = decision.snapshot.data
         landed = zone.put(decision.agency, path.name, data)
         if landed.plaintext_sha256 != decision.sha256 or zone.read(landed) != data:
             raise RuntimeError(f"{decision.rel_path} changed while it was being taken in; it will be taken again")
     now = dt.datetime.now(dt.timezone.utc)
     outcome = store.record(decision, now=now, partition_key=partition_key, run_id=run_id)
     if outcome.new and decision.status == "refused" and decision.agency and decision.reason:
-        _tell_agency(paths.drop, decision.agency, path.name, decision.reason, now)
+        tell_agency(paths.drop, warehouse, decision.agency, path.name, decision.reason, now)
     if outcome.entry.status in ("accepted", "superseded") and outcome.entry.sha256 == decision.sha256:
-        for leftover in (path, marker_path):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        if decision.snapshot is not None:
+            unlink_if_same(paths.drop, rel, decision.snapshot)
+        if marker is not None and marker.identity is not None:
+            unlink_if_same(paths.drop, rel + MARKER_SUFFIX, Snapshot(b"", *marker.identity))
     return outcome
 
 
-def _tell_agency(drop: Path, agency: str, file_name: str, reason: str, now: dt.datetime) -> None:
+def tell_agency(drop: Path, warehouse: WarehouseResource, agency: str, file_name: str, reason: str, now: dt.datetime) -> None:
     """Write the refusal into the agency's feedback folder (best effort: the manifest has it anyway)."""
-    from data_sharing.feedback import write_feedback
-
     try:
-        write_feedback(drop, agency, file_name, None, refusal=reason, generated=now)
+        write_agency_feedback(drop, warehouse, agency, file_name, None, refusal=reason, generated=now)
     except (ValueError, OSError):
         pass
+
+
+def write_agency_feedback(drop: Path, warehouse: WarehouseResource, agency: str, file_name: str, result, **kw):  # type: ignore[no-untyped-def]
+    """``write_feedback`` through checked descriptors, with an audit entry when the agency's ``feedback``
+    had to be replaced by a real folder. None when the agency folder itself is not a real folder."""
+    from data_sharing.feedback import FeedbackNotWritten, write_feedback
+
+    try:
+        files = write_feedback(drop, agency, file_name, result, **kw)
+    except FeedbackNotWritten:
+        return None
+    audit_feedback_repair(warehouse, agency, files.replaced, kw.get("generated") or dt.datetime.now(dt.timezone.utc))
+    return files
+
+
+def audit_feedback_repair(warehouse: WarehouseResource, agency: str, replaced: str | None, now: dt.datetime) -> None:
+    """An audit entry when the agency's ``feedback`` was a link, not a folder, or someone else's folder."""
+    if not replaced:
+        return
+    from warehouse.audit import AuditEvent, record_events
+
+    event = AuditEvent(
+        "feedback_folder_replaced", f"{agency}/feedback",
+        {"agency": agency, "found": replaced, "now": "a real folder owned by the hub"}, actor="c2c.intake",
+    )
+    record_events(warehouse.engine(), [event], now=now)
 
 
 def file_identity(entry: ManifestEntry) -> dict:
@@ -206,9 +247,13 @@ def intake_file(
                 metadata=meta,
                 check_results=[AssetCheckResult(check_name=names.CHECK_INTAKE_ACCEPTED, passed=True)],
             )
-    outcome = receive_drop(
-        path, c2c_paths, warehouse, partnership, keys, partition_key=context.partition_key, run_id=context.run.run_id
-    )
+    try:
+        outcome = receive_drop(
+            path, c2c_paths, warehouse, partnership, keys, partition_key=context.partition_key,
+            run_id=context.run.run_id, expected_sha256=context.run.tags.get(names.TAG_SHA256) or None,
+        )
+    except StillBeingWritten as waiting:
+        return _still_being_written(context, path, c2c_paths, str(waiting))
     entry = outcome.entry
     if entry.status == "refused":
         context.log.warning(f"{entry.rel_path} refused ({entry.reason_code}): {entry.reason}")
@@ -232,6 +277,26 @@ def intake_file(
             )
         ],
     )
+
+
+def _still_being_written(
+    context: AssetExecutionContext, path: Path, c2c_paths: C2CPaths, reason: str
+) -> MaterializeResult:
+    """Nothing decided: the file is left in the drop folder for the next scan (downstream steps do not run)."""
+    rel = escape_name(os.path.relpath(path, c2c_paths.drop).replace(os.sep, "/"))
+    context.log.warning(reason)
+    return MaterializeResult(
+        metadata={"file": MetadataValue.path(rel), "status": STILL_BEING_WRITTEN, "reason": reason, "newly_recorded": False},
+        check_results=[
+            AssetCheckResult(
+                check_name=names.CHECK_INTAKE_ACCEPTED, passed=False, severity=AssetCheckSeverity.ERROR,
+                description=reason, metadata={"status": STILL_BEING_WRITTEN, "reason_code": "still_being_written"},
+            )
+        ],
+    )
+
+
+STILL_BEING_WRITTEN = "still_being_written"
 
 
 def _contract(partnership: PartnershipResource, entry: ManifestEntry):  # type: ignore[no-untyped-def]

@@ -27,8 +27,7 @@ from dagster import (
 )
 
 from assets import names
-from assets.intake import file_identity, file_table
-from data_sharing.feedback import write_feedback
+from assets.intake import file_identity, file_table, write_agency_feedback
 from data_sharing.intake import read_extract_table
 from data_sharing.landing import LandingZone
 from data_sharing.protect import check_tokens_shape
@@ -180,8 +179,8 @@ def validated_file(
         refused_reasons = result.refusal_reasons if result.file_refused else []
         accepted_numbers = pa.array(result.accepted_indices + 1, type=pa.int64())
     now = dt.datetime.now(dt.timezone.utc)
-    feedback = write_feedback(
-        c2c_paths.drop, str(entry.agency), Path(entry.rel_path).name, result,
+    feedback = write_agency_feedback(
+        c2c_paths.drop, warehouse, str(entry.agency), Path(entry.rel_path).name, result,
         refusal=" ".join(refused_reasons) or None, warnings=entry.warnings, notes=notes, generated=now,
     )
     quarantine_file = ""
@@ -242,7 +241,7 @@ def validated_file(
                 for e in result.expectations
             ][:300]
         ),
-        "feedback_report": MetadataValue.path(str(feedback.html)),
+        "feedback_report": MetadataValue.path(str(feedback.html)) if feedback is not None else "",
         "quarantine_file": quarantine_file,
         "data_docs": MetadataValue.path(docs_index) if docs_index else "",
         **table_meta(0 if refused_reasons else counts.get("accepted", 0)),

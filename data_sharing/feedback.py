@@ -13,24 +13,31 @@ results) into a folder, for auditors.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import errno
 import html
 import io
 import os
 import re
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_sharing.dropsafe import DIR_FLAGS, UnsafeEntry, open_dir_chain
 from data_sharing.intake import FEEDBACK_DIR
 from data_sharing.validation import Problem, ValidationResult
 
 HTML_ROW_LIMIT = 5000
 _AGENCY_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell as a formula when it starts with one of these, also after leading whitespace,
+# and in their full-width and small forms (Excel and LibreOffice fold them to ASCII).
+_FORMULA_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b\u2212")
+_CONTROL_START = ("\t", "\r", "\n")
 OUTCOME_WORDS = {
     "refuse_file": "file refused",
     "quarantine_row": "row held back (quarantined)",
@@ -43,6 +50,7 @@ CSV_HEADER = ["row_number", "column", "rule", "outcome", "explanation", "value"]
 class FeedbackFiles:
     html: Path
     csv: Path
+    replaced: str | None = None  # what stood at <agency>/feedback and was replaced by a real folder
 
 
 def feedback_stem(file_name: str) -> str:
@@ -68,8 +76,11 @@ def _status_words(result: ValidationResult | None, refusal: str | None) -> tuple
 
 
 def _csv_cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows as text: a formula-like start (after any whitespace) gets a ``'``."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    if text.startswith(_CONTROL_START) or text.lstrip()[:1] in _FORMULA_SIGNS:
+        return "'" + text
+    return text
 
 
 def render_csv(
@@ -200,17 +211,77 @@ def render_html(
     return "\n".join(out)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+class FeedbackNotWritten(OSError):
+    """The agency's folder could not be entered safely (a link, not a folder): no feedback written."""
+
+
+def _set_aside(agency_fd: int, now: dt.datetime) -> str:
+    """Remove what stands at ``feedback`` (a link is removed; anything else is renamed aside, never read)."""
+    st = os.stat(FEEDBACK_DIR, dir_fd=agency_fd, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        os.unlink(FEEDBACK_DIR, dir_fd=agency_fd)
+        return "a symbolic link (removed; its target was not touched)"
+    aside = f"{FEEDBACK_DIR}.replaced-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    os.rename(FEEDBACK_DIR, aside, src_dir_fd=agency_fd, dst_dir_fd=agency_fd)
+    what = "a folder owned by another user" if stat.S_ISDIR(st.st_mode) else "not a folder"
+    return f"{what} (renamed to {aside})"
+
+
+def _open_feedback_dir(agency_fd: int, now: dt.datetime) -> tuple[int, str | None]:
+    """A descriptor of ``<agency>/feedback``: a real folder owned by the hub, made so if needed."""
+    replaced: str | None = None
+    for _ in range(4):
+        try:
+            fd = os.open(FEEDBACK_DIR, DIR_FLAGS, dir_fd=agency_fd)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(FEEDBACK_DIR, dir_fd=agency_fd)
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                raise
+            replaced = _set_aside(agency_fd, now)
+            continue
+        if os.fstat(fd).st_uid == os.geteuid():
+            return fd, replaced
+        os.close(fd)
+        replaced = _set_aside(agency_fd, now)
+    raise FeedbackNotWritten("the feedback folder could not be made a real folder")
+
+
+def _write_at(dir_fd: int, name: str, text: str) -> None:
+    """Write ``name`` in the folder ``dir_fd``: a fresh temporary file (O_EXCL, no link followed), renamed over."""
+    tmp = f".tmp-{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view):]
+        os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
+
+
+def _write_files(drop_root: Path | str, agency: str, files: dict[str, str], now: dt.datetime) -> str | None:
+    """Write ``{name: text}`` into ``<drop>/<agency>/feedback`` through checked descriptors only."""
+    if not _AGENCY_RE.match(agency):
+        raise ValueError("agency must be an agency id like 'fps'")
+    try:
+        with open_dir_chain(Path(drop_root), [agency]) as agency_fd:
+            fb_fd, replaced = _open_feedback_dir(agency_fd, now)
+            try:
+                for name, text in files.items():
+                    _write_at(fb_fd, name, text)
+            finally:
+                os.close(fb_fd)
+    except UnsafeEntry as unsafe:
+        raise FeedbackNotWritten(f"the agency folder is {unsafe.kind}, not a real folder; no feedback written") from None
+    return replaced
 
 
 def write_feedback(
@@ -229,14 +300,33 @@ def write_feedback(
     ``result`` is the validation result; ``refusal`` an intake refusal sentence (then ``result`` may be
     ``None``); ``warnings`` intake warnings; ``notes`` anything else worth telling the agency.
     """
-    if not _AGENCY_RE.match(agency):
-        raise ValueError("agency must be an agency id like 'fps'")
     folder = Path(drop_root) / agency / FEEDBACK_DIR
     stem = feedback_stem(file_name)
-    html_path, csv_path = folder / f"{stem}.html", folder / f"{stem}.csv"
-    _write_atomic(html_path, render_html(result, file_name, agency, refusal=refusal, warnings=warnings, notes=notes, generated=generated))
-    _write_atomic(csv_path, render_csv(result, refusal=refusal, warnings=warnings, notes=notes))
-    return FeedbackFiles(html=html_path, csv=csv_path)
+    now = generated or dt.datetime.now(dt.timezone.utc)
+    replaced = _write_files(drop_root, agency, {
+        f"{stem}.html": render_html(result, file_name, agency, refusal=refusal, warnings=warnings, notes=notes, generated=now),
+        f"{stem}.csv": render_csv(result, refusal=refusal, warnings=warnings, notes=notes),
+    }, now)
+    return FeedbackFiles(html=folder / f"{stem}.html", csv=folder / f"{stem}.csv", replaced=replaced)
+
+
+NOTICE_STEM = "files_left_for_next_run"
+
+
+def write_notice(drop_root: Path | str, agency: str, text: str, *, generated: dt.datetime | None = None) -> FeedbackFiles:
+    """One notice to the agency that is not about one file (e.g. files left for the next run): ``<notice>.html/.csv``."""
+    now = generated or dt.datetime.now(dt.timezone.utc)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(CSV_HEADER)
+    w.writerow(["", "", "drop_limits", "", _csv_cell(text), ""])
+    e = html.escape
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Notice ({e(agency)})</title>"
+            f"<style>{_CSS}</style></head><body><h1>Notice <span class=\"muted\">({e(agency)})</span></h1>"
+            f'<div class="status warnings">{e(text)}</div><p class="muted">Written {now:%Y-%m-%d %H:%M} UTC.</p></body></html>')
+    replaced = _write_files(drop_root, agency, {f"{NOTICE_STEM}.html": page, f"{NOTICE_STEM}.csv": buf.getvalue()}, now)
+    folder = Path(drop_root) / agency / FEEDBACK_DIR
+    return FeedbackFiles(html=folder / f"{NOTICE_STEM}.html", csv=folder / f"{NOTICE_STEM}.csv", replaced=replaced)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import io
 import json
 import os
 import re
-import stat
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,29 +24,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from data_sharing import dropsafe
+from data_sharing.header import Refuse as _Refuse
+from data_sharing.header import check_header as _check_header
+from data_sharing.header import read_header as _read_header
+from data_sharing.marker import MARKER_SUFFIX, Marker
 from data_sharing.partnership import Partnership
 
-MARKER_SUFFIX = ".done"
 FEEDBACK_DIR = "feedback"
 ROW_DROP_LIMIT = 0.5  # SPEC: a snapshot whose row count falls by more than half is refused
 _NAME_RE = re.compile(r"^(?P<extract>[a-z][a-z0-9_]*)_(?P<date>[0-9]{8})(?P<tokens>\.tokens)?\.csv$")
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-# A header name is echoed back only when it is a column name c2c already knows: a name from any extract
-# contract, or a common header of personal data. Anything else might be a value (a header line fused
-# with a data row, a file without a header), so it is named by its position only.
-_COMMON_HEADERS = frozenset(
-    """ssn social_security_number social_security sin tax_id ein itin phone phone_number telephone mobile cell
-    email email_address e_mail mother_name father_name parent_name guardian_name mother_maiden_name
-    maiden_name address address_1 address_2 address_line_1 address_line_2 street city state county
-    apartment dob date_of_birth birthdate gender race ethnicity name full_name given_name surname nickname
-    diagnosis diagnoses notes note comment comments medicaid_number insurance_id member_id mrn
-    medical_record_number account_number case_number case_id household_id family_id id""".split()
-)
-
-
-def _known_header(name: str, known_columns: frozenset[str]) -> bool:
-    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
-    return key in known_columns or key in _COMMON_HEADERS
 _BOMS = {
     b"\xff\xfe\x00\x00": "UTF-32",
     b"\x00\x00\xfe\xff": "UTF-32",
@@ -54,61 +42,6 @@ _BOMS = {
     b"\xfe\xff": "UTF-16",
 }
 UTF8_BOM = b"\xef\xbb\xbf"
-
-
-@dataclass(frozen=True)
-class Marker:
-    """The ``<name>.done`` marker next to a data file: empty, or JSON control totals."""
-
-    present: bool
-    sha256_of_marker: str | None = None
-    rows: int | None = None
-    sha256: str | None = None
-    confirm_row_drop: bool = False
-    problem: str | None = None
-
-    @classmethod
-    def absent(cls) -> Marker:
-        return cls(present=False)
-
-    @classmethod
-    def read(cls, path: Path) -> Marker:
-        """Read a marker file. A marker that is not empty and not the expected JSON records a problem."""
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return cls.absent()
-        except OSError:
-            return cls(present=True, problem="the .done marker cannot be read")
-        digest = hashlib.sha256(raw).hexdigest()
-        if not raw.strip():
-            return cls(present=True, sha256_of_marker=digest)
-        try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return cls(present=True, sha256_of_marker=digest, problem='the .done marker is neither empty nor JSON like {"rows": 1234, "sha256": "..."}')
-        if not isinstance(data, dict):
-            return cls(present=True, sha256_of_marker=digest, problem='the .done marker must be a JSON object like {"rows": 1234, "sha256": "..."}')
-        unknown = sorted(set(data) - {"rows", "sha256", "confirm_row_drop"})
-        rows, sha, confirm = data.get("rows"), data.get("sha256"), data.get("confirm_row_drop", False)
-        problem = None
-        if unknown:
-            problem = f"the .done marker has unknown keys ({', '.join(k[:30] for k in unknown[:5])}); allowed: rows, sha256, confirm_row_drop"
-        elif rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
-            problem = 'in the .done marker, "rows" must be a whole number of data rows (header excluded)'
-        elif sha is not None and (not isinstance(sha, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
-            problem = 'in the .done marker, "sha256" must be the 64 hexadecimal characters of the file\'s SHA-256'
-        elif not isinstance(confirm, bool):
-            problem = 'in the .done marker, "confirm_row_drop" must be true or false'
-        if problem:
-            return cls(present=True, sha256_of_marker=digest, problem=problem)
-        return cls(
-            present=True,
-            sha256_of_marker=digest,
-            rows=rows,
-            sha256=sha.lower() if isinstance(sha, str) else None,
-            confirm_row_drop=bool(confirm),
-        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +68,7 @@ class SeenContent:
 class IntakeDecision:
     rel_path: str
     file_name: str
-    status: str  # accepted | refused | duplicate
+    status: str  # accepted | refused | duplicate | waiting (still being written: not recorded, left for the next scan)
     fingerprint: str
     reason_code: str | None = None
     reason: str | None = None
@@ -154,17 +87,11 @@ class IntakeDecision:
     mou_version: int | None = None
     marker_sha256: str | None = None
     duplicate_of: int | None = None
+    snapshot: dropsafe.Snapshot | None = field(default=None, repr=False, compare=False)  # the bytes read, once
 
     @property
     def accepted(self) -> bool:
         return self.status == "accepted"
-
-
-class _Refuse(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -218,6 +145,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
+class _Waiting(Exception):
+    """The file is still being written: nothing is decided, it is left for the next scan."""
+
+
 def examine_drop(
     path: Path,
     drop_root: Path,
@@ -227,11 +158,21 @@ def examine_drop(
     marker: Marker | None = None,
     previous: PreviousSnapshot | None = None,
     seen_lookup: Callable[[str], SeenContent | None] | None = None,
+    limits: dropsafe.DropLimits | None = None,
+    expected_sha256: str | None = None,
+    settle_s: float | None = None,
+    now_ns: int | None = None,
+    after_read: Callable[[], None] | None = None,
 ) -> IntakeDecision:
     """Decide what one drop-folder entry is. Never raises for bad input; never deletes anything.
 
     ``previous`` is the current snapshot the file would replace (for the row-count guard);
     ``seen_lookup(sha256)`` returns an earlier manifest entry with the same content, if any.
+    The entry is opened once, without following links or blocking, and read from that one descriptor
+    (``decision.snapshot``). A file that changed while it was read, that is not the content the scan found
+    complete (``expected_sha256``), or (with ``settle_s``, for a file no scan vouched for) that changed
+    within the settle time without a ``.done`` marker, is ``waiting``: nothing is decided, it is left for
+    the next scan.
     """
     drop_root = Path(drop_root)
     path = Path(path)
@@ -239,65 +180,107 @@ def examine_drop(
     file_name = escape_name(path.name)
     parts = Path(os.path.relpath(path, drop_root)).parts
     decision = IntakeDecision(rel_path=rel_path, file_name=file_name, status="refused", fingerprint="")
+    limits = limits or dropsafe.DropLimits()
     try:
-        _examine(decision, path, drop_root, parts, partnership, today, marker, previous, seen_lookup)
+        data = _read_once(decision, drop_root, parts, limits, after_read)
+        if marker is not None and marker.present:
+            decision.marker_sha256 = marker.sha256_of_marker
+        _check_complete(decision, marker, settle_s, expected_sha256, now_ns)
+        _check_name(decision, parts, partnership, today)
+        _check_marker(decision, marker)
+        if not _check_seen(decision, seen_lookup):
+            _check_content(decision, data, partnership, marker, previous, limits)
     except _Refuse as refusal:
         decision.status = "refused"
         decision.reason_code = refusal.code
         decision.reason = refusal.message
+    except _Waiting as waiting:
+        decision.status = "waiting"
+        decision.reason_code = "still_being_written"
+        decision.reason = str(waiting)
+    if decision.status == "waiting":
+        decision.snapshot = None
     if not decision.fingerprint:
         decision.fingerprint = decision.sha256 or entry_fingerprint("entry", rel_path)
     return decision
 
 
-def _examine(
+_UNSAFE_KINDS = {
+    "symlink": ("symlink", "{} is a symbolic link; links are never followed. Copy the file itself into your folder."),
+    "folder": ("unexpected_folder", "{} is a folder; put extract files directly in your agency folder (sub-folders are not read)."),
+    "special": ("not_a_regular_file", "{} is not a regular file and was not read."),
+    "gone": ("file_disappeared", "{} disappeared before it could be read; drop it again."),
+    "outside": ("outside_drop_folder", "{} is outside the drop folder and was not read."),
+}
+
+
+def _read_once(
     d: IntakeDecision,
-    path: Path,
     drop_root: Path,
     parts: tuple[str, ...],
-    partnership: Partnership,
-    today: dt.date,
-    marker: Marker | None,
-    previous: PreviousSnapshot | None,
-    seen_lookup: Callable[[str], SeenContent | None] | None,
-) -> None:
-    # 1. What kind of entry is it, and does it stay inside the drop folder?
-    if ".." in parts or not parts or os.path.isabs(os.path.relpath(path, drop_root)):
+    limits: dropsafe.DropLimits,
+    after_read: Callable[[], None] | None,
+) -> bytes:
+    """Step 1: open the entry without following links, check it with fstat, read it from that descriptor."""
+    if ".." in parts or not parts or os.path.isabs(os.path.join(*parts)):
         d.fingerprint = entry_fingerprint("outside", d.rel_path)
         raise _Refuse("outside_drop_folder", f"{d.rel_path} is outside the drop folder and was not read.")
-    for depth in range(1, len(parts) + 1):
-        probe = drop_root.joinpath(*parts[:depth])
-        try:
-            st = os.lstat(probe)
-        except FileNotFoundError:
-            d.fingerprint = entry_fingerprint("gone", d.rel_path)
-            raise _Refuse("file_disappeared", f"{d.rel_path} disappeared before it could be read; drop it again.") from None
-        if stat.S_ISLNK(st.st_mode):
-            d.fingerprint = entry_fingerprint("symlink", d.rel_path)
+    rel = "/".join(parts)
+    changed = f"{d.rel_path} changed while it was being read; it is left for the next scan."
+    try:
+        snap = dropsafe.read_entry(drop_root, rel, limits.max_file_bytes, after_read=after_read)
+    except dropsafe.UnsafeEntry as unsafe:
+        if unsafe.kind == "changed":
+            raise _Waiting(changed) from None
+        if unsafe.kind == "too_large":
+            try:
+                d.sha256, d.size_bytes, _ = dropsafe.hash_entry(drop_root, rel)
+            except dropsafe.UnsafeEntry:
+                raise _Waiting(changed) from None
+            d.fingerprint = d.sha256
             raise _Refuse(
-                "symlink",
-                f"{d.rel_path} is a symbolic link; links are never followed. Copy the file itself into your folder.",
-            )
-    st = os.lstat(path)
-    if stat.S_ISDIR(st.st_mode):
-        d.fingerprint = entry_fingerprint("folder", d.rel_path)
-        raise _Refuse(
-            "unexpected_folder",
-            f"{d.rel_path} is a folder; put extract files directly in your agency folder (sub-folders are not read).",
-        )
-    if not stat.S_ISREG(st.st_mode):
-        d.fingerprint = entry_fingerprint("special", d.rel_path)
-        raise _Refuse("not_a_regular_file", f"{d.rel_path} is not a regular file and was not read.")
-    d.size_bytes = st.st_size
-
-    # 2. Content fingerprint first, so every later refusal is tied to this exact content.
-    d.sha256 = sha256_file(path)
+                "file_too_large",
+                f"{d.rel_path} is {d.size_bytes:,} bytes, over the limit of {limits.max_file_bytes:,} bytes for one "
+                "file; split the extract (for example by school year) or ask the hub to raise the limit.",
+            ) from None
+        kind = unsafe.kind if unsafe.kind in _UNSAFE_KINDS else "special"
+        code, text = _UNSAFE_KINDS[kind]
+        d.fingerprint = entry_fingerprint(kind, d.rel_path)
+        raise _Refuse(code, text.format(d.rel_path)) from None
+    d.snapshot = snap
+    d.size_bytes = snap.size
+    # Step 2. Content fingerprint first, so every later refusal is tied to this exact content.
+    d.sha256 = hashlib.sha256(snap.data).hexdigest()
     d.fingerprint = d.sha256
-    if marker is not None and marker.present:
-        d.marker_sha256 = marker.sha256_of_marker
+    return snap.data
 
-    # 3. Where it was dropped and what its name says.
-    name = path.name
+
+def _check_complete(
+    d: IntakeDecision,
+    marker: Marker | None,
+    settle_s: float | None,
+    expected_sha256: str | None,
+    now_ns: int | None,
+) -> None:
+    """Is this the complete file? The content the scan found complete, or else settled (or marked done)."""
+    assert d.snapshot is not None
+    if expected_sha256 is not None:
+        if expected_sha256 != d.sha256:
+            raise _Waiting(f"{d.rel_path} changed after it was found complete; it is left for the next scan.")
+        return
+    if settle_s is None or (marker is not None and marker.present):
+        return
+    age_s = ((now_ns if now_ns is not None else time.time_ns()) - d.snapshot.mtime_ns) / 1e9
+    if 0 <= age_s < settle_s:
+        raise _Waiting(
+            f"{d.rel_path} changed {age_s:.0f} s ago (less than the settle time of {settle_s:g} s) and has no "
+            ".done marker; it is left for the next scan."
+        )
+
+
+def _check_name(d: IntakeDecision, parts: tuple[str, ...], partnership: Partnership, today: dt.date) -> None:
+    """Step 3: where it was dropped and what its name says."""
+    name = parts[-1]
     if len(parts) == 1:
         raise _Refuse(
             "outside_agency_folder",
@@ -373,7 +356,11 @@ def _examine(
             f"MOU {agreement.label} is in force from {agreement.effective_date} to {agreement.expiry_date}; "
             f"the as-of date {as_of.isoformat()} is outside it, so the file cannot be received.",
         )
-    # 4. The completion marker's control totals, if any.
+
+
+def _check_marker(d: IntakeDecision, marker: Marker | None) -> None:
+    """Step 4: the completion marker's control totals, if any."""
+    name = Path(d.rel_path).name
     if marker is not None and marker.problem:
         raise _Refuse("bad_marker", f"{display_name(name + MARKER_SUFFIX)}: {marker.problem}.")
     if marker is not None and marker.sha256 and marker.sha256 != d.sha256:
@@ -383,22 +370,37 @@ def _examine(
             "or cut short in transfer. Drop the file again with a fresh marker.",
         )
 
-    # 5. Same content already received under another name: processed once.
+
+def _check_seen(d: IntakeDecision, seen_lookup: Callable[[str], SeenContent | None] | None) -> bool:
+    """Step 5: same content already received under another name: processed once (True)."""
     seen = seen_lookup(d.sha256) if seen_lookup is not None else None
     if seen is not None and seen.rel_path != d.rel_path and seen.status in ("accepted", "superseded", "duplicate"):
         d.status = "duplicate"
         d.duplicate_of = seen.manifest_id
         d.reason_code = "same_content"
         d.reason = f"Identical (same SHA-256) to {seen.rel_path}, already received; processed once."
-        return
+        return True
+    return False
 
+
+def _check_content(
+    d: IntakeDecision,
+    data: bytes,
+    partnership: Partnership,
+    marker: Marker | None,
+    previous: PreviousSnapshot | None,
+    limits: dropsafe.DropLimits,
+) -> None:
+    """Steps 6-8: encoding, line lengths, CSV structure and header; rows; the row-count guard."""
+    name = Path(d.rel_path).name
+    agency_dir, extract = str(d.agency), str(d.extract)
     # 6. Encoding, CSV structure and header against the MOU and the contract.
     terms = partnership.terms(agency_dir, extract)
     assert terms is not None
     if d.size_bytes == 0:
         raise _Refuse("empty_file", "The file is empty (0 bytes); export the extract again.")
-    data = path.read_bytes()
     text_bytes = _check_encoding(data)
+    _check_line_length(text_bytes, limits.max_line_bytes)
     header = _read_header(text_bytes)
     if d.tokenized:
         from data_sharing.protect import required_tokens_columns, tokens_columns
@@ -496,57 +498,34 @@ def _check_encoding(data: bytes) -> bytes:
     return data
 
 
-def _read_header(data: bytes) -> list[str]:
-    first_line_end = data.find(b"\n")
-    head = data if first_line_end < 0 else data[: first_line_end + 1]
-    try:
-        row = next(csv.reader(io.StringIO(head.decode("utf-8"))), None)
-    except csv.Error:
-        row = None
-    if not row or all(not c.strip() for c in row):
-        raise _Refuse("missing_header", "The first line is empty; the file must start with a header row of column names.")
-    return [c.strip() for c in row]
+def _check_line_length(data: bytes, limit: int, chunk: int = 1 << 26) -> None:
+    """Refuse a line longer than ``limit`` bytes by its number (before any CSV parsing: a 64 MiB line is a
+    line too long, not a quoting problem). Scans in chunks, so memory stays small."""
+    if len(data) <= limit:
+        return
+    import numpy as np
+
+    line_start, line_no = 0, 1
+    for offset in range(0, len(data), chunk):
+        block = np.frombuffer(data, dtype=np.uint8, count=min(chunk, len(data) - offset), offset=offset)
+        ends = np.flatnonzero(block == 10) + offset
+        if ends.size:
+            starts = np.concatenate(([line_start], ends[:-1] + 1))
+            over = np.flatnonzero(ends - starts > limit)
+            if over.size:
+                _refuse_long_line(line_no + int(over[0]), limit)
+            line_no += int(ends.size)
+            line_start = int(ends[-1]) + 1
+    if len(data) - line_start > limit:
+        _refuse_long_line(line_no, limit)
 
 
-def _check_header(
-    header: list[str], permitted: frozenset[str], required: list[str], extract: str, vocabulary: frozenset[str] = frozenset()
-) -> None:
-    """Check a header; ``vocabulary`` are column names that may be echoed (every contract's columns)."""
-    vocabulary = vocabulary | permitted
-    known = [c for c in header if c in permitted]
-    unknown = [(i + 1, c) for i, c in enumerate(header) if c not in permitted]
-    if len(known) * 2 < len(header):
-        # Most of the first row is not column names: it may be data. Never echo it.
-        raise _Refuse(
-            "missing_header",
-            f"The first row does not look like the header of {extract!r}: only {len(known)} of its {len(header)} "
-            "fields are column names of this extract. The file may be missing its header row.",
-        )
-    blanks = [i + 1 for i, c in enumerate(header) if not c]
-    if blanks:
-        raise _Refuse(
-            "blank_column_name",
-            f"Header column(s) {', '.join(map(str, blanks[:10]))} have no name; every column needs its name in the header row.",
-        )
-    seen: set[str] = set()
-    repeated = sorted({c for c in header if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
-    if repeated and all(_known_header(c, vocabulary) for c in repeated):
-        raise _Refuse("duplicate_columns", f"The header names these columns more than once: {', '.join(repeated[:10])}.")
-    if repeated:
-        raise _Refuse("duplicate_columns", "The header names a column more than once.")
-    if unknown:
-        shown = ", ".join(c if _known_header(c, vocabulary) else f"column {i} (name not shown)" for i, c in unknown[:10])
-        raise _Refuse(
-            "columns_not_permitted",
-            f"The MOU does not permit these columns in {extract!r}: {shown}. Remove them and drop the file again; "
-            "the file was not stored.",
-        )
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise _Refuse(
-            "missing_columns",
-            f"Required columns are missing from {extract!r}: {', '.join(missing)}. Add them and drop the file again.",
-        )
+def _refuse_long_line(line_no: int, limit: int) -> None:
+    raise _Refuse(
+        "line_too_long",
+        f"Line {line_no:,} is longer than the limit ({limit:,} bytes); an extract's lines are far shorter. "
+        "Check that the file is a CSV export with one record per line.",
+    )
 
 
 def _read_body(data: bytes, header: list[str]) -> pa.Table:

@@ -1363,6 +1363,28 @@ class CheckReport:
         return "\n".join(lines)
 
 
+_HEADER_CODES = frozenset(
+    {"missing_header", "columns_not_permitted", "missing_columns", "duplicate_columns", "blank_column_name", "wrong_delimiter"}
+)
+
+
+def own_header_note(path: Path, limit: int = 1 << 16) -> str:
+    """The agency's own header names, as this check read them (``check-extract`` runs on the agency's own
+    machine, on its own file: the hub never shows these names)."""
+    import csv as _csv
+
+    from data_sharing.intake import escape_name
+
+    with open(path, "rb") as fh:
+        head = fh.read(limit).split(b"\n", 1)[0].decode("utf-8-sig", "replace").rstrip("\r")
+    try:
+        names = next(_csv.reader([head]), [])
+    except _csv.Error:
+        names = [head]
+    shown = " | ".join(escape_name(n)[:60] for n in names[:60]) + (" | ..." if len(names) > 60 else "")
+    return f"Your file's header, as read with commas between names ({len(names)} field(s)): {shown}"
+
+
 def check_extract(
     path: Path | str,
     agency: str,
@@ -1382,6 +1404,7 @@ def check_extract(
     References are checked against sibling files of the same date (``students_20260915.csv`` next to
     ``attendance_20260915.csv``) or the files given in ``references``.
     """
+    from data_sharing.dropsafe import DropLimits
     from data_sharing.intake import display_name, examine_drop, parse_drop_name
 
     path = Path(path)
@@ -1419,8 +1442,11 @@ def check_extract(
         copy = drop / agency / name
         shutil.copyfile(path, copy)
         os.chmod(copy, 0o600)
-        decision: IntakeDecision = examine_drop(copy, drop, partnership, today)
+        # a fresh private copy: complete by construction (no settle time)
+        decision: IntakeDecision = examine_drop(copy, drop, partnership, today, limits=DropLimits(settle_s=0))
     if decision.status == "refused":
+        if decision.reason_code in _HEADER_CODES:
+            notes.append(own_header_note(path))
         return CheckReport(shown, agency, extract, 2, "refused", decision.reason_code, decision.reason,
                            list(decision.warnings), None, notes)
     terms = partnership.terms(agency, extract)

@@ -50,6 +50,11 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
                 timezone=settings.timezone,
                 today_override=settings.today_override.isoformat() if settings.today_override else "",
                 data_docs=settings.data_docs,
+                drop_settle_s=settings.drop_settle_s,
+                drop_max_files=settings.drop_max_files,
+                drop_max_bytes=settings.drop_max_bytes,
+                drop_max_file_bytes=settings.drop_max_file_bytes,
+                drop_max_line_bytes=settings.drop_max_line_bytes,
             ),
             "warehouse": WarehouseResource(
                 url=_env_or("C2C_WAREHOUSE_URL", settings.warehouse_url, env),

@@ -26,10 +26,23 @@ class C2CPaths(ConfigurableResource):
     timezone: str = "America/New_York"
     today_override: str = ""
     data_docs: bool = True
+    drop_settle_s: float = 60.0
+    drop_max_files: int = 25
+    drop_max_bytes: int = 4 << 30
+    drop_max_file_bytes: int = 2 << 30
+    drop_max_line_bytes: int = 1 << 20
 
     @property
     def drop(self) -> Path:
         return Path(self.drop_dir)
+
+    def drop_limits(self):  # type: ignore[no-untyped-def]
+        from data_sharing.dropsafe import DropLimits
+
+        return DropLimits(
+            settle_s=self.drop_settle_s, max_files=self.drop_max_files, max_bytes=self.drop_max_bytes,
+            max_file_bytes=self.drop_max_file_bytes, max_line_bytes=self.drop_max_line_bytes,
+        )
 
     def today(self) -> dt.date:
         if self.today_override:

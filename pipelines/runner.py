@@ -55,7 +55,7 @@ class RunSummary:
 def run_pipeline(
     settings: Settings,
     *,
-    settle_s: float = 2.0,
+    settle_s: float | None = None,
     echo: Callable[[str], None] = print,
     verbose: bool = False,
     instance: DagsterInstance | None = None,
@@ -80,8 +80,13 @@ def run_pipeline(
     upgrade(engine)
     store = ManifestStore(engine)
 
-    scan = scan_drop_folder(settings.drop_dir, None, time_budget_s=float("inf"), max_ready=10**9, settle_s=settle_s)
+    limits = settings.drop_limits()
+    scan = scan_drop_folder(
+        settings.drop_dir, None, time_budget_s=float("inf"), max_ready=10**9,
+        settle_s=limits.settle_s if settle_s is None else settle_s, limits=limits,
+    )
     summary.waiting = list(scan.waiting)
+    report_over_limit(settings, scan.over_limit, echo)
     # Files accepted by an intake run that did not finish (killed, crashed) have no pseudonymous record
     # yet; an accepted file may already have left the drop folder. Their intake runs again (every step
     # is idempotent and goes on from the manifest and the encrypted landing zone).
@@ -121,7 +126,10 @@ def run_pipeline(
         )
         entry = store.latest_for_path(rel) if result.success or _check_only_failure(result) else None
         quarantined = _materialized_value(result, "validated_file", "rows_quarantined")
-        if entry is None:
+        if _materialized_value(result, "intake_file", "status") == "still_being_written":
+            summary.waiting.append(rel)
+            outcome = FileOutcome(rel, "waiting", reason=_materialized_value(result, "intake_file", "reason"), run_id=result.run_id)
+        elif entry is None:
             outcome = FileOutcome(rel, "failed", reason="the intake step failed; see the run in the Dagster UI", run_id=result.run_id)
         else:
             outcome = FileOutcome(entry.rel_path, entry.status, entry.rows, entry.reason, result.run_id, quarantined or 0)
@@ -142,6 +150,21 @@ def run_pipeline(
     return summary
 
 
+
+
+def report_over_limit(settings: Settings, over_limit: dict[str, int], echo: Callable[[str], None]) -> None:
+    """One line per agency folder with complete files over the per-run caps, and one notice in its feedback."""
+    from data_sharing.feedback import write_notice
+
+    for agency, left in sorted(over_limit.items()):
+        text = (f"{left:,} complete file(s) in {agency or 'the top of the drop folder'} were left for the next run: "
+                f"each run takes at most {settings.drop_max_files:,} files and {settings.drop_max_bytes:,} bytes per agency folder.")
+        echo(f"c2c: {text}")
+        if agency:
+            try:
+                write_notice(settings.drop_dir, agency, text)
+            except (ValueError, OSError):
+                pass  # not an agency id, or not a real folder: the line above says it
 
 
 def unfinished_intakes(store: ManifestStore, linkage_dir) -> dict[str, ManifestEntry]:  # type: ignore[no-untyped-def]

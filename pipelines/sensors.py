@@ -1,7 +1,8 @@
 """The drop-folder sensor: one run per complete file, keyed by the file's path and SHA-256.
 
 The cursor (JSON) remembers what each file looked like on the last tick, so a file still being written is
-taken only once its size and modification time stop changing (or its ``.done`` marker appears), and a
+taken only once its size and modification time have not changed for the settle time (``C2C_DROP_SETTLE_S``)
+and on two ticks in a row (or its ``.done`` marker appears), and a
 file already handed on is not requested again. The run key carries the file's SHA-256, so the same
 content is processed once even if the cursor is lost; a corrected re-send (new content) gets a new run.
 """
@@ -65,7 +66,15 @@ def drop_folder_sensor(context: SensorEvaluationContext, c2c_paths: C2CPaths) ->
         _load_cursor(context.cursor),
         time_budget_s=TICK_BUDGET_S,
         max_ready=MAX_RUNS_PER_TICK,
+        settle_s=c2c_paths.drop_settle_s,
+        two_looks=True,
+        limits=c2c_paths.drop_limits(),
     )
+    for agency, left in sorted(scan.over_limit.items()):
+        context.log.info(
+            f"{agency or 'top of the drop folder'}: {left} complete file(s) over the per-run limits "
+            f"({c2c_paths.drop_max_files} files, {c2c_paths.drop_max_bytes:,} bytes) left for the next tick"
+        )
     cursor = json.dumps(scan.state, sort_keys=True, separators=(",", ":"))
     if not scan.ready:
         waiting = f"; {len(scan.waiting)} file(s) still being written" if scan.waiting else ""

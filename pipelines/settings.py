@@ -17,6 +17,21 @@ from zoneinfo import ZoneInfo
 DEFAULT_HOME = "./c2c-data"
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_TIMEZONE = "America/New_York"
+# The drop folder (SPEC "How extracts arrive"): a file without a .done marker is complete when its size and
+# modification time have not changed for the settle time (long enough for a paused writer); per agency
+# folder and run at most so many files and bytes are taken (the rest wait for the next run).
+DEFAULT_SETTLE_S = 60.0
+DEFAULT_MAX_FILES = 25
+DEFAULT_MAX_BYTES = 4 << 30
+DEFAULT_MAX_FILE_BYTES = 2 << 30
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+_DROP_ENV = {
+    "drop_settle_s": ("C2C_DROP_SETTLE_S", float),
+    "drop_max_files": ("C2C_DROP_MAX_FILES", int),
+    "drop_max_bytes": ("C2C_DROP_MAX_BYTES", int),
+    "drop_max_file_bytes": ("C2C_DROP_MAX_FILE_BYTES", int),
+    "drop_max_line_bytes": ("C2C_DROP_MAX_LINE_BYTES", int),
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,11 @@ class Settings:
     timezone: str
     today_override: dt.date | None = None
     data_docs: bool = True
+    drop_settle_s: float = DEFAULT_SETTLE_S
+    drop_max_files: int = DEFAULT_MAX_FILES
+    drop_max_bytes: int = DEFAULT_MAX_BYTES
+    drop_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    drop_max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None) -> Settings:
@@ -59,10 +79,20 @@ class Settings:
             timezone=tz,
             today_override=dt.date.fromisoformat(today) if today else None,
             data_docs=(env.get("C2C_DATA_DOCS") or "1").strip().lower() not in ("0", "false", "no", "off"),
+            **_drop_limits_from(env),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def drop_limits(self):  # type: ignore[no-untyped-def]
+        """The drop folder's settle time and caps, as ``data_sharing.dropsafe.DropLimits``."""
+        from data_sharing.dropsafe import DropLimits
+
+        return DropLimits(
+            settle_s=self.drop_settle_s, max_files=self.drop_max_files, max_bytes=self.drop_max_bytes,
+            max_file_bytes=self.drop_max_file_bytes, max_line_bytes=self.drop_max_line_bytes,
+        )
 
     def today(self) -> dt.date:
         """The local date in the partnership's time zone (used for 'future date' and MOU windows)."""
@@ -89,4 +119,24 @@ class Settings:
             out["C2C_TODAY"] = self.today_override.isoformat()
         if not self.data_docs:
             out["C2C_DATA_DOCS"] = "0"
+        for attr, (var, _) in _DROP_ENV.items():
+            out[var] = repr(getattr(self, attr)) if attr == "drop_settle_s" else str(getattr(self, attr))
         return out
+
+
+def _drop_limits_from(env: Mapping[str, str]) -> dict[str, float | int]:
+    """The drop folder's settle time and caps from the environment; a value that is not a positive
+    number (zero allowed for the settle time) is an error now, not at 02:00."""
+    out: dict[str, float | int] = {}
+    for attr, (var, kind) in _DROP_ENV.items():
+        raw = (env.get(var) or "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"{var} must be a {'number of seconds' if kind is float else 'whole number'}, not {raw!r}") from None
+        if value < 0 or (value == 0 and attr != "drop_settle_s"):
+            raise ValueError(f"{var} must be {'zero or more' if attr == 'drop_settle_s' else 'more than zero'}")
+        out[attr] = value
+    return out

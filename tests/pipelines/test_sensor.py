@@ -42,7 +42,10 @@ def instance(tmp_path: Path) -> Iterator[dagster.DagsterInstance]:
 
 @pytest.fixture
 def settings(tmp_path: Path, drop: Path) -> Settings:
-    return Settings.from_env({"C2C_HOME": str(tmp_path), "C2C_DROP_DIR": str(drop), "C2C_TODAY": "2026-11-23"})
+    # settle time 0: two unchanged looks make a file complete (the settle time itself: tests/security/test_drop_partial.py)
+    return Settings.from_env(
+        {"C2C_HOME": str(tmp_path), "C2C_DROP_DIR": str(drop), "C2C_TODAY": "2026-11-23", "C2C_DROP_SETTLE_S": "0"}
+    )
 
 
 def paths_of(settings: Settings) -> C2CPaths:
@@ -52,6 +55,7 @@ def paths_of(settings: Settings) -> C2CPaths:
         landing_dir=str(settings.landing_dir),
         linkage_dir=str(settings.linkage_dir),
         today_override=settings.today_override.isoformat() if settings.today_override else "",
+        drop_settle_s=settings.drop_settle_s,
     )
 
 
