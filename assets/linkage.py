@@ -29,6 +29,7 @@ from assets import names
 from assets.privacy import staging_paths
 from assets.warehouse import CROSSWALK_FILE, QUALITY_FILE, read_staging
 from data_sharing._files import write_private_file
+from data_sharing.encodings import rekey_encodings_file
 from data_sharing.keys import KeySet
 from data_sharing.partnership import Partnership
 from data_sharing.pseudonyms import key_column_names
@@ -67,6 +68,7 @@ def gather_linkage_inputs(
             staging_path, encodings_path = staging_paths(linkage_dir, entry)
             if not encodings_path.exists():
                 raise Failure(f"{entry.rel_path}: its linkage encodings are missing; re-run its intake partition")
+            rekey_encodings_file(encodings_path, keyset)  # a rotated (or absent) hub-only layer: re-encode first
             encodings = pq.read_table(encodings_path).to_pandas(types_mapper=pd.ArrowDtype)
             staging = read_staging(staging_path, contract, keyset).set_index("row_number")
             # source keys under the current pseudonym key (a rotation re-keys them from the id tokens)

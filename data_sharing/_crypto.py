@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -69,6 +70,30 @@ def aesgcm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, associated_data: 
 def aesgcm_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
     """AES-GCM decryption; raises ``cryptography.exceptions.InvalidTag`` when anything was altered."""
     return AESGCM(key).decrypt(nonce, ciphertext, associated_data)
+
+
+def aes256_prp(key: bytes, blocks: bytes, *, inverse: bool = False) -> bytes:
+    """AES-256 applied to each 16-byte block on its own (a keyed pseudorandom permutation of 128-bit
+    values; ``inverse`` undoes it). Deterministic by design: it re-keys tokens that are already
+    pseudorandom and unique per value, so equal tokens must stay equal. Not for encrypting data."""
+    if len(key) != 32 or len(blocks) % 16:
+        raise ValueError("aes256_prp takes a 32-byte key and whole 16-byte blocks")
+    cipher = Cipher(algorithms.AES(key), modes.ECB())  # one block per value: a PRP, not a data cipher
+    ctx = cipher.decryptor() if inverse else cipher.encryptor()
+    return ctx.update(blocks) + ctx.finalize()
+
+
+def keyed_permutation(key: bytes, label: bytes, size: int) -> np.ndarray:
+    """A permutation of ``range(size)`` chosen by ``key``: positions sorted by HMAC(key, label | i)."""
+    base = hmac.HMAC(key, hashes.SHA256())
+    base.update(label)
+    ranks = []
+    for i in range(size):
+        h = base.copy()
+        h.update(i.to_bytes(4, "big"))
+        ranks.append(h.finalize()[:8])
+    order = sorted(range(size), key=ranks.__getitem__)
+    return np.asarray(order, dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -69,6 +69,19 @@ DuckDB::
 
 (:func:`dice_sql` writes it; :func:`dice` computes it in Python.)
 
+**The hub-only layer** (:func:`hub_encode`). What an agency computes with the exported linkage key is
+not what the linkage area stores: at the hub every keyed hash is passed through AES-256 under the hub-only
+``linkage_hub`` key, one 16-byte token per block (a keyed pseudorandom permutation: equal tokens stay
+equal, different ones stay different, so keyed equality is exactly preserved), and the bits of every
+Bloom filter are moved by a permutation of the filter's positions chosen by that key (so AND, popcount
+and Dice similarity are exactly preserved). Someone holding only the linkage key can compute the
+agency-side encoding of any guessed name or birth date but cannot find it in the linkage area. Both
+layers are invertible by the hub, so rotating ``linkage_hub`` re-encodes stored files
+(:func:`hub_rekey`) without raw data. Tokenized-at-source files get the same layer on arrival, so they
+link with records the hub encoded itself. Residual: a permutation keeps each bit position's frequency,
+so a statistical attack on bit co-occurrence over the whole linkage area is not excluded; the linkage
+area stays private to the hub (0700) either way.
+
 Frequency attacks: the hashes of low-entropy fields (sex, birth month, day) are as guessable as the
 values to anyone holding the linkage key (every agency that tokenizes at source). Keep encodings in the
 linkage area; never publish them.
@@ -76,6 +89,7 @@ linkage area; never publish them.
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -301,6 +315,130 @@ def dice_sql(left: str, right: str) -> str:
         f"(2.0 * bit_count(({left})::BIT & ({right})::BIT) "
         f"/ nullif(bit_count(({left})::BIT) + bit_count(({right})::BIT), 0))"
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# The hub-only layer
+# ----------------------------------------------------------------------------------------------
+
+HUB_PURPOSE = "linkage_hub"
+HUB_KEY_METADATA = "key_linkage_hub"  # parquet metadata of an encodings file: the hub key label it is under
+_HUB_TOKEN_INFO = b"c2c/hub/tokens/v1"
+_HUB_BLOOM_LABEL = b"c2c/hub/bloom/v1/"
+BLOOM_COLUMNS = tuple(spec.name for spec in DEFAULT_BLOOMS)
+
+
+def _token_key(hub: PurposeKey) -> bytes:
+    return _crypto.hkdf_sha256(hub.secret, salt=None, info=_HUB_TOKEN_INFO)
+
+
+def _prp_tokens(values: pd.Series, key: bytes, inverse: bool, column: str) -> pd.Series:
+    """Every 32-hex token of a column through AES-256 (or its inverse); nulls stay null."""
+    arr = pa.array(values.astype(pd.ArrowDtype(pa.string())).array)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    valid = np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
+    present = arr.drop_null()
+    if len(present) and not pc.all(pc.equal(pc.utf8_length(present), 2 * TOKEN_BYTES)).as_py():
+        raise IdentifierDataError("bad_type", f"column {column}: values are not {2 * TOKEN_BYTES}-hex-character tokens")
+    try:
+        blocks = binascii.unhexlify(_crypto.Packed.from_arrow(present).data)
+    except binascii.Error:
+        raise IdentifierDataError("bad_type", f"column {column}: values are not hexadecimal tokens") from None
+    text = binascii.hexlify(_crypto.aes256_prp(key, blocks, inverse=inverse))
+    n = len(valid)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.where(valid, 2 * TOKEN_BYTES, 0).astype(np.int32), out=offsets[1:])
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    out = pa.Array.from_buffers(pa.string(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(text)], null_count=n - len(present))
+    return pd.Series(out, index=values.index, dtype=pd.ArrowDtype(pa.string()), name=values.name)
+
+
+def _permute_blooms(values: pd.Series, hub: PurposeKey, name: str, inverse: bool) -> pd.Series:
+    """The bits of every filter moved by the hub key's permutation of positions (Dice unchanged)."""
+    items = [None if v is None or v is pd.NA else bytes(v) for v in values.tolist()]
+    lengths = {len(v) for v in items if v is not None}
+    out: list[bytes | None] = list(items)
+    for length in lengths:
+        rows = [i for i, v in enumerate(items) if v is not None and len(v) == length]
+        perm = _crypto.keyed_permutation(hub.secret, _HUB_BLOOM_LABEL + f"{name}/{8 * length}".encode("ascii"), 8 * length)
+        bits = np.unpackbits(np.frombuffer(b"".join(items[i] for i in rows), dtype=np.uint8).reshape(len(rows), length), axis=1)
+        moved = np.empty_like(bits)
+        if inverse:
+            moved[:] = bits[:, perm]
+        else:
+            moved[:, perm] = bits
+        packed = np.packbits(moved, axis=1)
+        for j, i in enumerate(rows):
+            out[i] = packed[j].tobytes()
+    typ = values.dtype.pyarrow_dtype if isinstance(values.dtype, pd.ArrowDtype) else pa.binary()
+    return pd.Series(pa.array(out, type=typ), index=values.index, dtype=pd.ArrowDtype(typ), name=values.name)
+
+
+def hub_encode(encodings: pd.DataFrame, hub: KeySet | PurposeKey, *, inverse: bool = False) -> pd.DataFrame:
+    """The hub-only layer over an encodings frame (module docstring): every ``*_hash`` column through
+    AES-256 under the ``linkage_hub`` key, every Bloom column's bits permuted by it. ``inverse`` takes
+    the layer off (for re-keying). Other columns (source keys, bit counts, row numbers) are unchanged."""
+    key = resolve_key(hub, HUB_PURPOSE)  # type: ignore[arg-type]
+    token_key = _token_key(key)
+    out = encodings.copy()
+    for col in encodings.columns:
+        if col.endswith("_hash"):
+            out[col] = _prp_tokens(encodings[col], token_key, inverse, col)
+        elif col in BLOOM_COLUMNS:
+            out[col] = _permute_blooms(encodings[col], key, col, inverse)
+    out.attrs = dict(encodings.attrs)
+    return out
+
+
+def hub_rekey(encodings: pd.DataFrame, old: PurposeKey | None, new: PurposeKey) -> pd.DataFrame:
+    """Encodings under hub key ``old`` (None: single-keyed, written before the hub layer existed) moved
+    under ``new``: how a rotation of ``linkage_hub`` re-encodes the linkage area."""
+    base = encodings if old is None else hub_encode(encodings, old, inverse=True)
+    return hub_encode(base, new)
+
+
+def hub_label_version(label: str | None) -> int | None:
+    """The version in a ``linkage_hub/v<version>/<key_id>`` label (None for None)."""
+    if not label:
+        return None
+    parts = label.split("/")
+    if len(parts) != 3 or parts[0] != HUB_PURPOSE or not parts[1].startswith("v") or not parts[1][1:].isdigit():
+        raise IdentifierDataError("key_mismatch", f"an encodings file names hub key {label[:60]!r}, not a linkage_hub label")
+    return int(parts[1][1:])
+
+
+def rekey_encodings_file(path: Any, keyset: KeySet) -> bool:
+    """Bring one encodings parquet file of the linkage area under the current ``linkage_hub`` key.
+
+    Files record the hub key label in their metadata (``key_linkage_hub``); a file without it was written
+    before the hub layer existed (single-keyed) and gets the layer now. Rewritten atomically (0600) only
+    when the label differs; returns whether it was.
+    """
+    import pyarrow.parquet as pq
+
+    from data_sharing._files import write_private_file
+
+    current = keyset.purpose_key(HUB_PURPOSE)
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata or {})
+    raw_label = meta.get(HUB_KEY_METADATA.encode())
+    label = raw_label.decode() if raw_label else None
+    if label == current.label:
+        return False
+    version = hub_label_version(label)
+    old = None if version is None else keyset.purpose_key(HUB_PURPOSE, version)
+    if old is not None and old.label != label:
+        raise IdentifierDataError("key_mismatch", f"{path}: its hub key {label} is not in this key set")
+    frame = hub_rekey(table.to_pandas(types_mapper=pd.ArrowDtype), old, current)
+    out = pa.Table.from_pandas(frame, preserve_index=False)
+    meta.pop(b"pandas", None)
+    meta[HUB_KEY_METADATA.encode()] = current.label.encode()
+    out = out.replace_schema_metadata({**(out.schema.metadata or {}), **meta})
+    sink = pa.BufferOutputStream()
+    pq.write_table(out, sink)
+    write_private_file(path, sink.getvalue().to_pybytes(), overwrite=True)
+    return True
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,10 +32,18 @@ linkage    ``id_token`` and every linkage encoding (keyed hashes, Bloom       ye
            source                                                             tokenize at source
 pseudonym  ``source_key = HMAC(pseudonym, id_token)``, the warehouse keys     never
 landing    AES-256-GCM encryption of raw files in the landing zone            never
+linkage_hub the hub-only layer over every linkage encoding in the linkage      never
+           area (:func:`data_sharing.encodings.hub_encode`): the exported
+           linkage key alone reverses nothing stored there
+audit      HMAC key of the audit log's chain (``warehouse.audit``)            never
 ========== ================================================================== ====================
 
+A key file written before ``linkage_hub`` and ``audit`` existed loads with both on its oldest master
+version (they are derived, so nothing needs writing); the next rotation records them.
+
 Rotation (:meth:`KeySet.rotate`) adds a master version and makes it current for the purposes named
-(default: all three). Purposes rotate **independently**: the usual rotation is
+(default: all). Rotating ``linkage_hub`` re-encodes the linkage area on the next run (the hub layer is
+invertible by the hub, so nothing from the agencies is needed). Purposes rotate **independently**: the usual rotation is
 ``rotate({"pseudonym", "landing"})``, which needs nothing from the agencies -- the next run re-keys
 the warehouse through :func:`data_sharing.pseudonyms.rekey_crosswalk` (old ``source_key`` -> new
 ``source_key``, computed from the stored ``id_token``, which do not change). Rotating ``linkage``
@@ -67,8 +75,9 @@ from data_sharing import _crypto
 from data_sharing._files import write_private_file
 from data_sharing.errors import KeyMaterialError
 
-Purpose = Literal["linkage", "pseudonym", "landing"]
+Purpose = Literal["linkage", "pseudonym", "landing", "linkage_hub", "audit"]
 PURPOSES: tuple[Purpose, ...] = get_args(Purpose)
+_LATER_PURPOSES: tuple[Purpose, ...] = ("linkage_hub", "audit")  # added after format_version 1 files existed
 
 MASTER_KEY_BYTES = 32
 ENV_VAR = "C2C_MASTER_KEY"
@@ -150,6 +159,9 @@ class KeySet:
                 raise KeyMaterialError("malformed", "master key versions are positive integers")
             if len(secret) != MASTER_KEY_BYTES:
                 raise KeyMaterialError("malformed", f"master key v{version} is not {MASTER_KEY_BYTES} bytes")
+        purposes = dict(purposes)
+        for purpose in _LATER_PURPOSES:  # key files older than these purposes: derive them from the oldest master
+            purposes.setdefault(purpose, _PurposeState(min(masters), (min(masters),)))
         for purpose in PURPOSES:
             state = purposes.get(purpose)
             if state is None:
@@ -431,6 +443,7 @@ def _read_keyset_file(path: Path) -> KeySet:
         purposes = {
             p: _PurposeState(int(doc["purposes"][p]["current"]), tuple(int(x) for x in doc["purposes"][p]["versions"]))
             for p in PURPOSES
+            if p in doc["purposes"] or p not in _LATER_PURPOSES
         }
     except (KeyError, TypeError, ValueError, AttributeError):
         raise KeyMaterialError("malformed", f"key file {path} lacks masters/purposes entries of the documented shape") from None

@@ -13,7 +13,8 @@ Either way the result is a :class:`ProtectedExtract`:
   re-keying after a key rotation, generalised quasi-identifiers, the extract's other columns,
   ``row_number``); it lives in the linkage area, never in the warehouse as it is;
 * ``encodings``: for extracts that describe people, the linkage encodings (keyed hashes, Bloom
-  filters) plus ``source_key`` and ``row_number``; nothing raw.
+  filters) under the hub-only ``linkage_hub`` layer (``encodings.hub_encode``), plus ``source_key``
+  and ``row_number``; nothing raw, and nothing the exported linkage key alone can reverse.
 
 A test shows the two ways give identical frames for the same extract.
 """
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from data_sharing.encodings import encode_for_linkage
+from data_sharing.encodings import HUB_PURPOSE, encode_for_linkage, hub_encode
 from data_sharing.errors import IdentifierDataError
 from data_sharing.keys import KeySet, PurposeKey
 from data_sharing.pseudonyms import generalize, key_column_names, pseudonymize, source_keys_from_tokens, tokenize_ids
@@ -162,8 +163,10 @@ def protect_raw(
                 values = [None if v is None or v is pd.NA else bytes(v) for v in encodings[c].tolist()]
                 arr = pa.array(values, type=pa.binary())
                 encodings[c] = pd.Series(arr, index=encodings.index, dtype=pd.ArrowDtype(pa.binary()))
-        encodings = encodings[_encoding_order(encodings.columns, pseud.keyed.values())]
+        encodings = hub_encode(encodings[_encoding_order(encodings.columns, pseud.keyed.values())], keyset)
     labels = dict(pseud.key_labels)
+    if encodings is not None:
+        labels[HUB_PURPOSE] = keyset.purpose_key(HUB_PURPOSE).label
     return ProtectedExtract(_canonical(staging, contract), encodings, labels, lineage, list(pseud.dropped))
 
 
@@ -230,7 +233,10 @@ def protect_tokenized(
                 encodings[key_names[col]] = staging[key_names[col]].values
         encodings[ROW_NUMBER] = staging[ROW_NUMBER].values
         encodings = encodings[_encoding_order(encodings.columns, [key_names[c] for c in tokens if key_names[c] in staging])]
+        encodings = hub_encode(encodings, keyset)  # the same hub-only layer as protect_raw's: both ways link
     labels = {"pseudonym": keyset.purpose_key("pseudonym").label, "linkage": link.label}
+    if encodings is not None:
+        labels[HUB_PURPOSE] = keyset.purpose_key(HUB_PURPOSE).label
     return ProtectedExtract(_canonical(staging, contract), encodings, labels, lineage, dropped)
 
 

@@ -57,7 +57,7 @@ def test_purpose_keys_are_hkdf_of_the_master_and_distinct(keyset: KeySet) -> Non
         assert key.key_id == hmac.new(key.secret, b"c2c key id", hashlib.sha256).hexdigest()[:12]
         assert key.label == f"{p}/v1/{key.key_id}"
         secrets.add(key.secret)
-    assert len(secrets) == 3 and master not in secrets
+    assert len(secrets) == len(PURPOSES) == 5 and master not in secrets
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
