@@ -200,6 +200,8 @@ class ExtractContract(_Strict):
     columns: dict[str, ColumnSpec] = Field(min_length=1)
     rules: list[RuleSpec] = Field(default_factory=list)
     references: list[ReferenceSpec] = Field(default_factory=list)
+    role: Name | None = None  # what the extract is to the warehouse (schemas.roles.ROLES); None: not stored
+    fields: dict[Name, Name] = Field(default_factory=dict)  # role field -> this contract's column
 
     @model_validator(mode="before")
     @classmethod
@@ -247,7 +249,36 @@ class ExtractContract(_Strict):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"rule ids must be unique; repeated: {', '.join(dupes)}")
+        self._check_role()
         return self
+
+    def _check_role(self) -> None:
+        from schemas.roles import ROLES, resolve_fields
+
+        if self.role is None:
+            if self.fields:
+                raise ValueError("`fields` maps columns onto a role: declare the extract's `role` too")
+            return
+        role = ROLES.get(self.role)
+        if role is None:
+            raise ValueError(f"role {self.role!r} is not a known role (one of: {', '.join(sorted(ROLES))})")
+        mapped, problems = resolve_fields(role, self.fields, self.columns)
+        if problems:
+            raise ValueError(problems[0])
+        if role.period_field is not None and mapped.get(role.period_field) != self.period_column:
+            raise ValueError(
+                f"period_column must be the column mapped to the role's {role.period_field} "
+                f"({mapped.get(role.period_field)!r}), not {self.period_column!r}"
+            )
+
+    @property
+    def role_fields(self) -> dict[str, str]:
+        """Role field -> contract column (empty without a role)."""
+        from schemas.roles import ROLES, resolve_fields
+
+        if self.role is None:
+            return {}
+        return resolve_fields(ROLES[self.role], self.fields, self.columns)[0]
 
     # Derived views used by intake, privacy and validation.
     @property

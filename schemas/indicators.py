@@ -11,14 +11,15 @@ Keys of a definition file::
     version: 1                     # bump on any change of meaning; recorded in every release
     title, description, source     # plain text; source = where the definition comes from
     publish_as: chronic_absence    # optional: publish these rows under another indicator id (see below)
-    kind: assessment_rate          # one of KINDS
+    kind: assessment_rate          # one of KINDS (schemas/kinds.py)
     period: school_year            # or cohort_year (graduation_rate only)
     denominator, numerator         # plain-language statements of the rule (documentation)
     dimensions: [all, race_ethnicity, sex, english_learner, disability, econ_disadvantaged, homeless]
     levels: [city, school]         # default both: city-wide (school_id ALL) and per school
     schools_add_up: true           # must match the kind (false only for the chronic_absence kinds)
     per_school_excluded_groups: {program: [CHILD_WELFARE, FOSTER_CARE]}   # published city-wide only
-    agencies: [fps]                # whose data contributes: k = the largest MOU min_cell_size of them
+    roles: [school_enrolment, school_attendance]   # optional: extract roles read (default: the kind's);
+                                   # k = the largest MOU min_cell_size of the agencies sending those roles
     parameters: {...}              # the kind's parameters, checked per kind (KIND_PARAMETERS)
     limitations: [...]             # known limitations, published with every release
 
@@ -53,14 +54,6 @@ Dimension = Literal[
 ]
 Period = Literal["school_year", "cohort_year"]
 Level = Literal["city", "school"]
-Kind = Literal[
-    "chronic_absence",
-    "chronic_absence_by_program",
-    "assessment_rate",
-    "graduation_rate",
-    "cross_agency_immunization",
-    "cross_agency_visit",
-]
 
 STUDENT_DIMENSIONS: tuple[str, ...] = (
     "race_ethnicity", "sex", "english_learner", "disability", "econ_disadvantaged", "homeless",
@@ -192,33 +185,15 @@ class VisitParameters(_Strict):
     grade_levels: list[Code] | None = None
 
 
-KIND_PARAMETERS: dict[str, type[_Strict]] = {
-    "chronic_absence": ChronicAbsenceParameters,
-    "chronic_absence_by_program": ChronicAbsenceByProgramParameters,
-    "assessment_rate": AssessmentRateParameters,
-    "graduation_rate": GraduationRateParameters,
-    "cross_agency_immunization": ImmunizationParameters,
-    "cross_agency_visit": VisitParameters,
-}
-KIND_AGENCIES: dict[str, frozenset[str]] = {
-    "chronic_absence": frozenset({"fps"}),
-    "chronic_absence_by_program": frozenset({"fps", "dhs"}),
-    "assessment_rate": frozenset({"fps"}),
-    "graduation_rate": frozenset({"fps"}),
-    "cross_agency_immunization": frozenset({"fps", "fhd"}),
-    "cross_agency_visit": frozenset({"fps", "fhd"}),
-}
-"""Agencies whose extracts each kind reads; a definition's ``agencies`` must include them."""
-KIND_SCHOOLS_ADD_UP: dict[str, bool] = {
-    "chronic_absence": False,
-    "chronic_absence_by_program": False,
-    "assessment_rate": True,
-    "graduation_rate": True,
-    "cross_agency_immunization": True,
-    "cross_agency_visit": True,
-}
-"""Whether a kind counts every student at one school (so the schools add up to the city)."""
-KIND_PERIOD: dict[str, str] = {k: ("cohort_year" if k == "graduation_rate" else "school_year") for k in KIND_PARAMETERS}
+from schemas.kinds import IndicatorKind, reference_kinds  # noqa: E402  (the kinds need the parameter models above)
+
+KINDS: dict[str, IndicatorKind] = reference_kinds()
+"""Every indicator kind, one object each (``schemas/kinds.py``)."""
+KIND_PARAMETERS: dict[str, type[BaseModel]] = {k: v.parameters for k, v in KINDS.items()}
+KIND_ROLES: dict[str, frozenset[str]] = {k: frozenset(v.roles) for k, v in KINDS.items()}
+KIND_SCHOOLS_ADD_UP: dict[str, bool] = {k: v.schools_add_up for k, v in KINDS.items()}
+KIND_PERIOD: dict[str, str] = {k: v.period for k, v in KINDS.items()}
+"""Views of :data:`KINDS`, kept for readers of one attribute."""
 
 
 class IndicatorDefinition(_Strict):
@@ -230,7 +205,7 @@ class IndicatorDefinition(_Strict):
     description: str = Field(min_length=1)
     source: str = Field(min_length=1)
     publish_as: Name | None = None
-    kind: Kind
+    kind: Name
     period: Period
     denominator: str = Field(min_length=1)
     numerator: str = Field(min_length=1)
@@ -238,33 +213,47 @@ class IndicatorDefinition(_Strict):
     levels: list[Level] = Field(default_factory=lambda: ["city", "school"], min_length=1)
     schools_add_up: bool
     per_school_excluded_groups: dict[Dimension, list[Code]] = Field(default_factory=dict)
-    agencies: list[Name] = Field(min_length=1)
+    roles: list[Name] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
     limitations: list[str] = Field(default_factory=list)
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in KINDS:
+            raise ValueError(f"{value!r} is not a known kind (one of: {', '.join(sorted(KINDS))})")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> IndicatorDefinition:
-        for label, values in (("dimensions", self.dimensions), ("levels", self.levels), ("agencies", self.agencies)):
+        kind = KINDS[self.kind]
+        for label, values in (("dimensions", self.dimensions), ("levels", self.levels), ("roles", self.roles)):
             dupes = sorted({str(v) for v in values if values.count(v) > 1})
             if dupes:
                 raise ValueError(f"{label} lists {', '.join(dupes)} more than once")
-        if self.period != KIND_PERIOD[self.kind]:
-            raise ValueError(f"period must be {KIND_PERIOD[self.kind]} for kind {self.kind}, not {self.period}")
-        if self.kind == "chronic_absence_by_program":
+        if self.period != kind.period:
+            raise ValueError(f"period must be {kind.period} for kind {self.kind}, not {self.period}")
+        if kind.program_dimension:
             if self.dimensions != ["program"]:
-                raise ValueError("kind chronic_absence_by_program publishes the program dimension only: dimensions: [program]")
+                raise ValueError(f"kind {self.kind} publishes the program dimension only: dimensions: [program]")
         elif "program" in self.dimensions:
-            raise ValueError(f"the program dimension needs kind chronic_absence_by_program, not {self.kind}")
-        if self.schools_add_up != KIND_SCHOOLS_ADD_UP[self.kind]:
+            program_kinds = ", ".join(sorted(k for k, v in KINDS.items() if v.program_dimension))
+            raise ValueError(f"the program dimension needs kind {program_kinds}, not {self.kind}")
+        if self.schools_add_up != kind.schools_add_up:
             why = (
                 "a student counts at every school attended, so the schools do not add up to the city"
-                if not KIND_SCHOOLS_ADD_UP[self.kind]
+                if not kind.schools_add_up
                 else "every student counts at one school, so the schools add up to the city (declaring false would under-protect)"
             )
-            raise ValueError(f"schools_add_up must be {str(KIND_SCHOOLS_ADD_UP[self.kind]).lower()} for kind {self.kind}: {why}")
-        missing = sorted(KIND_AGENCIES[self.kind] - set(self.agencies))
+            raise ValueError(f"schools_add_up must be {str(kind.schools_add_up).lower()} for kind {self.kind}: {why}")
+        from schemas.roles import ROLES
+
+        unknown = sorted(set(self.roles) - set(ROLES))
+        if unknown:
+            raise ValueError(f"roles names {', '.join(unknown)}, which is not a role (one of: {', '.join(sorted(ROLES))})")
+        missing = sorted(set(kind.roles) - set(self.roles)) if self.roles else []
         if missing:
-            raise ValueError(f"agencies must include {', '.join(missing)}: kind {self.kind} reads their data (k depends on it)")
+            raise ValueError(f"roles must include {', '.join(missing)}: kind {self.kind} reads them (k depends on it)")
         stray = sorted(set(self.per_school_excluded_groups) - set(self.dimensions))
         if stray:
             raise ValueError(f"per_school_excluded_groups names {', '.join(stray)}, which is not one of the dimensions")
@@ -282,6 +271,11 @@ class IndicatorDefinition(_Strict):
     def indicator(self) -> str:
         """The published indicator id."""
         return self.publish_as or self.id
+
+    @property
+    def roles_read(self) -> list[str]:
+        """The extract roles whose data contributes: the kind's and any the definition adds (k: their MOUs')."""
+        return sorted(set(KINDS[self.kind].roles) | set(self.roles))
 
     @property
     def params(self) -> Any:

@@ -40,13 +40,14 @@ The computation materialises a few temporary tables (student-years, program memb
 a per-definition "cube" of counts by period, school and every attribute) and reads one row per
 indicator, period, school (or ``ALL``), dimension and group back; disclosure control then runs per
 indicator and period in Python (:func:`protect_rows`), with ``k`` = the largest ``min_cell_size`` of the
-MOUs of the agencies the definition names.
+MOUs of the agencies sending the extract roles the definition reads (:func:`role_min_cell_sizes`). A kind is
+declared once in ``schemas/kinds.py``; its SQL is the function ``kind_<name>`` here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,9 @@ from sqlalchemy import (
 )
 
 from data_sharing.disclosure import ALL, CITY, protect_table, redact
+from schemas.indicators import KINDS as KIND_SPECS
 from schemas.indicators import OVERLAPPING_DIMENSIONS, STUDENT_DIMENSIONS, DefinitionSet, IndicatorDefinition
-from warehouse.load import analyze, temp_table
+from warehouse.load import EXTRACT_TABLES, ExtractTable, analyze, temp_table
 from warehouse.models import (
     Assessment,
     Attendance,
@@ -95,16 +97,6 @@ PUBLISHED_COLUMNS = (
     "suppressed", "suppression_reason",
 )
 ROW_COLUMNS = ("indicator", "definition", "period", "school_id", "dimension", "group", "numerator", "denominator", "k")
-
-KIND_EXTRACTS: dict[str, tuple[str, ...]] = {
-    "chronic_absence": ("fps/students", "fps/attendance"),
-    "chronic_absence_by_program": ("fps/students", "fps/attendance", "dhs/program_enrollments"),
-    "assessment_rate": ("fps/students", "fps/assessments"),
-    "graduation_rate": ("fps/students", "fps/graduation"),
-    "cross_agency_immunization": ("fps/students", "fhd/immunizations"),
-    "cross_agency_visit": ("fps/students", "fhd/encounters"),
-}
-"""The extracts each kind reads (their current files are the release's contributing sources)."""
 
 ATTRS = STUDENT_DIMENSIONS
 
@@ -459,13 +451,9 @@ def kind_cross_agency_visit(run: _Run, d: IndicatorDefinition) -> Units:
 
 
 KINDS: dict[str, Callable[[_Run, IndicatorDefinition], Units]] = {
-    "chronic_absence": kind_chronic_absence,
-    "chronic_absence_by_program": kind_chronic_absence_by_program,
-    "assessment_rate": kind_assessment_rate,
-    "graduation_rate": kind_graduation_rate,
-    "cross_agency_immunization": kind_cross_agency_immunization,
-    "cross_agency_visit": kind_cross_agency_visit,
+    name: globals()["kind_" + name] for name in KIND_SPECS
 }
+"""The SQL of every kind of ``schemas.kinds`` (its function ``kind_<name>`` here), by kind name."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -522,11 +510,28 @@ def _row_selects(run: _Run, d: IndicatorDefinition) -> list[Select[Any]]:
 
 
 def min_cell_size(d: IndicatorDefinition, min_cell_sizes: Mapping[str, int]) -> int:
-    """k for a definition's rows: the largest ``min_cell_size`` of the MOUs of the agencies it names."""
-    missing = sorted(a for a in d.agencies if a not in min_cell_sizes)
+    """k for a definition's rows: the largest of ``min_cell_sizes`` (role -> k) over the roles it reads."""
+    missing = [r for r in d.roles_read if r not in min_cell_sizes]
     if missing:
-        raise IndicatorError(f"indicator {d.id}: no data-sharing agreement for agency {', '.join(missing)} (k is unknown)")
-    return max(int(min_cell_sizes[a]) for a in d.agencies)
+        raise IndicatorError(
+            f"indicator {d.id}: no agency of the partnership sends an extract of role {', '.join(missing)} "
+            "(so no MOU sets its minimum cell size)"
+        )
+    return max(int(min_cell_sizes[r]) for r in d.roles_read)
+
+
+def role_min_cell_sizes(agency_k: Mapping[str, int], roles_of: Mapping[str, Iterable[str]]) -> dict[str, int]:
+    """role -> k: the largest MOU ``min_cell_size`` (``agency_k``) of the agencies sending that role.
+
+    ``roles_of``: agency -> the roles of its extracts (the partnership's contracts).
+    """
+    out: dict[str, int] = {}
+    for agency, roles in roles_of.items():
+        if agency not in agency_k:
+            continue
+        for role in roles:
+            out[role] = max(out.get(role, 0), int(agency_k[agency]))
+    return out
 
 
 def _check_school_ids(run: _Run) -> None:
@@ -601,12 +606,14 @@ def protect_rows(rows: pd.DataFrame, definitions: DefinitionSet | Mapping[str, I
     return pub.sort_values(["indicator", "period", "school_id", "dimension", "group"], kind="stable").reset_index(drop=True)
 
 
-def extracts_read(definitions: DefinitionSet | Mapping[str, IndicatorDefinition]) -> list[str]:
-    """Every extract the definitions read (``agency/extract``), sorted."""
-    return sorted({e for d in definitions.values() for e in KIND_EXTRACTS[d.kind]})
+def extracts_read(definitions: DefinitionSet | Mapping[str, IndicatorDefinition], tables: Mapping[str, ExtractTable] | None = None) -> list[str]:
+    """Every extract (``agency/extract``) of a role the definitions read, sorted; ``tables``: the partnership's."""
+    roles = {r for d in definitions.values() for r in d.roles_read}
+    tables = EXTRACT_TABLES if tables is None else tables
+    return sorted(key for key, spec in tables.items() if spec.role in roles)
 
 
 __all__ = [
-    "KINDS", "KIND_EXTRACTS", "PUBLISHED_COLUMNS", "ROW_COLUMNS", "UNKNOWN_GROUP", "IndicatorError",
-    "compute_indicator_rows", "extracts_read", "min_cell_size", "protect_rows", "school_year_of",
+    "KINDS", "PUBLISHED_COLUMNS", "ROW_COLUMNS", "UNKNOWN_GROUP", "IndicatorError",
+    "compute_indicator_rows", "extracts_read", "min_cell_size", "protect_rows", "role_min_cell_sizes", "school_year_of",
 ]

@@ -11,7 +11,7 @@ files' rows, in one transaction:
   after any failure gives the same tables as a clean run;
 * ``child_key`` of every row is set from the crosswalk (NULL when the ``source_key`` is not linked);
   rows whose link changed since the last load are updated, nothing else;
-* ``children`` is rebuilt when enrolments, health patients or human-services clients changed;
+* ``children`` is rebuilt when a person role's table (school enrolment, health / services person) changed;
 * a ``warehouse_load`` audit event records what changed (file ids and checksums, counts; no values).
 
 Inserts are bulk: ``COPY ... FROM STDIN (FORMAT csv)`` through the raw psycopg2 connection on PostgreSQL,
@@ -38,21 +38,11 @@ import pandas as pd
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, case, delete, func, insert, literal, select, text, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
+from schemas.contracts import ExtractContract, load_extract_contracts
 from schemas.indicators import cvx
+from schemas.roles import PERSON_ROLES, ROLES, staging_column, staging_columns
 from warehouse.audit import AuditEvent, append_events
-from warehouse.models import (
-    Assessment,
-    Attendance,
-    Child,
-    Enrolment,
-    GraduationOutcome,
-    HealthEncounter,
-    HealthPatient,
-    HumanServicesClient,
-    Immunization,
-    LoadedFile,
-    ProgramEnrolment,
-)
+from warehouse.models import Base, Child, LoadedFile
 
 _LOAD_LOCK_BASE = 0x_C2C_1000
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -67,12 +57,12 @@ class LoadError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------------
-# Which staging column goes where
+# Which staging column goes where: by extract role (schemas.roles), never by agency
 
 
 @dataclass(frozen=True)
 class ExtractTable:
-    """How one extract's staging frame maps onto its partner-tier table."""
+    """How one extract's staging frame maps onto its role's partner-tier table."""
 
     agency: str
     extract: str
@@ -81,74 +71,73 @@ class ExtractTable:
     period_column: str | None = None  # staging column holding the period (snapshot rules)
     ignored: frozenset[str] = frozenset()  # staging columns deliberately not stored
     person_table: bool = False  # feeds the children table
+    role: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.agency}/{self.extract}"
 
 
-def _same(*names: str, parse: str = "str") -> dict[str, tuple[str, str]]:
-    return {n: (n, parse) for n in names}
+def role_table(role: str) -> Table:
+    """The partner-tier table of an extract role."""
+    return Base.metadata.tables[ROLES[role].table]
 
 
-EXTRACT_TABLES: dict[str, ExtractTable] = {
-    t.key: t
-    for t in (
-        ExtractTable(
-            "fps", "students", Enrolment.__table__,  # type: ignore[arg-type]
-            {
-                **_same("sex", "race_ethnicity", "english_learner", "disability", "econ_disadvantaged", "homeless",
-                        "school_id", "grade_level"),
-                "birth_date_year_month": ("birth_year_month", "str"),
-                "zip_zip3": ("zip3", "str"),
-                "school_year": ("school_year", "int"),
-                "enroll_date": ("enroll_date", "date"),
-                "exit_date": ("exit_date", "date"),
-            },
-            period_column="school_year",
-            person_table=True,
-        ),
-        ExtractTable(
-            "fps", "attendance", Attendance.__table__,  # type: ignore[arg-type]
-            {**_same("school_id"), **_same("school_year", "days_enrolled", "days_absent", parse="int")},
-            period_column="school_year",
-        ),
-        ExtractTable(
-            "fps", "assessments", Assessment.__table__,  # type: ignore[arg-type]
-            {**_same("grade_level", "subject"), **_same("school_year", "scale_score", "performance_level", parse="int")},
-            period_column="school_year",
-        ),
-        ExtractTable(
-            "fps", "graduation", GraduationOutcome.__table__,  # type: ignore[arg-type]
-            {**_same("outcome"), **_same("cohort_year", parse="int")},
-            period_column="cohort_year",
-        ),
-        ExtractTable(
-            "fhd", "patients", HealthPatient.__table__,  # type: ignore[arg-type]
-            {**_same("sex"), "birth_date_year_month": ("birth_year_month", "str"), "zip_zip3": ("zip3", "str")},
-            ignored=frozenset({"medicaid_source_key"}),  # a second pseudonym, for linkage only
-            person_table=True,
-        ),
-        ExtractTable(
-            "fhd", "encounters", HealthEncounter.__table__,  # type: ignore[arg-type]
-            {**_same("encounter_id", "encounter_type", "diagnosis_code"), "encounter_date": ("encounter_date", "date")},
-        ),
-        ExtractTable(
-            "fhd", "immunizations", Immunization.__table__,  # type: ignore[arg-type]
-            {"vaccine_code": ("vaccine_code", "cvx"), "administered_date": ("administered_date", "date")},
-        ),
-        ExtractTable(
-            "dhs", "clients", HumanServicesClient.__table__,  # type: ignore[arg-type]
-            {**_same("sex"), "birth_date_year_month": ("birth_year_month", "str"), "zip_zip3": ("zip3", "str")},
-            person_table=True,
-        ),
-        ExtractTable(
-            "dhs", "program_enrollments", ProgramEnrolment.__table__,  # type: ignore[arg-type]
-            {**_same("program"), "start_date": ("start_date", "date"), "end_date": ("end_date", "date")},
-        ),
+def extract_table(contract: ExtractContract) -> ExtractTable | None:
+    """How ``contract``'s staging frames load into its role's table (``None``: the contract has no role)."""
+    if contract.role is None:
+        return None
+    role = ROLES[contract.role]
+    columns = {
+        staging_column(contract, col): (name, role.field(name).parse) for name, col in contract.role_fields.items()
+    }
+    period = None
+    if role.period_field is not None:
+        period = next(s for s, (name, _) in columns.items() if name == role.period_field)
+    ignored = frozenset(staging_columns(contract) - set(columns) - {"source_key"})
+    return ExtractTable(
+        contract.agency, contract.extract, role_table(role.name), columns, period_column=period, ignored=ignored,
+        person_table=role.person, role=role.name,
     )
-}
-"""Every extract the warehouse stores, by ``agency/extract``."""
+
+
+def extract_tables(contracts: Mapping[tuple[str, str], ExtractContract] | None = None) -> dict[str, ExtractTable]:
+    """Every extract of a partnership that the warehouse stores, by ``agency/extract``.
+
+    ``contracts`` default to the packaged reference partnership's (``schemas/extracts``).
+    """
+    if contracts is None:
+        contracts = load_extract_contracts()
+    out = {}
+    for _, contract in sorted(contracts.items()):
+        spec = extract_table(contract)
+        if spec is not None:
+            out[spec.key] = spec
+    return out
+
+
+class _ReferenceTables(Mapping[str, ExtractTable]):
+    """:func:`extract_tables` of the packaged reference partnership, read on first use."""
+
+    _tables: dict[str, ExtractTable] | None = None
+
+    def _get(self) -> dict[str, ExtractTable]:
+        if self._tables is None:
+            self._tables = extract_tables()
+        return self._tables
+
+    def __getitem__(self, key: str) -> ExtractTable:
+        return self._get()[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+EXTRACT_TABLES: Mapping[str, ExtractTable] = _ReferenceTables()
+"""The reference partnership's extract tables, by ``agency/extract`` (a city's: :func:`extract_tables`)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,6 +301,7 @@ def prepare_frame(spec: ExtractTable, staged: StagedFile) -> tuple[pd.DataFrame,
     out["source_sha256"] = staged.sha256
     out["source_key"] = _parse(frame["source_key"], "str")
     out["child_key"] = None
+    out["agency"] = staged.agency
     for staging_col, (table_col, how) in spec.columns.items():
         if staging_col in frame.columns:
             out[table_col] = _parse(frame[staging_col], how)
@@ -404,38 +394,40 @@ def _crosswalk_table(conn: Connection, cw: pd.Series) -> Table | None:
 
 
 def rebuild_children(conn: Connection) -> int:
-    """Rebuild ``children`` from the linked enrolment, health-patient and human-services-client rows."""
-    sources = [("fps", Enrolment.__table__), ("fhd", HealthPatient.__table__), ("dhs", HumanServicesClient.__table__)]
+    """Rebuild ``children`` from the linked rows of the person roles (school enrolment, health, services).
+
+    Attributes come from the school record when there is one, else health, else human services; every
+    agency of a role counts alike (two school districts are both school records).
+    """
     parts = [
         select(
             t.c.child_key.label("child_key"),
-            literal(agency, String).label("agency"),
+            literal(role, String).label("role"),
             t.c.birth_year_month.label("birth_year_month"),
             t.c.sex.label("sex"),
         ).where(t.c.child_key.is_not(None))
-        for agency, t in sources
+        for role, t in ((r, role_table(r)) for r in PERSON_ROLES)
     ]
     recs = union_all(*parts).subquery("recs")
 
-    def per(agency: str, col: str):  # type: ignore[no-untyped-def]
-        return func.max(case((recs.c.agency == agency, recs.c[col])))
+    def per(role: str, col: str):  # type: ignore[no-untyped-def]
+        return func.max(case((recs.c.role == role, recs.c[col])))
 
-    def has(agency: str):  # type: ignore[no-untyped-def]
-        return func.max(case((recs.c.agency == agency, 1), else_=0)) == 1
+    def has(role: str):  # type: ignore[no-untyped-def]
+        return func.max(case((recs.c.role == role, 1), else_=0)) == 1
 
     agg = select(
         recs.c.child_key,
-        func.coalesce(per("fps", "birth_year_month"), per("fhd", "birth_year_month"), per("dhs", "birth_year_month")),
-        func.coalesce(per("fps", "sex"), per("fhd", "sex"), per("dhs", "sex")),
-        has("fps"),
-        has("fhd"),
-        has("dhs"),
+        func.coalesce(*(per(r, "birth_year_month") for r in PERSON_ROLES)),
+        func.coalesce(*(per(r, "sex") for r in PERSON_ROLES)),
+        *(has(r) for r in PERSON_ROLES),
     ).group_by(recs.c.child_key)
+    flags = {"school": "has_school_record", "health": "has_health_record", "services": "has_human_services_record"}
     children = Child.__table__
     conn.execute(delete(children))
     res = conn.execute(
         insert(children).from_select(
-            ["child_key", "birth_year_month", "sex", "has_school_record", "has_health_record", "has_human_services_record"], agg
+            ["child_key", "birth_year_month", "sex", *(flags[ROLES[r].domain] for r in PERSON_ROLES)], agg
         )
     )
     return max(res.rowcount or 0, 0)
@@ -449,17 +441,20 @@ def load_current(
     *,
     now: dt.datetime | None = None,
     actor: str = "c2c",
+    tables: Mapping[str, ExtractTable] | None = None,
 ) -> LoadResult:
     """Make ``extract_key``'s table hold exactly the rows of ``files`` (its full current set), linked by ``crosswalk``.
 
     ``extract_key`` is ``"fps/students"`` or ``("fps", "students")``. ``files`` may be empty (the extract
     then holds no rows). ``crosswalk`` has columns ``source_key`` and ``child_key`` (NULL: not linked);
-    it may hold other agencies' keys too. One transaction: on any error nothing changes.
+    it may hold other agencies' keys too. ``tables``: the partnership's :func:`extract_tables` (default: the
+    reference partnership's). One transaction: on any error nothing changes.
     """
     key = "/".join(extract_key) if isinstance(extract_key, tuple) else extract_key
-    spec = EXTRACT_TABLES.get(key)
+    tables = EXTRACT_TABLES if tables is None else tables
+    spec = tables.get(key)
     if spec is None:
-        raise LoadError(f"the warehouse has no table for extract {key!r} (known: {', '.join(sorted(EXTRACT_TABLES))})")
+        raise LoadError(f"the warehouse has no table for extract {key!r} (known: {', '.join(sorted(tables))})")
     _check_files(spec, files)
     cw_series = prepare_crosswalk(crosswalk)
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -512,6 +507,7 @@ def load_current(
             rebuilt = True
         total, unlinked = conn.execute(
             select(func.count(), func.count().filter(table.c.child_key.is_(None))).select_from(table)
+            .where(table.c.agency == spec.agency)
         ).one()
         result = LoadResult(
             extract=key,
@@ -535,16 +531,16 @@ def load_current(
 
 
 def relink_all(engine: Engine, crosswalk: pd.DataFrame | None, *, now: dt.datetime | None = None, actor: str = "c2c") -> dict[str, int]:
-    """Refresh ``child_key`` in every partner-tier table from a new crosswalk (one transaction)."""
+    """Refresh ``child_key`` in every role's table from a new crosswalk (one transaction); changes by role."""
     cw_series = prepare_crosswalk(crosswalk)
     changed: dict[str, int] = {}
     with Session(engine) as session, session.begin():
         conn = session.connection()
         _lock(conn, "relink")
         cw_table = _crosswalk_table(conn, cw_series)
-        for key, spec in EXTRACT_TABLES.items():
-            changed[key] = _relink(conn, spec.table, cw_table)
-        if any(changed[k] for k, s in EXTRACT_TABLES.items() if s.person_table):
+        for role in ROLES:
+            changed[role] = _relink(conn, role_table(role), cw_table)
+        if any(changed[r] for r in PERSON_ROLES):
             rebuild_children(conn)
         if cw_table is not None and conn.dialect.name == "sqlite":
             cw_table.drop(conn)
@@ -581,6 +577,6 @@ def loaded_files(engine_or_conn: Engine | Connection, extracts: Iterable[str] | 
 
 
 __all__ = [
-    "EXTRACT_TABLES", "ExtractTable", "LoadError", "LoadResult", "StagedFile", "bulk_insert", "load_current",
-    "loaded_files", "prepare_frame", "rebuild_children", "relink_all",
+    "EXTRACT_TABLES", "ExtractTable", "LoadError", "LoadResult", "StagedFile", "bulk_insert", "extract_table",
+    "extract_tables", "load_current", "loaded_files", "prepare_frame", "rebuild_children", "relink_all", "role_table",
 ]

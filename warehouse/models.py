@@ -82,7 +82,9 @@ class AuditLog(Base):
 # ==================================================================================================
 # Partner tier: pseudonymous row-level tables (issue 7). Keyed by ``child_key`` (NULL while a record is
 # not linked); ``source_key`` is the record's per-agency pseudonym, kept so links can be refreshed when
-# linkage changes without reloading. No names, addresses, full birth dates or agency ids. Every fact row
+# linkage changes without reloading. No names, addresses, full birth dates or agency ids of a child (the
+# ``agency`` column names the agency that sent the row: a free name of the partnership). Tables are keyed by
+# extract role (``schemas.roles``), never by agency: several agencies may share one. Every fact row
 # records its source file (``manifest_id`` + ``source_sha256``) and its row in that file (``source_row``).
 # Loaded by ``warehouse.load.load_current``.
 
@@ -93,6 +95,7 @@ class _FactRow:
     source_sha256: Mapped[str] = mapped_column(String(64), doc="SHA-256 of the source file")
     source_key: Mapped[str] = mapped_column(String, doc="Per-agency pseudonym (HMAC) of the record's agency id")
     child_key: Mapped[str | None] = mapped_column(String, doc="Linked child (crosswalk); NULL while not linked")
+    agency: Mapped[str | None] = mapped_column(String(64), doc="The agency that sent the row (opaque; not an identifier)")
 
 
 def _fact_indexes(name: str, *extra: Index) -> tuple[Index, ...]:
@@ -100,7 +103,7 @@ def _fact_indexes(name: str, *extra: Index) -> tuple[Index, ...]:
 
 
 class Enrolment(_FactRow, Base):
-    """fps/students: one row per student per school enrolment in a school year."""
+    """role school_enrolment: one row per student per school enrolment in a school year."""
 
     __tablename__ = "enrolments"
     __table_args__ = _fact_indexes("enrolments", Index("ix_enrolments_school_year", "school_year"))
@@ -121,7 +124,7 @@ class Enrolment(_FactRow, Base):
 
 
 class Attendance(_FactRow, Base):
-    """fps/attendance: days enrolled and absent per student, school and school year."""
+    """role school_attendance: days enrolled and absent per student, school and school year."""
 
     __tablename__ = "attendance"
     __table_args__ = _fact_indexes("attendance")
@@ -133,7 +136,7 @@ class Attendance(_FactRow, Base):
 
 
 class Assessment(_FactRow, Base):
-    """fps/assessments: one result per student, subject and sitting."""
+    """role school_assessment: one result per student, subject and sitting."""
 
     __tablename__ = "assessments"
     __table_args__ = _fact_indexes("assessments")
@@ -146,7 +149,7 @@ class Assessment(_FactRow, Base):
 
 
 class GraduationOutcome(_FactRow, Base):
-    """fps/graduation: a student's outcome in a graduation cohort."""
+    """role school_graduation: a student's outcome in a graduation cohort."""
 
     __tablename__ = "graduation_outcomes"
     __table_args__ = _fact_indexes("graduation_outcomes")
@@ -156,7 +159,7 @@ class GraduationOutcome(_FactRow, Base):
 
 
 class HealthPatient(_FactRow, Base):
-    """fhd/patients: non-identifying attributes of a health record (medicaid id is not kept)."""
+    """role health_person: non-identifying attributes of a health record (medicaid id is not kept)."""
 
     __tablename__ = "health_patients"
     __table_args__ = _fact_indexes("health_patients")
@@ -167,7 +170,7 @@ class HealthPatient(_FactRow, Base):
 
 
 class HealthEncounter(_FactRow, Base):
-    """fhd/encounters: clinic encounters."""
+    """role health_encounter: clinic encounters."""
 
     __tablename__ = "health_encounters"
     __table_args__ = _fact_indexes("health_encounters")
@@ -179,7 +182,7 @@ class HealthEncounter(_FactRow, Base):
 
 
 class Immunization(_FactRow, Base):
-    """fhd/immunizations: one row per recorded dose (``vaccine_code`` as canonical CVX, e.g. ``03``)."""
+    """role health_immunization: one row per recorded dose (``vaccine_code`` as canonical CVX, e.g. ``03``)."""
 
     __tablename__ = "immunizations"
     __table_args__ = _fact_indexes("immunizations")
@@ -189,7 +192,7 @@ class Immunization(_FactRow, Base):
 
 
 class HumanServicesClient(_FactRow, Base):
-    """dhs/clients: non-identifying attributes of a human-services record (adults included)."""
+    """role services_person: non-identifying attributes of a human-services record (adults included)."""
 
     __tablename__ = "dhs_clients"
     __table_args__ = _fact_indexes("dhs_clients")
@@ -200,7 +203,7 @@ class HumanServicesClient(_FactRow, Base):
 
 
 class ProgramEnrolment(_FactRow, Base):
-    """dhs/program_enrollments: one row per client per program spell (``end_date`` NULL while ongoing)."""
+    """role services_program_spell: one row per client per program spell (``end_date`` NULL while ongoing)."""
 
     __tablename__ = "program_enrolments"
     __table_args__ = _fact_indexes("program_enrolments")
@@ -212,8 +215,8 @@ class ProgramEnrolment(_FactRow, Base):
 
 class Child(Base):
     """One row per linked ``child_key`` with non-identifying attributes only, rebuilt by every load that
-    changes enrolments, health patients or human-services clients. ``birth_year_month`` and ``sex`` come
-    from the school record when there is one, else health, else human services. The linkage key is named
+    changes a person role (school enrolment, health person, services person). ``birth_year_month`` and
+    ``sex`` come from the school record when there is one, else health, else human services. The linkage key is named
     ``child_key`` throughout, but a key seen only in human services may be an adult (a parent)."""
 
     __tablename__ = "children"

@@ -35,10 +35,12 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from schemas.contracts import load_extract_contracts
 from schemas.indicators import DefinitionSet, load_indicator_definitions
+from schemas.roles import ROLES
 from warehouse.audit import AuditEvent, append_events
-from warehouse.indicators import PUBLISHED_COLUMNS, compute_indicator_rows, extracts_read, protect_rows
-from warehouse.load import bulk_insert, loaded_files
+from warehouse.indicators import PUBLISHED_COLUMNS, compute_indicator_rows, extracts_read, protect_rows, role_min_cell_sizes
+from warehouse.load import ExtractTable, bulk_insert, extract_tables, loaded_files
 from warehouse.models import CurrentRelease, Enrolment, IndicatorValue, Release
 
 if TYPE_CHECKING:
@@ -111,14 +113,29 @@ def release_notes(definitions: DefinitionSet | Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _min_cell_sizes(partnership: Partnership | None, min_cell_sizes: Mapping[str, int] | None) -> dict[str, int]:
-    if min_cell_sizes is not None:
-        return {str(a): int(k) for a, k in min_cell_sizes.items()}
-    if partnership is None:
+def _min_cell_sizes(
+    partnership: Partnership | None, min_cell_sizes: Mapping[str, int] | None
+) -> tuple[dict[str, int], dict[str, ExtractTable]]:
+    """k per extract role and the partnership's extract tables.
+
+    ``min_cell_sizes`` maps agency ids (or role names) to k; default: the partnership's MOUs. A role's k is
+    the largest of the agencies sending an extract of that role.
+    """
+    if partnership is None and min_cell_sizes is None:
         from data_sharing.partnership import load_partnership
 
         partnership = load_partnership()
-    return {a: int(ag.min_cell_size) for a, ag in partnership.agreements.items()}
+    contracts = partnership.contracts if partnership is not None else load_extract_contracts()
+    tables = extract_tables(contracts)
+    if min_cell_sizes is None:
+        assert partnership is not None
+        min_cell_sizes = {a: int(ag.min_cell_size) for a, ag in partnership.agreements.items()}
+    roles_of: dict[str, set[str]] = {}
+    for spec in tables.values():
+        roles_of.setdefault(spec.agency, set()).add(spec.role)
+    ks = role_min_cell_sizes({str(a): int(k) for a, k in min_cell_sizes.items()}, roles_of)
+    ks.update({str(r): int(k) for r, k in min_cell_sizes.items() if r in ROLES})
+    return ks, tables
 
 
 def _lock_sqlite(conn: Connection) -> None:
@@ -183,7 +200,7 @@ def publish_release(
     definitions = definitions if definitions is not None else load_indicator_definitions()
     if not isinstance(definitions, DefinitionSet):
         definitions = DefinitionSet(definitions)
-    ks = _min_cell_sizes(partnership, min_cell_sizes)
+    ks, tables = _min_cell_sizes(partnership, min_cell_sizes)
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     pg = engine.dialect.name == "postgresql"
     with engine.connect() as conn:
@@ -199,7 +216,7 @@ def publish_release(
                         c.execute(select(func.set_config("work_mem", pg_work_mem, True)))
                 else:
                     _lock_sqlite(c)
-                info = _publish(session, c, definitions, ks, linkage_json, run_id, keep, now, actor)
+                info = _publish(session, c, definitions, ks, tables, linkage_json, run_id, keep, now, actor)
         finally:
             if pg:
                 conn.rollback()
@@ -214,6 +231,7 @@ def _publish(
     conn: Connection,
     definitions: DefinitionSet,
     ks: Mapping[str, int],
+    tables: Mapping[str, ExtractTable],
     linkage_json: str,
     run_id: str | None,
     keep: int,
@@ -227,7 +245,7 @@ def _publish(
     t2 = time.perf_counter()
     if len(published) == 0:
         _refuse_empty(conn, definitions)
-    sources = loaded_files(conn, extracts_read(definitions))
+    sources = loaded_files(conn, extracts_read(definitions, tables))
     versions = definitions.versions()
     suppressed = int(published["suppressed"].sum()) if len(published) else 0
     by_reason = {str(k): int(v) for k, v in published["suppression_reason"].value_counts().sort_index().items()} if len(published) else {}
@@ -266,7 +284,7 @@ def _refuse_empty(conn: Connection, definitions: DefinitionSet) -> None:
     if len(definitions) == 0:
         why = "there is no indicator definition"
     elif enrolments == 0:
-        why = "the warehouse holds no student enrolment (no fps/students file has been loaded yet)"
+        why = "the warehouse holds no student enrolment (no extract of role school_enrolment has been loaded yet)"
     elif placed == 0:
         why = f"none of the warehouse's {enrolments} enrolments has a school year and a school"
     else:

@@ -18,7 +18,8 @@ from schemas.indicators import (
     load_indicator_definition,
     load_indicator_definitions,
 )
-from warehouse.indicators import KIND_EXTRACTS, KINDS
+from schemas.indicators import KINDS as KIND_SPECS
+from warehouse.indicators import KINDS
 
 SPEC_INDICATORS = {
     "chronic_absence", "kindergarten_readiness", "grade3_reading", "grade8_math", "hs_graduation_4yr",
@@ -32,19 +33,19 @@ def test_shipped_definitions_cover_the_spec() -> None:
     assert set(defs.by_indicator()) == SPEC_INDICATORS
     assert set(defs) == SPEC_INDICATORS | {"chronic_absence_by_program"}
     for d in defs.values():
-        assert d.kind in KINDS and d.kind in KIND_EXTRACTS
+        assert d.kind in KINDS and d.kind in KIND_SPECS and set(KINDS) == set(KIND_SPECS)
         assert d.levels == ["city", "school"] and d.version >= 1
         if d.kind == "chronic_absence_by_program":
             assert d.indicator == "chronic_absence" and d.dimensions == ["program"]
             assert d.per_school_excluded_groups == {"program": ["CHILD_WELFARE", "FOSTER_CARE"]}
-            assert sorted(d.agencies) == ["dhs", "fps"]
+            assert d.roles_read == ["school_attendance", "school_enrolment", "services_program_spell"]
         else:
             assert d.dimensions == ALL_DIMENSIONS
     p = defs["chronic_absence"].params
     assert (p.min_days_enrolled, p.threshold_fraction) == (10, __import__("fractions").Fraction(1, 10))
     mmr = defs["kindergarten_mmr2"].params
     assert mmr.canonical_codes == ["03", "94"] and (mmr.dose_cutoff.month, mmr.dose_cutoff.day) == (9, 1) and mmr.min_doses == 2
-    assert sorted(defs["kindergarten_mmr2"].agencies) == ["fhd", "fps"]
+    assert defs["kindergarten_mmr2"].roles_read == ["health_immunization", "school_enrolment"]
     assert defs["hs_graduation_4yr"].params.excluded_outcomes == ["TRANSFERRED_OUT", "DECEASED"]
     assert all(len(h) == 64 for h in defs.sha256.values()) and set(defs.sha256) == set(defs)
     assert not defs["chronic_absence"].schools_add_up and defs["grade3_reading"].schools_add_up
@@ -76,12 +77,14 @@ def write(tmp_path: Path, name: str, changes: dict, drop: tuple[str, ...] = (), 
          "kindergarten_mmr2", "parameters.dose_cutoff", "not a day"),
         ({"schools_add_up": True}, "chronic_absence", "", "schools_add_up must be false"),
         ({"schools_add_up": False}, "grade3_reading", "", "would under-protect"),
-        ({"agencies": ["fps"]}, "kindergarten_mmr2", "", "agencies must include fhd"),
+        ({"roles": ["school_enrolment"]}, "kindergarten_mmr2", "", "roles must include health_immunization"),
+        ({"roles": ["school_enrolment", "health_immunization", "clinics"]}, "kindergarten_mmr2", "", "clinics, which is not a role"),
+        ({"agencies": ["fps"]}, "kindergarten_mmr2", "agencies", "unknown key"),
         ({"period": "cohort_year"}, "grade3_reading", "", "period must be school_year"),
         ({"dimensions": ["all", "program"]}, "grade3_reading", "", "needs kind chronic_absence_by_program"),
         ({"dimensions": ["all", "sex", "sex"]}, "grade3_reading", "", "more than once"),
         ({"dimensions": ["all", "zip"]}, "grade3_reading", "dimensions[1]", "Input should be"),
-        ({"kind": "median_income"}, "grade3_reading", "kind", "Input should be"),
+        ({"kind": "median_income"}, "grade3_reading", "kind", "'median_income' is not a known kind"),
         ({"color": "blue"}, "grade3_reading", "color", "unknown key"),
         ({"per_school_excluded_groups": {"sex": ["X"]}, "dimensions": ["all"]}, "grade3_reading", "", "not one of the dimensions"),
     ],
@@ -103,10 +106,10 @@ def test_file_name_must_be_the_id(tmp_path: Path) -> None:
 
 
 def test_missing_keys_are_all_reported(tmp_path: Path) -> None:
-    path = write(tmp_path, "grade3_reading", {}, drop=("title", "agencies"))
+    path = write(tmp_path, "grade3_reading", {}, drop=("title", "numerator"))
     with pytest.raises(ContractErrors) as err:
         load_indicator_definition(path)
-    assert sorted(e.key_path for e in err.value.errors) == ["agencies", "title"]
+    assert sorted(e.key_path for e in err.value.errors) == ["numerator", "title"]
 
 
 def test_definitions_published_together_must_fit(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from warehouse.db import make_engine, upgrade
 from warehouse.indicators import compute_indicator_rows
 from warehouse_city import load_city
 
-MOU_K = {"fps": 10, "fhd": 11, "dhs": 10}
+MOU_K = {"school_enrolment": 10, "school_attendance": 10, "school_assessment": 10, "school_graduation": 10, "health_person": 11, "health_encounter": 11, "health_immunization": 11, "services_person": 10, "services_program_spell": 10}  # role -> k (fps 10, fhd 11, dhs 10)
 
 
 @pytest.fixture
@@ -266,7 +266,7 @@ def test_new_indicator_of_an_existing_kind_is_a_file(engine: Engine, tmp_path) -
         "description: Share of third graders tested in mathematics who score proficient.\n"
         "source: A city's own addition (test).\nkind: assessment_rate\nperiod: school_year\n"
         "denominator: Grade 03 students with a MATH result that year.\nnumerator: Best MATH level >= 3.\n"
-        "dimensions: [all, sex]\nschools_add_up: true\nagencies: [fps]\n"
+        "dimensions: [all, sex]\nschools_add_up: true\nroles: [school_enrolment, school_assessment]\n"
         "parameters: {grade_level: '03', subject: MATH, min_level: 3}\n",
         encoding="utf-8",
     )

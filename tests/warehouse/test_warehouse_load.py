@@ -110,7 +110,7 @@ def test_relinking_follows_the_crosswalk(engine: Engine) -> None:
     df = enrolments(engine).set_index("source_key")
     assert df.loc["fps-s10", "child_key"] == "C10" and pd.isna(df.loc["fps-s1", "child_key"])
     changed = relink_all(engine, CROSSWALK)  # back to the original links, every table at once
-    assert changed["fps/students"] == 2 and changed["fps/attendance"] == 0
+    assert changed["school_enrolment"] == 2 and changed["school_attendance"] == 0  # by role
     df = enrolments(engine).set_index("source_key")
     assert pd.isna(df.loc["fps-s10", "child_key"]) and df.loc["fps-s1", "child_key"] == "C1"
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select, text
 import warehouse.releases as rel
 from schemas.indicators import DefinitionSet, load_indicator_definitions
 from warehouse.audit import read_entries, verify
+from schemas.roles import ROLES
 from warehouse.db import make_engine, upgrade
 from warehouse.indicators import compute_indicator_rows
 from warehouse.load import load_current
@@ -101,7 +102,7 @@ def test_without_small_cells_everything_is_published(engine: Engine) -> None:
     publish_release(engine, linkage_quality=LINKAGE, min_cell_sizes={"fps": 1, "fhd": 1, "dhs": 1}, now=T0)
     pub = current_indicator_values(engine)
     with engine.begin() as conn:
-        rows = compute_indicator_rows(conn, load_indicator_definitions(), {"fps": 1, "fhd": 1, "dhs": 1})
+        rows = compute_indicator_rows(conn, load_indicator_definitions(), dict.fromkeys(ROLES, 1))  # role -> k
     assert not pub.suppressed.any() and pub.suppression_reason.isna().all()
     key = ["indicator", "period", "school_id", "dimension", "group"]
     merged = pub.merge(rows, on=key, suffixes=("", "_raw"))
@@ -189,7 +190,7 @@ def test_a_new_hub_without_data_has_no_release_and_is_told_why(warehouse_target:
     url, schema = warehouse_target
     e = make_engine(url, schema)
     upgrade(e)
-    with pytest.raises(rel.EmptyReleaseError, match="no fps/students file has been loaded yet.*there is no release yet") as err:
+    with pytest.raises(rel.EmptyReleaseError, match="no extract of role school_enrolment has been loaded yet.*there is no release yet") as err:
         publish_release(e, linkage_quality={"linkage": "not run"}, min_cell_sizes=MOU_K, now=T0)
     assert err.value.current_release_id is None
     assert current_release(e) is None and list_releases(e) == [] and current_indicator_values(e).empty
