@@ -271,8 +271,12 @@ def _write_files(drop_root: Path | str, agency: str, files: dict[str, str], now:
     """Write ``{name: text}`` into ``<drop>/<agency>/feedback`` through checked descriptors only."""
     if not _AGENCY_RE.match(agency):
         raise ValueError("agency must be an agency id like 'fps'")
+    root = Path(drop_root)
+    root.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError), open_dir_chain(root, []) as root_fd:
+        os.mkdir(agency, dir_fd=root_fd)  # a missing agency folder is made (never through a link)
     try:
-        with open_dir_chain(Path(drop_root), [agency]) as agency_fd:
+        with open_dir_chain(root, [agency]) as agency_fd:
             fb_fd, replaced = _open_feedback_dir(agency_fd, now)
             try:
                 for name, text in files.items():
