@@ -182,13 +182,12 @@ def scan_drop_folder(
 ) -> ScanResult:
     """Find the entries that are complete and not yet handed on.
 
-    ``state`` is the previous result's state (or None on the first look). Without ``settle_s`` a file is
-    complete when unchanged since the previous look. With ``settle_s``, its size and modification time
-    must have been unchanged for that many seconds (by its modification time, or since this scan first
-    saw it so); ``two_looks`` (the sensor) also asks for an unchanged second look, while one-shot runs such
-    as ``c2c run`` take a settled file on first sight. A ``.done`` marker makes a file complete at once.
-    ``limits`` caps the files and bytes handed on per agency folder (the rest wait: ``over_limit``).
-    Hashing stops at the time or count budget; the rest waits for the next call (nothing is lost).
+    ``state`` is the previous result's state (None on the first look). Without ``settle_s`` a file is complete
+    when unchanged since the previous look; with it, when its size and modification time have not changed
+    for that long (by its mtime, or since first seen so), and with ``two_looks`` (the sensor) also unchanged
+    since the previous look. A ``.done`` marker makes a file complete at once. ``limits`` caps what is handed
+    on per agency folder (the rest: ``over_limit``). Hashing stops at the time or count budget; the rest
+    waits for the next call (nothing is lost).
     """
     two_looks = settle_s is None if two_looks is None else two_looks
     prev = state if state and state.get("v") == STATE_VERSION else {}
@@ -200,7 +199,7 @@ def scan_drop_folder(
     result = ScanResult()
     pending: dict[str, list[int]] = {}
     handed: dict[str, list] = {}
-    since: dict[str, int] = {}
+    seen_at: dict[str, int] = {}
     caps = _Caps(limits)
     started = clock()
     now_ns = wall_clock_ns()
@@ -221,16 +220,13 @@ def scan_drop_folder(
         )
         if old is not None:
             handed[rel] = old  # remember what was handed on until this entry is handed again
+        seen_at[rel] = first_seen
         if not stable:
             pending[rel] = signature
-            if settle_s:
-                since[rel] = first_seen
             result.waiting.append(rel)
             continue
         if len(result.ready) >= max_ready or clock() - started > time_budget_s or not caps.admit(entry):
             pending[rel] = signature  # still complete next time: it will be stable then
-            if settle_s:
-                since[rel] = first_seen
             if limits is not None and len(result.ready) < max_ready and clock() - started <= time_budget_s:
                 b = _bucket(rel)
                 result.over_limit[b] = result.over_limit.get(b, 0) + 1
@@ -248,8 +244,8 @@ def scan_drop_folder(
         result.ready.append(ready)
         handed[rel] = [signature, ready.run_key]
     result.state = {"v": STATE_VERSION, "pending": pending, "handed": handed}
-    if since:
-        result.state["since"] = since
+    if settle_s and pending:  # when each pending entry was first seen as it is now
+        result.state["since"] = {rel: seen_at[rel] for rel in pending}
     return result
 
 
