@@ -52,6 +52,17 @@ def landed_table(zone: LandingZone, entry: ManifestEntry) -> pa.Table:
     return read_extract_table(data)
 
 
+def _read_sibling(drop: Path, rel: str) -> bytes | None:
+    """A sibling still in the drop folder, read from one descriptor opened without following links
+    (None when it is not there, or is not a regular file that stayed still while read)."""
+    from data_sharing.dropsafe import DropLimits, UnsafeEntry, read_entry
+
+    try:
+        return read_entry(drop, rel, DropLimits().max_file_bytes).data
+    except (UnsafeEntry, OSError):
+        return None
+
+
 def reference_tables(
     entry: ManifestEntry, store: ManifestStore, zone: LandingZone, drop: Path, partnership
 ) -> tuple[dict[str, pa.Table], list[str]]:  # type: ignore[no-untyped-def]
@@ -64,10 +75,10 @@ def reference_tables(
         if ref.extract in out or entry.as_of_date is None:
             continue
         name = f"{ref.extract}_{entry.as_of_date:%Y%m%d}.csv"
-        sibling = drop / str(entry.agency) / name
         try:
-            if sibling.is_file() and not sibling.is_symlink():
-                out[ref.extract] = read_extract_table(sibling.read_bytes())
+            sibling = _read_sibling(drop, f"{entry.agency}/{name}")
+            if sibling is not None:
+                out[ref.extract] = read_extract_table(sibling)
                 continue
             landed = [
                 e for e in store.entries(agency=entry.agency, extract=ref.extract)

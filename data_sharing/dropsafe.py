@@ -127,7 +127,7 @@ def hash_fd(fd: int) -> str:
 
 
 def split_rel(rel_path: str) -> tuple[list[str], str]:
-    """``fps/students.csv`` -> (["fps"], "students.csv"); refuses '..', '.' and empty components."""
+    """``agency/students.csv`` -> (["agency"], "students.csv"); refuses '..', '.' and empty components."""
     parts = rel_path.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise UnsafeEntry("outside")

@@ -270,7 +270,7 @@ def _write_at(dir_fd: int, name: str, text: str) -> None:
 def _write_files(drop_root: Path | str, agency: str, files: dict[str, str], now: dt.datetime) -> str | None:
     """Write ``{name: text}`` into ``<drop>/<agency>/feedback`` through checked descriptors only."""
     if not _AGENCY_RE.match(agency):
-        raise ValueError("agency must be an agency id like 'fps'")
+        raise ValueError("agency must be an agency id (lowercase letters, digits and '_')")
     root = Path(drop_root)
     root.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError), open_dir_chain(root, []) as root_fd:
@@ -354,7 +354,7 @@ def build_data_docs(results: Iterable[ValidationResult], agency: str, folder: Pa
     )
 
     if not _AGENCY_RE.match(agency):
-        raise ValueError("agency must be an agency id like 'fps'")
+        raise ValueError("agency must be an agency id (lowercase letters, digits and '_')")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     results = list(results)
