@@ -55,7 +55,7 @@ def test_classification_of_errors() -> None:
 @pytest.fixture
 def hub(tmp_path: Path):  # type: ignore[no-untyped-def]
     """One intake of a small students file into a test instance; yields (definitions, instance)."""
-    settings = Settings.from_env({"C2C_HOME": str(tmp_path), "C2C_TODAY": "2026-11-23", "C2C_DATA_DOCS": "0"})
+    settings = Settings.from_env({"C2C_HOME": str(tmp_path), "C2C_TODAY": "2026-11-23", "C2C_DATA_DOCS": "0", "C2C_DROP_SETTLE_S": "0"})
     (settings.drop_dir / "fps").mkdir(parents=True)
     (settings.drop_dir / FILE).write_bytes(students_csv(12))
     defs = build_definitions(settings, env={})

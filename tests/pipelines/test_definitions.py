@@ -111,7 +111,7 @@ def _pickles_under(root: Path) -> list[Path]:
 
 
 def test_no_asset_pickles_data_into_dagster_storage(tmp_path: Path) -> None:
-    settings = Settings.from_env({"C2C_HOME": str(tmp_path), "C2C_TODAY": "2026-11-23"})
+    settings = Settings.from_env({"C2C_HOME": str(tmp_path), "C2C_TODAY": "2026-11-23", "C2C_DROP_SETTLE_S": "0"})
     (settings.drop_dir / "fps").mkdir(parents=True)
     (settings.drop_dir / "fps/students_20260815.csv").write_bytes(students_csv(3))
     defs = build_definitions(settings, env={})

@@ -74,7 +74,9 @@ def test_failed_intake_run_raises_an_alert_without_file_content(tmp_path: Path, 
     secret = "Canaryname-Zzyzx"
     content = "student_id,first_name,ssn\nS1," + secret + ",000\n"
     (drop / "fps" / "students_20260815.csv").write_text(content)
-    settings = Settings.from_env({"C2C_HOME": str(tmp_path / "home"), "C2C_DROP_DIR": str(drop), "C2C_TODAY": "2026-11-23"})
+    settings = Settings.from_env(
+        {"C2C_HOME": str(tmp_path / "home"), "C2C_DROP_DIR": str(drop), "C2C_TODAY": "2026-11-23", "C2C_DROP_SETTLE_S": "0"}
+    )
     monkeypatch.setenv("C2C_ALERTS_FILE", str(tmp_path / "alerts.jsonl"))
     defs = build_definitions(settings, env={})
     with DagsterInstance.ephemeral() as instance:
