@@ -461,6 +461,24 @@ def _write_secret_file(path: Path, data: bytes, *, overwrite: bool) -> None:
         raise KeyMaterialError("exists", f"{path} already exists; refusing to overwrite a key file") from None
 
 
+def hub_holds_data(*folders: Path | str) -> bool:
+    """Whether any of the hub's data folders (landing zone, linkage area) holds a file: a hub with data
+    must not get a new key set (it could no longer read or re-key what it holds)."""
+    for folder in folders:
+        root = Path(folder)
+        if root.is_dir() and any(p.is_file() for p in root.rglob("*")):
+            return True
+    return False
+
+
+def key_error_hint(*folders: Path | str) -> str:
+    """What to do about a key error, for people: ``c2c keys init`` only where no data exists yet."""
+    if hub_holds_data(*folders):
+        return ("this hub already holds data: restore its key file from the backup (or set C2C_MASTER_KEY from "
+                "the secret manager); a new key set could not read it")
+    return "a new hub starts with `c2c keys init`"
+
+
 # ----------------------------------------------------------------------------------------------
 # The linkage key, shared with agencies that tokenize at source
 # ----------------------------------------------------------------------------------------------

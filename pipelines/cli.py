@@ -22,7 +22,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["warehouse_url"] = args.warehouse
     if getattr(args, "schema", None):
         overrides["warehouse_schema"] = args.schema
-    return settings.with_overrides(**overrides)
+    settings = settings.with_overrides(**overrides)
+    from pipelines.resources import use_hub_audit_key
+
+    use_hub_audit_key(settings.key_file)  # audit entries written or verified here use the hub's audit key
+    return settings
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -53,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from data_sharing.errors import KeyMaterialError
-    from data_sharing.keys import export_linkage_key, init_keyset, load_keyset
+    from data_sharing.keys import PURPOSES, export_linkage_key, hub_holds_data, init_keyset, load_keyset
 
     settings = _settings(args)
     try:
@@ -61,12 +65,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
             if settings.key_file.exists():
                 print(f"c2c keys: {settings.key_file} already exists; use `c2c keys rotate` for a new version", file=sys.stderr)
                 return 2
+            if hub_holds_data(settings.landing_dir, settings.linkage_dir) and not args.force_new_hub:
+                print(f"c2c keys: refusing: this hub already holds data ({settings.landing_dir}, {settings.linkage_dir}) "
+                      "that a new key set could not read; restore the key file from its backup, or pass "
+                      "--force-new-hub to start a new hub anyway", file=sys.stderr)
+                return 2
             keyset = init_keyset(settings.key_file)
             print(f"c2c keys: created {settings.key_file} (mode 0600). Back it up somewhere safe: without it the")
             print("  pseudonyms cannot be recomputed and the landing zone cannot be read.")
         elif args.keys_command == "rotate":
             keyset = load_keyset(settings.key_file)
-            purposes = tuple(args.purposes.split(",")) if args.purposes else ("linkage", "pseudonym", "landing")
+            purposes = tuple(args.purposes.split(",")) if args.purposes else PURPOSES
             keyset.rotate(purposes)  # type: ignore[arg-type]
             print(f"c2c keys: rotated {', '.join(purposes)}; the next run re-keys pseudonyms through the crosswalk")
         elif args.keys_command == "export-linkage":
@@ -222,7 +231,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     result = verify(_engine(args), expected_head=expected)
     if result.ok:
         head = f"head {result.head[0]}:{result.head[1]}" if result.head else "empty"
-        print(f"c2c audit: OK, {result.entries} entries, chain intact ({head})")
+        keyed = f"keyed from entry {result.keyed_from}" if result.keyed_from else "not keyed yet"
+        print(f"c2c audit: OK, {result.entries} entries, chain intact ({head}; {keyed}; checked against every release's recorded head)")
         return 0
     print(f"c2c audit: TAMPERED: {result.problem}", file=sys.stderr)
     return 1
@@ -481,10 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("init", "create a new key set (0600 key file)"), ("show", "show key versions and ids (never keys)")):
         k = ksub.add_parser(name, help=text)
         common(k)
+        if name == "init":
+            k.add_argument("--force-new-hub", action="store_true",
+                           help="create keys even though the landing zone or linkage area already holds data")
         k.set_defaults(func=cmd_keys)
     k = ksub.add_parser("rotate", help="start a new key version; the next run re-keys the pseudonyms")
     common(k)
-    k.add_argument("--purposes", help="comma-separated: linkage,pseudonym,landing (default all)")
+    k.add_argument("--purposes", help="comma-separated: linkage,pseudonym,landing,linkage_hub,audit (default all)")
     k.set_defaults(func=cmd_keys)
     k = ksub.add_parser("export-linkage", help="write the linkage key for agencies that tokenize at source")
     common(k)

@@ -83,13 +83,32 @@ class PartnershipResource(ConfigurableResource):
         return self._partnership
 
 
+def use_hub_audit_key(key_file: str | Path) -> None:
+    """Key the audit chain of this process with the hub's ``audit`` key (loaded on each append, so a
+    rotation takes effect at once; no key available means unkeyed, which a keyed log refuses)."""
+    from data_sharing.errors import KeyMaterialError
+    from warehouse.audit import AuditKeys, set_key_provider
+
+    def provider() -> AuditKeys | None:
+        try:
+            keyset = load_keyset(Path(key_file))
+        except KeyMaterialError:
+            return None
+        versions = [keyset.purpose_key("audit", v) for v in keyset.purpose_versions("audit")]
+        return AuditKeys(keyset.purpose_key("audit").label, {k.label: k.secret for k in versions})
+
+    set_key_provider(provider)
+
+
 class KeysResource(ConfigurableResource):
     """The hub's key set: a 0600 key file, or ``C2C_MASTER_KEY`` from a secret manager. Never logged."""
 
     key_file: str
 
     def load(self) -> KeySet:
-        return load_keyset(Path(self.key_file))
+        keyset = load_keyset(Path(self.key_file))
+        use_hub_audit_key(self.key_file)
+        return keyset
 
     def landing_zone(self, root: str | Path) -> LandingZone:
         return LandingZone(Path(root), self.load())
