@@ -214,15 +214,20 @@ def verify(engine: Engine, expected_head: tuple[int, str] | None = None, *, keys
     result = _walk(engine, secrets)
     if not result.ok:
         return result
-    heads = [] if expected_head is None else [(expected_head[0], expected_head[1], "the recorded head")]
+    heads: list[tuple[int, str, str, int | None]] = []
+    if expected_head is not None:
+        heads.append((expected_head[0], expected_head[1], "the recorded head", None))
     heads += _release_heads(engine)
-    for seq, digest, where in heads:
+    for seq, digest, where, release_id in heads:
         if result.head is None or result.head[0] < seq:
             return VerifyResult(False, result.entries, result.head,
                                 f"the log ends before entry {seq}, {where} (entries removed from the end)", seq, result.keyed_from)
         if _hash_at(engine, seq) != digest:
             return VerifyResult(False, result.entries, result.head,
                                 f"entry {seq} differs from {where} (the log was rewritten)", seq, result.keyed_from)
+        if release_id is not None and _release_of(engine, seq) != release_id:
+            return VerifyResult(False, result.entries, result.head,
+                                f"entry {seq}, {where}, is not that release's entry (the head was altered)", seq, result.keyed_from)
     return result
 
 
@@ -266,8 +271,20 @@ def _walk(engine: Engine, secrets: Mapping[str, bytes]) -> VerifyResult:
     return VerifyResult(True, count, head, keyed_from=keyed_from)
 
 
-def _release_heads(engine: Engine) -> list[tuple[int, str, str]]:
-    """(seq, entry_hash, where) of the audit head every kept release recorded."""
+def _release_of(engine: Engine, seq: int) -> int | None:
+    """The release id of entry ``seq`` if it is a ``release`` entry."""
+    with Session(engine) as s:
+        row = s.execute(select(AuditLog.event_type, AuditLog.details).where(AuditLog.seq == seq)).first()
+    if row is None or row[0] != "release":
+        return None
+    try:
+        return int(json.loads(row[1])["release_id"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _release_heads(engine: Engine) -> list[tuple[int, str, str, int | None]]:
+    """(seq, entry_hash, where, release id) of the audit head every kept release recorded."""
     out = []
     with Session(engine) as s:
         for release_id, raw in s.execute(select(Release.release_id, Release.audit_head).order_by(Release.release_id)):
@@ -275,9 +292,10 @@ def _release_heads(engine: Engine) -> list[tuple[int, str, str]]:
                 continue
             try:
                 head_doc = json.loads(raw)
-                out.append((int(head_doc["seq"]), str(head_doc["entry_hash"]), f"the head recorded by release {release_id}"))
+                out.append((int(head_doc["seq"]), str(head_doc["entry_hash"]), f"the head recorded by release {release_id}",
+                            int(release_id)))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                out.append((0, "", f"the head recorded by release {release_id} (unreadable)"))
+                out.append((0, "", f"the head recorded by release {release_id} (unreadable)", int(release_id)))
     return out
 
 
