@@ -37,6 +37,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from data_sharing.publication import publishable_quality
 from schemas.contracts import load_extract_contracts
 from schemas.indicators import DefinitionSet, load_indicator_definitions
 from schemas.roles import ROLES
@@ -200,11 +201,12 @@ def publish_release(
         raise ReleaseError("keep must be at least 1 (the current release)")
     if not isinstance(linkage_quality, Mapping):
         raise ReleaseError("linkage_quality must be a mapping (records and link rates per agency pair)")
-    linkage_json = _canonical(dict(linkage_quality), "linkage_quality")
     definitions = definitions if definitions is not None else load_indicator_definitions()
     if not isinstance(definitions, DefinitionSet):
         definitions = DefinitionSet(definitions)
     ks, tables = _min_cell_sizes(partnership, min_cell_sizes)
+    # the release row is public: small linkage counts are published as "<k" (the strictest MOU's k)
+    linkage_json = _canonical(publishable_quality(dict(linkage_quality), max(ks.values(), default=1)), "linkage_quality")
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     pg = engine.dialect.name == "postgresql"
     with engine.connect() as conn:
