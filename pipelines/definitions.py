@@ -11,7 +11,8 @@ from assets.validation import validated_file
 from assets.warehouse import indicator_release, warehouse_tables
 from pipelines.alerts import run_failure_alert_sensor
 from pipelines.jobs import intake_job, nightly_job
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource, use_hub_audit_key
+from pipelines.auditkey import use_hub_audit_key
+from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import drop_folder_sensor
 from pipelines.settings import Settings

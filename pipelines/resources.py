@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from data_sharing.keys import KeySet, load_keyset
 from data_sharing.landing import LandingZone
 from data_sharing.partnership import Partnership, load_partnership
+from pipelines.auditkey import use_hub_audit_key
 from warehouse.db import make_engine, upgrade
 from warehouse.manifest import ManifestStore
 
@@ -81,23 +82,6 @@ class PartnershipResource(ConfigurableResource):
         if self._partnership is None:
             self._partnership = load_partnership(self.agreements_dir or None, self.extracts_dir or None)
         return self._partnership
-
-
-def use_hub_audit_key(key_file: str | Path) -> None:
-    """Key the audit chain of this process with the hub's ``audit`` key (loaded on each append, so a
-    rotation takes effect at once; no key available means unkeyed, which a keyed log refuses)."""
-    from data_sharing.errors import KeyMaterialError
-    from warehouse.audit import AuditKeys, set_key_provider
-
-    def provider() -> AuditKeys | None:
-        try:
-            keyset = load_keyset(Path(key_file))
-        except KeyMaterialError:
-            return None
-        versions = [keyset.purpose_key("audit", v) for v in keyset.purpose_versions("audit")]
-        return AuditKeys(keyset.purpose_key("audit").label, {k.label: k.secret for k in versions})
-
-    set_key_provider(provider)
 
 
 class KeysResource(ConfigurableResource):

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from data_sharing.keys import init_keyset
-from pipelines.resources import use_hub_audit_key
+from pipelines.auditkey import use_hub_audit_key
 from warehouse.audit import MARKER, AuditEvent, AuditKeyError, entry_hash, read_entries, record_events, set_key_provider, verify
 from warehouse.db import make_engine, upgrade
 from warehouse.models import AuditLog, Release
@@ -90,7 +90,7 @@ def test_legacy_entries_then_a_keyed_chain(hub) -> None:  # noqa: ANN001
     dump = "".join(str(v) for r in read_entries(engine) for v in (r.details, r.subject, r.entry_hash))
     assert keyset.purpose_key("audit").secret.hex() not in dump and label in dump
     proc = _cli_verify(home, key_file)
-    assert proc.returncode == 0 and "keyed from entry 4" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "keyed from entry 4)" in proc.stdout, proc.stderr
 
 
 def test_a_full_rewrite_with_recomputed_hashes_is_caught_without_head(hub) -> None:  # noqa: ANN001
