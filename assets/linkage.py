@@ -31,6 +31,7 @@ from assets.warehouse import CROSSWALK_FILE, QUALITY_FILE, read_staging
 from data_sharing._files import write_private_file
 from data_sharing.encodings import rekey_encodings_file
 from data_sharing.keys import KeySet
+from data_sharing.publication import publishable_quality
 from data_sharing.partnership import Partnership
 from data_sharing.pseudonyms import key_column_names
 from data_sharing.linkage.settings import ConcurrentIds, load_settings
@@ -246,6 +247,11 @@ def linked_persons(
         }, actor="c2c.linkage"), *decision_events],
         now=dt.datetime.now(dt.timezone.utc),
     )
+    k = max((int(a.min_cell_size) for a in partnership.load().agreements.values()), default=1)
+
+    def shown(value: object) -> MetadataValue:  # the UI shows counts only at or above k (SPEC's small-cell rule)
+        return MetadataValue.json(publishable_quality(value, k))
+
     return MaterializeResult(
         check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=True)],
         metadata={
@@ -253,11 +259,11 @@ def linked_persons(
             "model_trained_this_run": trained_now,
             "key_ids": MetadataValue.json({"linkage": keyset.purpose_key("linkage").label,
                                            "pseudonym": keyset.purpose_key("pseudonym").label}),
-            "records_per_agency": MetadataValue.json(quality.records),
-            "persons": MetadataValue.json(quality.persons),
-            "link_rates": MetadataValue.json(quality.link_rates),
-            "link_rates_by_group": MetadataValue.json(quality.link_rates_by),
-            "score_distribution": MetadataValue.json(quality.scores),
+            "records_per_agency": shown(quality.records),
+            "persons": shown(quality.persons),
+            "link_rates": shown(quality.link_rates),
+            "link_rates_by_group": shown(quality.link_rates_by),
+            "score_distribution": shown(quality.scores),
             "review_queue": len(result.review_queue),
             "history_changes": len(result.history),
             "crosswalk_rows": len(crosswalk),

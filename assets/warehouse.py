@@ -194,6 +194,7 @@ def indicator_release(
             "linkage_quality": MetadataValue.json(info.linkage_quality),
             "previous_release_id": info.previous_release_id or 0,
             "timings_s": MetadataValue.json(meta["timings"]),
+            "audit_head": MetadataValue.json(meta.get("audit_head") or {}),  # an anchor outside the warehouse
             "contributing_files": MetadataValue.json(contributing),
             "contributing_sha256": MetadataValue.json(sorted({f["sha256"] for f in contributing})),
             **lineage.table_metadata(_qualified(warehouse, "indicator_values"), info.rows, schema, deps),

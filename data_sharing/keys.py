@@ -461,6 +461,38 @@ def _write_secret_file(path: Path, data: bytes, *, overwrite: bool) -> None:
         raise KeyMaterialError("exists", f"{path} already exists; refusing to overwrite a key file") from None
 
 
+def hub_holds_data(*folders: Path | str) -> bool:
+    """Whether any of the hub's data folders (landing zone, linkage area) holds a file: a hub with data
+    must not get a new key set (it could no longer read or re-key what it holds)."""
+    for folder in folders:
+        root = Path(folder)
+        if root.is_dir() and any(p.is_file() for p in root.rglob("*")):
+            return True
+    return False
+
+
+def init_hub_keyset(key_file: Path | str, *data_folders: Path | str, force: bool = False) -> KeySet:
+    """``c2c keys init``: a new key set, refused over an existing key file, and refused while the hub's
+    data folders (landing zone, linkage area) hold data a new key set could not read, unless ``force``."""
+    if Path(key_file).exists():
+        raise KeyMaterialError("exists", f"{key_file} already exists; use `c2c keys rotate` for a new version")
+    if hub_holds_data(*data_folders) and not force:
+        raise KeyMaterialError(
+            "exists",
+            f"refusing: this hub already holds data ({', '.join(map(str, data_folders))}) that a new key set could "
+            "not read; restore the key file from its backup, or pass --force-new-hub to start a new hub anyway",
+        )
+    return init_keyset(key_file)
+
+
+def key_error_hint(*folders: Path | str) -> str:
+    """What to do about a key error, for people: ``c2c keys init`` only where no data exists yet."""
+    if hub_holds_data(*folders):
+        return ("this hub already holds data: restore its key file from the backup (or set C2C_MASTER_KEY from "
+                "the secret manager); a new key set could not read it")
+    return "a new hub starts with `c2c keys init`"
+
+
 # ----------------------------------------------------------------------------------------------
 # The linkage key, shared with agencies that tokenize at source
 # ----------------------------------------------------------------------------------------------

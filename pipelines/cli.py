@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.auditkey import keyed_audit
 from pipelines.settings import Settings
 
 
@@ -22,7 +23,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["warehouse_url"] = args.warehouse
     if getattr(args, "schema", None):
         overrides["warehouse_schema"] = args.schema
-    return settings.with_overrides(**overrides)
+    return keyed_audit(settings.with_overrides(**overrides))  # audit entries written or verified use the hub's audit key
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -53,20 +54,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from data_sharing.errors import KeyMaterialError
-    from data_sharing.keys import export_linkage_key, init_keyset, load_keyset
+    from data_sharing.keys import PURPOSES, export_linkage_key, init_hub_keyset, load_keyset
 
     settings = _settings(args)
     try:
         if args.keys_command == "init":
-            if settings.key_file.exists():
-                print(f"c2c keys: {settings.key_file} already exists; use `c2c keys rotate` for a new version", file=sys.stderr)
-                return 2
-            keyset = init_keyset(settings.key_file)
+            keyset = init_hub_keyset(settings.key_file, settings.landing_dir, settings.linkage_dir, force=args.force_new_hub)
             print(f"c2c keys: created {settings.key_file} (mode 0600). Back it up somewhere safe: without it the")
             print("  pseudonyms cannot be recomputed and the landing zone cannot be read.")
         elif args.keys_command == "rotate":
             keyset = load_keyset(settings.key_file)
-            purposes = tuple(args.purposes.split(",")) if args.purposes else ("linkage", "pseudonym", "landing")
+            purposes = tuple(args.purposes.split(",")) if args.purposes else PURPOSES
             keyset.rotate(purposes)  # type: ignore[arg-type]
             print(f"c2c keys: rotated {', '.join(purposes)}; the next run re-keys pseudonyms through the crosswalk")
         elif args.keys_command == "export-linkage":
@@ -222,7 +220,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     result = verify(_engine(args), expected_head=expected)
     if result.ok:
         head = f"head {result.head[0]}:{result.head[1]}" if result.head else "empty"
-        print(f"c2c audit: OK, {result.entries} entries, chain intact ({head})")
+        print(f"c2c audit: OK, {result.entries} entries, chain intact ({head}; keyed from entry {result.keyed_from or '-'})")
         return 0
     print(f"c2c audit: TAMPERED: {result.problem}", file=sys.stderr)
     return 1
@@ -481,10 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("init", "create a new key set (0600 key file)"), ("show", "show key versions and ids (never keys)")):
         k = ksub.add_parser(name, help=text)
         common(k)
+        if name == "init":
+            k.add_argument("--force-new-hub", action="store_true", help="create keys although this hub already holds data")
         k.set_defaults(func=cmd_keys)
     k = ksub.add_parser("rotate", help="start a new key version; the next run re-keys the pseudonyms")
     common(k)
-    k.add_argument("--purposes", help="comma-separated: linkage,pseudonym,landing (default all)")
+    k.add_argument("--purposes", help="comma-separated: linkage,pseudonym,landing,linkage_hub,audit (default all)")
     k.set_defaults(func=cmd_keys)
     k = ksub.add_parser("export-linkage", help="write the linkage key for agencies that tokenize at source")
     common(k)

@@ -11,6 +11,7 @@ from assets.validation import validated_file
 from assets.warehouse import indicator_release, warehouse_tables
 from pipelines.alerts import run_failure_alert_sensor
 from pipelines.jobs import intake_job, nightly_job
+from pipelines.auditkey import use_hub_audit_key
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import drop_folder_sensor
@@ -33,6 +34,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
 
     env = dict(os.environ) if env is None else env
     settings = settings or Settings.from_env(env)
+    use_hub_audit_key(env.get("C2C_KEY_FILE") or settings.key_file)  # the audit chain is keyed with the hub's audit key
     return Definitions(
         assets=[
             intake_file, validated_file, protected_file, current_snapshots, raw_retention, data_quality_scorecard,

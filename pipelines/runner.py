@@ -13,7 +13,7 @@ from assets import names
 from data_sharing.dropfolder import scan_drop_folder
 from data_sharing.errors import KeyMaterialError
 from data_sharing.intake import escape_name
-from data_sharing.keys import load_keyset
+from data_sharing.keys import key_error_hint, load_keyset
 from pipelines.definitions import build_definitions
 from pipelines.instance import ensure_dagster_home
 from pipelines.partitions import DROP_FILES
@@ -65,7 +65,7 @@ def run_pipeline(
     try:
         load_keyset(settings.key_file)
     except KeyMaterialError as exc:
-        summary.error = f"{exc} (a new hub starts with `c2c keys init`)"
+        summary.error = f"{exc} ({key_error_hint(settings.landing_dir, settings.linkage_dir)})"
         echo(f"c2c: cannot run: {summary.error}")
         return summary
     for folder in (settings.home, settings.drop_dir, settings.landing_dir, settings.linkage_dir):

@@ -12,6 +12,17 @@ from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+RESERVED_SCHEMAS = frozenset({"information_schema", "pg_catalog", "pg_toast"})  # and every name starting pg_
+
+
+def schema_problem(schema: str) -> str | None:
+    """Why ``schema`` cannot be the warehouse schema (one line), or None. ``public`` is allowed."""
+    if not _SCHEMA_RE.match(schema):
+        return f"warehouse schema name {schema!r} must be lower-case letters, digits and _"
+    if schema in RESERVED_SCHEMAS or schema.startswith("pg_"):
+        return (f"warehouse schema name {schema!r} is reserved by PostgreSQL (information_schema and names "
+                "starting pg_); choose another, e.g. c2c")
+    return None
 
 
 def normalise_url(url: str) -> str:
@@ -44,8 +55,9 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         if schema:
-            if not _SCHEMA_RE.match(schema):
-                raise ValueError(f"warehouse schema name {schema!r} must be lower-case letters, digits and _")
+            problem = schema_problem(schema)
+            if problem:
+                raise ValueError(problem)
             boot = create_engine(url)
             with boot.begin() as conn:
                 quoted = conn.dialect.identifier_preparer.quote_schema(schema)

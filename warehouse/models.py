@@ -262,6 +262,9 @@ class Release(Base):
     rows: Mapped[int] = mapped_column(Integer)
     suppressed_rows: Mapped[int] = mapped_column(Integer)
     notes: Mapped[str] = mapped_column(Text, doc="Release notes: known limitations")
+    audit_head: Mapped[str | None] = mapped_column(
+        Text, doc="JSON: the audit log's head after this release's entry: seq, entry_hash, key (audit key label)"
+    )
 
 
 class CurrentRelease(Base):

@@ -8,7 +8,9 @@ disclosure control, and publishes in **one transaction**:
 2. the release's ``indicator_values`` rows (bulk: COPY on PostgreSQL);
 3. the ``current_release`` pointer flipped to it;
 4. releases beyond the last ``keep`` deleted (with their values);
-5. a ``release`` event appended to the audit log.
+5. a ``release`` event appended to the audit log, and the log's head after it (seq, entry hash, audit key
+   label) recorded in the release row (``audit_head``), so ``c2c audit verify`` catches a log cut back or
+   rewritten before it.
 
 Readers select from the ``current_indicator_values`` view (or :func:`current_indicator_values`), which
 follows the pointer, so they see the previous release until the commit and the new one after it, never a
@@ -35,10 +37,11 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from data_sharing.publication import publishable_quality
 from schemas.contracts import load_extract_contracts
 from schemas.indicators import DefinitionSet, load_indicator_definitions
 from schemas.roles import ROLES
-from warehouse.audit import AuditEvent, append_events
+from warehouse.audit import AuditEntry, AuditEvent, append_events, audit_keys
 from warehouse.indicators import PUBLISHED_COLUMNS, compute_indicator_rows, extracts_read, protect_rows, role_min_cell_sizes
 from warehouse.load import ExtractTable, bulk_insert, extract_tables, loaded_files
 from warehouse.models import CurrentRelease, Enrolment, IndicatorValue, Release
@@ -88,6 +91,7 @@ class ReleaseInfo:
     pruned: tuple[int, ...] = ()
     by_reason: Mapping[str, int] | None = None
     timings: Mapping[str, float] | None = None  # seconds: compute (SQL), protect, write (rows, pointer, audit)
+    audit_head: Mapping[str, Any] | None = None  # the audit log's head after this release's entry (seq, entry_hash, key)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -96,6 +100,7 @@ class ReleaseInfo:
             "definitions": {k: v["version"] for k, v in self.definitions.items()},
             "source_files": len(self.source_files), "previous_release_id": self.previous_release_id,
             "pruned": list(self.pruned), "timings": dict(self.timings or {}),
+            "audit_head": dict(self.audit_head) if self.audit_head else None,
         }
 
 
@@ -196,11 +201,12 @@ def publish_release(
         raise ReleaseError("keep must be at least 1 (the current release)")
     if not isinstance(linkage_quality, Mapping):
         raise ReleaseError("linkage_quality must be a mapping (records and link rates per agency pair)")
-    linkage_json = _canonical(dict(linkage_quality), "linkage_quality")
     definitions = definitions if definitions is not None else load_indicator_definitions()
     if not isinstance(definitions, DefinitionSet):
         definitions = DefinitionSet(definitions)
     ks, tables = _min_cell_sizes(partnership, min_cell_sizes)
+    # the release row is public: small linkage counts are published as "<k" (the strictest MOU's k)
+    linkage_json = _canonical(publishable_quality(dict(linkage_quality), max(ks.values(), default=1)), "linkage_quality")
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     pg = engine.dialect.name == "postgresql"
     with engine.connect() as conn:
@@ -266,14 +272,23 @@ def _publish(
         "source_files": [{k: f[k] for k in ("agency", "extract", "manifest_id", "sha256")} for f in sources],
         "linkage_quality": json.loads(linkage_json), "previous_release_id": previous, "pruned": list(pruned),
     }
-    append_events(session, [AuditEvent("release", f"indicators release {release_id}", details, actor=actor)], now=now)
+    entries = append_events(session, [AuditEvent("release", f"indicators release {release_id}", details, actor=actor)], now=now)
+    head = _audit_head(entries[-1])
+    release.audit_head = _canonical(head, "audit_head")
+    session.flush()
     timings = {"compute": round(t1 - t0, 3), "protect": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}
     return ReleaseInfo(
         release_id=release_id, run_id=run_id, created_at=now, rows=len(published), suppressed_rows=suppressed,
         definitions=versions, source_files=sources, linkage_quality=json.loads(linkage_json),
         notes=release.notes, is_current=True, previous_release_id=previous, pruned=pruned, by_reason=by_reason,
-        timings=timings,
+        timings=timings, audit_head=head,
     )
+
+
+def _audit_head(entry: AuditEntry) -> dict[str, Any]:
+    """The audit log's head as a release records it: ``c2c audit verify`` checks the log against it."""
+    key = audit_keys()
+    return {"seq": entry.seq, "entry_hash": entry.entry_hash, "key": key.current if key is not None else None}
 
 
 def _refuse_empty(conn: Connection, definitions: DefinitionSet) -> None:
@@ -305,6 +320,7 @@ def _info(row: Any, current: int | None) -> ReleaseInfo:
         suppressed_rows=int(row.suppressed_rows), definitions=json.loads(row.definitions),
         source_files=json.loads(row.source_files), linkage_quality=json.loads(row.linkage_quality),
         notes=row.notes, is_current=int(row.release_id) == current,
+        audit_head=json.loads(row.audit_head) if getattr(row, "audit_head", None) else None,
     )
 
 

@@ -18,6 +18,9 @@
 :func:`evaluate_against_truth`: pairwise precision, recall and F1 over pairs of source keys, the same
 recall by race/ethnicity, cluster metrics, and the hard cases (twins merged, within-agency duplicates
 resolved, parents linked to children).
+
+Publication: the quality is stored whole in the linkage area; what leaves it (the release row, the
+linkage asset's metadata in the UI) goes through :func:`publishable_quality` (counts 1..k-1 as ``"<k"``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from data_sharing.publication import publishable_quality  # what may be published of it (release rows, the UI)
 
 DIMENSIONS = ("race_ethnicity", "sex", "grade_band")
 

@@ -1,0 +1,42 @@
+"""The audit chain's key for this process: the hub's ``audit`` purpose key (issue 20 item 11).
+
+``warehouse.audit`` never loads keys itself (it does not import the key layer); the doors register where
+the key comes from: the CLI for its settings, ``build_definitions`` and ``KeysResource`` for runs.
+Nothing here imports Dagster, so the CLI can call it on every command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+
+class _HasKeyFile(Protocol):
+    key_file: Path
+
+
+S = TypeVar("S", bound=_HasKeyFile)
+
+
+def use_hub_audit_key(key_file: str | Path) -> None:
+    """Key the audit chain of this process with the hub's ``audit`` key (loaded on each append, so a
+    rotation takes effect at once; no key available means unkeyed, which a keyed log refuses)."""
+    from data_sharing.errors import KeyMaterialError
+    from data_sharing.keys import load_keyset
+    from warehouse.audit import AuditKeys, set_key_provider
+
+    def provider() -> AuditKeys | None:
+        try:
+            keyset = load_keyset(Path(key_file))
+        except KeyMaterialError:
+            return None
+        versions = [keyset.purpose_key("audit", v) for v in keyset.purpose_versions("audit")]
+        return AuditKeys(keyset.purpose_key("audit").label, {k.label: k.secret for k in versions})
+
+    set_key_provider(provider)
+
+
+def keyed_audit(settings: S) -> S:
+    """Register the hub's audit key for ``settings`` and hand the settings back."""
+    use_hub_audit_key(settings.key_file)
+    return settings
