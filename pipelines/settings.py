@@ -33,6 +33,7 @@ class Settings:
     timezone: str
     today_override: dt.date | None = None
     data_docs: bool = True
+    partnership: Path | None = None  # a partnership directory (C2C_PARTNERSHIP); None: the packaged reference
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None) -> Settings:
@@ -59,6 +60,7 @@ class Settings:
             timezone=tz,
             today_override=dt.date.fromisoformat(today) if today else None,
             data_docs=(env.get("C2C_DATA_DOCS") or "1").strip().lower() not in ("0", "false", "no", "off"),
+            partnership=path("C2C_PARTNERSHIP", Path()) if env.get("C2C_PARTNERSHIP") else None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -89,4 +91,6 @@ class Settings:
             out["C2C_TODAY"] = self.today_override.isoformat()
         if not self.data_docs:
             out["C2C_DATA_DOCS"] = "0"
+        if self.partnership is not None:
+            out["C2C_PARTNERSHIP"] = str(self.partnership)
         return out
