@@ -168,8 +168,9 @@ def linked_persons(
 
     linkage_dir = Path(c2c_paths.linkage_dir)
     keyset = keys.load()
+    linkage_settings = load_settings(partnership.load().linkage_settings_path)  # the partnership's (agency ids in guards)
     records, attributes, sources = gather_linkage_inputs(warehouse.manifest(), partnership.load(), keyset, linkage_dir,
-                                                         periods=load_settings().guards.concurrent_ids)
+                                                         periods=linkage_settings.guards.concurrent_ids)
     if not records:
         return MaterializeResult(
             metadata={"status": "no person extracts yet", **_crosswalk_table(0)},
@@ -179,7 +180,7 @@ def linked_persons(
     model_path = latest_model_path(linkage_dir)
     trained_now = model_path is None
     try:
-        model = train_model(records, workdir=linkage_dir) if trained_now else load_model(model_path)
+        model = train_model(records, linkage_settings, workdir=linkage_dir) if trained_now else load_model(model_path)
     except (LinkageInputError, ValueError) as exc:
         # A new hub with a handful of records (or records too alike to estimate from): no model can be
         # trained yet. Nothing is linked (records stay keyed by source_key), the check warns, and the next

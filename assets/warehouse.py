@@ -25,7 +25,8 @@ from pipelines import lineage
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.retries import IO_RETRY, retry_transient_only
 from schemas.contracts import ExtractContract
-from warehouse.load import EXTRACT_TABLES, StagedFile, load_current, loaded_files
+from schemas.indicators import load_indicator_definitions
+from warehouse.load import StagedFile, extract_tables, load_current, loaded_files
 from warehouse.releases import EmptyReleaseError, publish_release
 
 CROSSWALK_FILE = "crosswalk.parquet"
@@ -92,7 +93,8 @@ def warehouse_tables(
     results: dict[str, dict] = {}
     sources: dict[str, str] = {}
     by_table: dict[str, list[str]] = {}
-    for key in sorted(EXTRACT_TABLES):
+    tables = extract_tables(parts.contracts)
+    for key in sorted(tables):
         agency, extract = key.split("/")
         terms = parts.terms(agency, extract)
         if terms is None:
@@ -109,10 +111,10 @@ def warehouse_tables(
             scope = frozenset(periods) if terms.contract.period_column else None
             files.append(StagedFile(agency, extract, entry.id, str(entry.sha256), frame, periods=scope))
             sources[str(entry.sha256)] = entry.rel_path
-            by_table.setdefault(EXTRACT_TABLES[key].table.name, []).append(str(entry.sha256))
+            by_table.setdefault(tables[key].table.name, []).append(str(entry.sha256))
         if rekeyed:  # a new pseudonym key: every row's source_key changes, so load the set afresh
-            load_current(engine, key, [], None)
-        result = load_current(engine, key, files, crosswalk)
+            load_current(engine, key, [], None, tables=tables)
+        result = load_current(engine, key, files, crosswalk, tables=tables)
         results[key] = result.metadata()
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({"pseudonym_key": label}), encoding="utf-8")
@@ -165,7 +167,8 @@ def indicator_release(
     quality = json.loads(quality_path.read_text()) if quality_path.exists() else {"linkage": "not run"}
     try:
         info = publish_release(
-            warehouse.engine(), linkage_quality=quality, run_id=context.run.run_id, partnership=partnership.load()
+            warehouse.engine(), linkage_quality=quality, run_id=context.run.run_id, partnership=partnership.load(),
+            definitions=load_indicator_definitions(partnership.load().indicators_dir)
         )
     except EmptyReleaseError as exc:
         # Nothing to publish. A good release exists: the data vanished, fail the run (alert); it stays current.

@@ -46,7 +46,11 @@ def encoding_columns() -> tuple[str, ...]:
     """The encoding columns every person extract carries (id tokens and source keys excepted)."""
     from schemas.contracts import load_extract_contracts
 
-    contract = load_extract_contracts()[("fps", "students")]
+    # any person extract serves as the template: the one with the most linkage fields (names, birth date...)
+    contract = max(
+        (c for c in load_extract_contracts().values() if c.describes_people),
+        key=lambda c: (len(c.linkage_columns), c.key),
+    )
     dummy = PurposeKey.derive(b"\x00" * 32, "linkage", 1)
     frame = pd.DataFrame({c: pd.Series([], dtype="string") for c in contract.columns})
     names = key_column_names(contract, "id_token")

@@ -66,6 +66,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
             "partnership": PartnershipResource(
                 agreements_dir=env.get("C2C_AGREEMENTS_DIR", ""),
                 extracts_dir=env.get("C2C_EXTRACTS_DIR", ""),
+                root=str(settings.partnership or ""),
             ),
         },
         executor=in_process_executor,

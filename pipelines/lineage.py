@@ -158,7 +158,11 @@ def _fact_tables() -> dict[str, tuple[str, Table, Mapping[str, tuple[str, str]]]
     """table name -> (agency/extract, table, staging column -> (table column, parse))."""
     from warehouse.load import EXTRACT_TABLES
 
-    return {et.table.name: (key, et.table, et.columns) for key, et in sorted(EXTRACT_TABLES.items())}
+    # one entry per table (a role's table): the first extract of the role names it
+    out: dict[str, tuple[str, Table, Mapping[str, tuple[str, str]]]] = {}
+    for key, et in sorted(EXTRACT_TABLES.items()):
+        out.setdefault(et.table.name, (key, et.table, et.columns))
+    return out
 
 
 def warehouse_tables_schema() -> TableSchema:
@@ -219,51 +223,18 @@ def crosswalk_lineage() -> tuple[TableSchema, TableColumnLineage]:
 
 _PERSON = ("child_key", "source_key")
 
-KIND_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
-    # published column -> partner-tier columns the computation kind reads (warehouse/indicators.py)
-    "chronic_absence": {
-        "period": ("attendance.school_year",),
-        "school_id": ("attendance.school_id", "enrolments.school_id"),
-        "numerator": ("attendance.days_absent", "attendance.days_enrolled"),
-        "denominator": ("attendance.days_enrolled",),
-        "person": ("attendance.*", "enrolments.*", "enrolments.school_year", "enrolments.enroll_date"),
-    },
-    "chronic_absence_by_program": {
-        "period": ("attendance.school_year",),
-        "school_id": ("attendance.school_id", "enrolments.school_id"),
-        "numerator": ("attendance.days_absent", "attendance.days_enrolled"),
-        "denominator": ("attendance.days_enrolled", "program_enrolments.start_date", "program_enrolments.end_date"),
-        "person": ("attendance.*", "enrolments.*", "program_enrolments.*", "enrolments.school_year", "enrolments.enroll_date"),
-    },
-    "assessment_rate": {
-        "period": ("assessments.school_year",),
-        "school_id": ("enrolments.school_id",),
-        "numerator": ("assessments.performance_level",),
-        "denominator": ("assessments.grade_level", "assessments.subject", "assessments.performance_level"),
-        "person": ("assessments.*", "enrolments.*", "enrolments.school_year", "enrolments.enroll_date"),
-    },
-    "graduation_rate": {
-        "period": ("graduation_outcomes.cohort_year",),
-        "school_id": ("enrolments.school_id",),
-        "numerator": ("graduation_outcomes.outcome",),
-        "denominator": ("graduation_outcomes.outcome", "graduation_outcomes.cohort_year"),
-        "person": ("graduation_outcomes.*", "enrolments.*", "enrolments.school_year", "enrolments.enroll_date"),
-    },
-    "cross_agency_immunization": {
-        "period": ("enrolments.school_year",),
-        "school_id": ("enrolments.school_id",),
-        "numerator": ("immunizations.vaccine_code", "immunizations.administered_date", "immunizations.child_key"),
-        "denominator": ("enrolments.grade_level",),
-        "person": ("enrolments.*", "enrolments.enroll_date"),
-    },
-    "cross_agency_visit": {
-        "period": ("enrolments.school_year",),
-        "school_id": ("enrolments.school_id",),
-        "numerator": ("health_encounters.encounter_type", "health_encounters.encounter_date", "health_encounters.child_key"),
-        "denominator": ("enrolments.grade_level",),
-        "person": ("enrolments.*", "enrolments.enroll_date"),
-    },
-}
+def _kind_columns() -> dict[str, dict[str, tuple[str, ...]]]:
+    from schemas.indicators import KINDS
+    from schemas.roles import ROLES
+
+    def table_col(ref: str) -> str:
+        role, col = ref.split(".", 1)
+        return f"{ROLES[role].table}.{col}"
+
+    return {name: {pub: tuple(table_col(c) for c in cols) for pub, cols in k.lineage.items()} for name, k in KINDS.items()}
+
+
+KIND_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = _kind_columns()
 """Per computation kind, the partner-tier columns behind each published column (``<table>.*`` = its person key)."""
 
 DIMENSION_COLUMNS: dict[str, tuple[str, ...]] = {

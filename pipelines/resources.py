@@ -76,11 +76,12 @@ class PartnershipResource(ConfigurableResource):
 
     agreements_dir: str = ""
     extracts_dir: str = ""
+    root: str = ""  # a partnership directory (C2C_PARTNERSHIP); wins over the two folders
     _partnership: Partnership | None = PrivateAttr(default=None)
 
     def load(self) -> Partnership:
         if self._partnership is None:
-            self._partnership = load_partnership(self.agreements_dir or None, self.extracts_dir or None)
+            self._partnership = load_partnership(self.agreements_dir or None, self.extracts_dir or None, root=self.root or None)
         return self._partnership
 
 

@@ -53,6 +53,7 @@ class Settings:
     drop_max_bytes: int = DEFAULT_MAX_BYTES
     drop_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     drop_max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    partnership: Path | None = None  # a partnership directory (C2C_PARTNERSHIP); None: the packaged reference
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None) -> Settings:
@@ -80,6 +81,7 @@ class Settings:
             today_override=dt.date.fromisoformat(today) if today else None,
             data_docs=(env.get("C2C_DATA_DOCS") or "1").strip().lower() not in ("0", "false", "no", "off"),
             **_drop_limits_from(env),
+            partnership=path("C2C_PARTNERSHIP", Path()) if env.get("C2C_PARTNERSHIP") else None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -121,6 +123,8 @@ class Settings:
             out["C2C_DATA_DOCS"] = "0"
         for attr, (var, _) in _DROP_ENV.items():
             out[var] = repr(getattr(self, attr)) if attr == "drop_settle_s" else str(getattr(self, attr))
+        if self.partnership is not None:
+            out["C2C_PARTNERSHIP"] = str(self.partnership)
         return out
 
 

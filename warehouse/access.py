@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, text
 
-from warehouse.load import EXTRACT_TABLES
+from schemas.roles import ROLES
+from warehouse.load import extract_tables
 from warehouse.models import Child
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ class AccessReport:
 def partner_relations(partnership: Partnership) -> list[str]:
     """Row-level tables partners may read under the MOUs."""
     ok = {a for a, ag in partnership.agreements.items() if "partners" in ag.access_tiers}
-    tables = sorted({spec.table.name for spec in EXTRACT_TABLES.values() if spec.agency in ok})
-    agencies_with_tables = {spec.agency for spec in EXTRACT_TABLES.values()}
+    specs = extract_tables(partnership.contracts).values()
+    # a role's table holds every agency of that role: readable only when all of them allow partners
+    tables = sorted({s.table.name for s in specs} - {s.table.name for s in specs if s.agency not in ok})
+    agencies_with_tables = {spec.agency for spec in specs}
     if agencies_with_tables <= ok:
         tables.append(Child.__tablename__)
     return tables
@@ -81,7 +84,7 @@ def grant_access_tiers(engine: Engine, partnership: Partnership) -> AccessReport
             _ensure_role(conn, role)
         conn.execute(text("GRANT " + q(PUBLIC_ROLE) + " TO " + q(PARTNERS_ROLE)))
         conn.execute(text("GRANT USAGE ON SCHEMA " + q(schema) + " TO " + q(PUBLIC_ROLE) + ", " + q(PARTNERS_ROLE)))
-        everything = sorted(set(PUBLIC_RELATIONS) | {s.table.name for s in EXTRACT_TABLES.values()} | {Child.__tablename__})
+        everything = sorted(set(PUBLIC_RELATIONS) | {r.table for r in ROLES.values()} | {Child.__tablename__})
         for rel in everything:
             conn.execute(text("REVOKE ALL ON " + q(schema) + "." + q(rel) + " FROM " + q(PUBLIC_ROLE) + ", " + q(PARTNERS_ROLE)))
         for rel in PUBLIC_RELATIONS:

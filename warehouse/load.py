@@ -507,8 +507,8 @@ def load_current(
             rebuilt = True
         total, unlinked = conn.execute(
             select(func.count(), func.count().filter(table.c.child_key.is_(None))).select_from(table)
-            .where(table.c.agency == spec.agency)
-        ).one()
+            .where(table.c.manifest_id.in_(select(lf.c.manifest_id).where(lf.c.agency == spec.agency, lf.c.extract == spec.extract)))
+        ).one()  # this extract's rows (a role's table may hold other extracts and agencies)
         result = LoadResult(
             extract=key,
             files_added=tuple(added),

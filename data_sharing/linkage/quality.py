@@ -72,9 +72,11 @@ def _person_attributes(crosswalk: pd.DataFrame, attributes: pd.DataFrame) -> pd.
             out[d] = "unknown"
         return out
     a = keys.merge(attributes, on="source_key", how="left")
-    a["_fps"] = (a.agency != "fps").astype(int)  # schools first: race and grade come from them
-    a = a.sort_values(["child_key", "_fps", "agency", "source_key"], kind="stable")
     dims = [d for d in DIMENSIONS if d in a.columns]
+    # the records carrying the most attributes first (school records: race and grade come from them);
+    # never an agency id, so any partnership's school extracts lead
+    a["_missing"] = a[dims].isna().sum(axis=1) if dims else 0
+    a = a.sort_values(["child_key", "_missing", "agency", "source_key"], kind="stable")
     for d in dims:
         a[d] = a[d].astype("string")
     out = a.groupby("child_key", sort=True)[dims].first()

@@ -172,21 +172,22 @@ def test_release_lineage_reaches_every_contributing_file_through_the_ui_api(tmp_
 
 
 def test_kind_columns_cover_every_kind_and_exist_in_the_models() -> None:
-    """KIND_COLUMNS (lineage of the published columns) reads exactly the tables of KIND_EXTRACTS."""
+    """KIND_COLUMNS (lineage of the published columns) reads exactly the tables of each kind's roles."""
     from typing import get_args
 
     from pipelines.lineage import DIMENSION_COLUMNS, warehouse_tables_schema
-    from schemas.indicators import Dimension, Kind, load_indicator_definitions
-    from warehouse.indicators import KIND_EXTRACTS, KINDS
-    from warehouse.load import EXTRACT_TABLES
+    from schemas.indicators import KINDS as KIND_SPECS
+    from schemas.indicators import Dimension, load_indicator_definitions
+    from schemas.roles import ROLES
+    from warehouse.indicators import KINDS
 
-    assert set(KIND_COLUMNS) == set(KINDS) == set(get_args(Kind))
+    assert set(KIND_COLUMNS) == set(KINDS) == set(KIND_SPECS)
     assert set(DIMENSION_COLUMNS) == set(get_args(Dimension))
     columns = {c.name for c in warehouse_tables_schema().columns}
     for kind, spec in KIND_COLUMNS.items():
         named = {c for cols in spec.values() for c in cols}
         tables = {c.split(".", 1)[0] for c in named}
-        assert tables == {EXTRACT_TABLES[e].table.name for e in KIND_EXTRACTS[kind]}, kind
+        assert tables == {ROLES[r].table for r in KIND_SPECS[kind].roles}, kind
         for c in named:
             table, col = c.split(".", 1)
             assert col == "*" or c in columns, (kind, c)

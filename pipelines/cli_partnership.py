@@ -1,0 +1,60 @@
+"""`c2c partnership export DIR` and `c2c partnership check DIR`: a city's partnership as a directory.
+
+``export`` writes the packaged reference partnership (agreements, extract contracts with their roles,
+indicator definitions, linkage settings, the agency list) as a starting point; ``check`` loads one and
+prints every problem on its own line (``<file>: <key path>: <problem>``), exit 2, or a short summary, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def cmd_partnership_export(args: argparse.Namespace) -> int:
+    from data_sharing.partnership import export_reference
+    from schemas.errors import ContractError
+
+    try:
+        written = export_reference(args.dir)
+    except ContractError as exc:
+        print(f"c2c: {exc}", file=sys.stderr)
+        return 2
+    print(f"c2c: wrote the reference partnership ({len(written)} files) to {args.dir}; "
+          f"edit it, then `c2c partnership check {args.dir}` and set C2C_PARTNERSHIP={args.dir}")
+    return 0
+
+
+def cmd_partnership_check(args: argparse.Namespace) -> int:
+    from data_sharing.partnership import load_partnership_dir
+    from schemas.errors import ContractError, ContractErrors
+    from schemas.indicators import load_indicator_definitions
+
+    try:
+        p = load_partnership_dir(args.dir)
+    except (ContractError, ContractErrors) as exc:
+        errors = exc.errors if isinstance(exc, ContractErrors) else [exc]
+        for e in errors:
+            print(f"c2c: {e}", file=sys.stderr)
+        print(f"c2c: the partnership in {args.dir} has {len(errors)} problem(s); nothing was changed", file=sys.stderr)
+        return 2
+    for agency in p.agencies:
+        roles = ", ".join(f"{e} ({p.contracts[(agency, e)].role or 'no role: not stored'})" for e in p.extracts_of(agency))
+        print(f"{agency}: {p.agreements[agency].agency_name}: {roles}")
+    defs = load_indicator_definitions(p.indicators_dir)
+    print(f"indicators: {len(defs)} definitions ({', '.join(sorted(defs))})")
+    print(f"c2c: the partnership in {args.dir} is consistent")
+    return 0
+
+
+def add_partnership_commands(sub: Any) -> None:
+    """Add ``partnership export|check`` to the ``c2c`` parser's subcommands."""
+    p = sub.add_parser("partnership", help="a city's partnership as a directory: export the reference one, check one")
+    psub = p.add_subparsers(dest="partnership_command", required=True)
+    e = psub.add_parser("export", help="write the reference partnership's files to DIR as a starting point")
+    e.add_argument("dir", metavar="DIR")
+    e.set_defaults(func=cmd_partnership_export)
+    c = psub.add_parser("check", help="validate the partnership directory DIR (one line per problem)")
+    c.add_argument("dir", metavar="DIR")
+    c.set_defaults(func=cmd_partnership_check)
