@@ -586,6 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--read-only", action="store_true", help="read-only UI for auditors (no launching, no edits)")
     p.set_defaults(func=cmd_ui)
+
+    from pipelines.cli_report import add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
