@@ -164,13 +164,13 @@ def _value_cells(row: Any, k: int | None) -> list[Cell]:
         why = reason_text(row.suppression_reason, k)
         short = REASONS.get(str(row.suppression_reason), str(row.suppression_reason))
         dash = '\u2014<span class="vh"> suppressed</span>'
-        return [Cell(dash, "", "n supp", raw_html=True), Cell(dash, "", "n supp", raw_html=True),
-                Cell(f'suppressed <span class="why">({escape(short)})</span>', "", "supp", raw_html=True, title=why)]
+        return [Cell(dash, "", "n supp num", raw_html=True), Cell(dash, "", "n supp den", raw_html=True),
+                Cell(f'suppressed <span class="why">({escape(short)})</span>', "", "supp rate", raw_html=True, title=why)]
     num = "" if pd.isna(row.numerator) else int(row.numerator)
     den = "" if pd.isna(row.denominator) else int(row.denominator)
     rate = None if pd.isna(row.rate) else float(row.rate)
-    return [Cell(f"{num:,}" if num != "" else "", num, "n"), Cell(f"{den:,}" if den != "" else "", den, "n"),
-            Cell(pct(rate), "" if rate is None else rate, "n")]
+    return [Cell(f"{num:,}" if num != "" else "", num, "n num"), Cell(f"{den:,}" if den != "" else "", den, "n den"),
+            Cell(pct(rate), "" if rate is None else rate, "n rate")]
 
 
 def _cell_attrs(row: Any) -> dict[str, str]:
@@ -268,9 +268,10 @@ def _overview_rows(inds: list[_Indicator]) -> tuple[list[tuple[list[Cell], dict[
         n += 1
         link = f'<a href="{escape(ind.id)}.html">{escape(ind.title)}</a>'
         if latest is not None and bool(latest.suppressed):
-            rate_cell = Cell(f"suppressed: {reason_text(latest.suppression_reason, ind.k)}", "", "supp")
+            short = REASONS.get(str(latest.suppression_reason), str(latest.suppression_reason))
+            rate_cell = Cell(f"suppressed ({short})", "", "supp rate", title=reason_text(latest.suppression_reason, ind.k))
         else:
-            rate_cell = Cell(pct(_rate(latest)) if latest is not None else "no data", "", "n")
+            rate_cell = Cell(pct(_rate(latest)) if latest is not None else "no data", "", "n rate")
         change = points_gap(_rate(latest), _rate(prev))
         since = f" since {ind.label(ind.previous())}" if prev is not None and change else ""
         cells = [Cell(link, ind.title, raw_html=True), Cell(ind.label(ind.latest())), rate_cell,
@@ -439,9 +440,11 @@ def render_pages(data: ReportData, *, audit: bool) -> tuple[dict[str, str], int]
     """file name -> HTML for every page of the report, and the number of charts drawn."""
     inds = _indicators(data)
     pages: dict[str, str] = {}
+    charts.reset_ids()
     overview, n = overview_html(data, inds, audit=audit)
     pages[INDEX] = overview
     for ind in inds:
+        charts.reset_ids()
         pages[f"{ind.id}.html"], m = indicator_html(data, ind, audit=audit)
         n += m
     return pages, n

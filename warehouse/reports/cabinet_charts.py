@@ -35,6 +35,12 @@ FONT = "'Liberation Sans', Arial, Helvetica, sans-serif"  # metric-compatible: t
 _ids = itertools.count(1)
 
 
+def reset_ids() -> None:
+    """Number the charts of a page from 1 again (ids unique per page, files identical on every build)."""
+    global _ids
+    _ids = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class Point:
     """One value of a chart: its label, its rate (None when suppressed) and, if suppressed, the reason."""
@@ -103,6 +109,7 @@ def _accessible(svg: str, title: str, description: str) -> str:
     tid, did = f"chart{n}-title", f"chart{n}-desc"
     head_end = svg.index(">") + 1
     head = re.sub(r'\sclass="marks"', ' class="chart"', svg[:head_end], count=1)
+    head = re.sub(r'\sxmlns(:xlink)?="[^"]*"', "", head)  # inline SVG in HTML needs no namespace declarations
     head = head[:-1] + f' role="img" aria-labelledby="{tid} {did}" focusable="false">'
     inner = f'<title id="{tid}">{html.escape(title)}</title><desc id="{did}">{html.escape(description)}</desc>'
     return head + inner + svg[head_end:]
@@ -200,4 +207,4 @@ def bars_chart(points: Sequence[Point], city: float | None, title: str) -> str:
     return render("bars", {"points": bars, "gaps": sup, "city": ref}, [p.label for p in points], top, title, desc + ".")
 
 
-__all__ = ["BLUE", "VERMILLION", "Point", "bars_chart", "pct", "points_gap", "render", "sparkline", "trend_chart"]
+__all__ = ["BLUE", "VERMILLION", "Point", "bars_chart", "pct", "points_gap", "render", "reset_ids", "sparkline", "trend_chart"]
