@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, insert, select
 
-from schemas.indicators import DefinitionSet, load_indicator_definitions
+from schemas.indicators import DefinitionSet, IndicatorDefinition, load_indicator_definitions
 from warehouse.indicators import ROW_COLUMNS, protect_rows
 from warehouse.models import CurrentRelease, IndicatorValue, Release
 from warehouse.releases import release_notes
@@ -51,12 +51,13 @@ def synthetic_rows(
     for d in sorted(definitions.values(), key=lambda d: d.id):
         k = max(ks[a] for a in d.agencies)
         base = rng.uniform(0.15, 0.85)
+        served, scale = _served(d, ids)
         for period in periods:
-            sizes = rng.integers(max(1, per_school // 4), per_school * 2, size=schools)
-            rate = np.clip(base + 0.02 * (period - periods[0]) + rng.normal(0, 0.08, size=schools), 0.02, 0.98)
+            sizes = rng.integers(max(1, per_school * scale // 4), per_school * scale * 2, size=len(served))
+            rate = np.clip(base + 0.02 * (period - periods[0]) + rng.normal(0, 0.08, size=len(served)), 0.02, 0.98)
             nums = rng.binomial(sizes, rate)
             city: dict[tuple[str, str], list[int]] = {}
-            for s, n_all, m_all in zip(ids, sizes, nums, strict=True):
+            for s, n_all, m_all in zip(served, sizes, nums, strict=True):
                 cells = _school_cells(rng, d.dimensions, int(n_all), int(m_all))
                 if "program" in d.dimensions:
                     excluded = set(d.per_school_excluded_groups.get("program", []))
@@ -79,6 +80,24 @@ def synthetic_rows(
     for c in ("period", "numerator", "denominator", "k"):
         rows[c] = rows[c].astype("int64")
     return rows
+
+
+def _served(d: IndicatorDefinition, ids: list[str]) -> tuple[list[str], int]:
+    """The schools an indicator's students attend, and their size in cohorts: a grade-level indicator is
+    published by the elementary (first 60%), middle (next 20%) or high schools (last 20%) only; one over
+    every grade (chronic absence, visits) by every school, with about eight cohorts each."""
+    grades = list(d.parameters.get("grade_levels") or ([d.parameters["grade_level"]] if "grade_level" in d.parameters else []))
+    n = len(ids)
+    elementary, middle, high = ids[: max(1, n * 3 // 5)], ids[n * 3 // 5: max(n * 3 // 5 + 1, n * 4 // 5)], ids[n * 4 // 5:] or ids[-1:]
+    if d.period == "cohort_year":
+        return high, 1
+    if not grades:
+        return ids, 8
+    if all(str(g) in ("PK", "KG", "01", "02", "03", "04", "05") for g in grades):
+        return elementary, 1
+    if all(str(g) in ("06", "07", "08") for g in grades):
+        return middle, 1
+    return ids, 2
 
 
 def _school_cells(rng: np.random.Generator, dims: Sequence[str], n: int, m: int) -> list[tuple[str, str, int, int]]:

@@ -273,9 +273,8 @@ def _overview_rows(inds: list[_Indicator]) -> tuple[list[tuple[list[Cell], dict[
         else:
             rate_cell = Cell(pct(_rate(latest)) if latest is not None else "no data", "", "n rate")
         change = points_gap(_rate(latest), _rate(prev))
-        since = f" since {ind.label(ind.previous())}" if prev is not None and change else ""
-        cells = [Cell(link, ind.title, raw_html=True), Cell(ind.label(ind.latest())), rate_cell,
-                 Cell((change + since) if change else "not available"), Cell(spark, raw_html=True)]
+        cells = [Cell(link, ind.title, raw_html=True), Cell(ind.label(ind.latest()), cls="nw"), rate_cell,
+                 Cell(change or "not available", cls="nw"), Cell(spark, raw_html=True)]
         attrs = _cell_attrs(latest) if latest is not None else {}
         rows.append((cells, attrs))
     return rows, n
@@ -295,7 +294,8 @@ def overview_html(data: ReportData, inds: list[_Indicator], *, audit: bool) -> t
     )
     tbl = table(
         "Each indicator's city-wide rate for its latest period, the change from the period before, and its trend.",
-        [("Indicator", None), ("Latest period", None), ("City-wide rate", None), ("Change", None), ("Trend", None)],
+        [("Indicator", None), ("Latest period", None), ("City-wide rate", None), ("Change from the period before", None),
+         ("Trend, every period", None)],
         rows,
     )
     counts = data.values.groupby("suppression_reason").size() if len(data.values) else pd.Series(dtype=int)
