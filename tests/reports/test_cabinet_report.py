@@ -252,3 +252,9 @@ def test_cli_report_as_a_subprocess(site: dict[str, Any], tmp_path: Path) -> Non
     assert empty.returncode == 2 and empty.stdout == ""
     assert len(empty.stderr.strip().splitlines()) == 1 and "c2c run" in empty.stderr, empty.stderr
     assert not (tmp_path / "new" / "warehouse.db").exists()
+
+
+def test_builder_imports_no_dagster() -> None:
+    code = ("import sys, warehouse.reports.cabinet; "
+            "sys.exit(1 if any(m == 'dagster' or m.startswith('dagster.') for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
