@@ -9,6 +9,7 @@ DATA_QUALITY_SCORECARD = "data_quality_scorecard"
 WAREHOUSE_TABLES = "warehouse_tables"
 LINKED_PERSONS = "linked_persons"
 INDICATOR_RELEASE = "indicator_release"
+CABINET_REPORT = "cabinet_report"
 PER_FILE_ASSETS = (INTAKE_FILE, VALIDATED_FILE, PROTECTED_FILE)
 
 CHECK_INTAKE_ACCEPTED = "intake_accepted"

@@ -590,6 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.cli_partnership import add_partnership_commands
 
     add_partnership_commands(sub)
+
+    from pipelines.cli_report import add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 

@@ -5,6 +5,7 @@ from dagster import Definitions, EnvVar, in_process_executor
 from assets.intake import current_snapshots, intake_file
 from assets.linkage import linked_persons
 from assets.privacy import protected_file
+from assets.report import cabinet_report
 from assets.retention import raw_retention
 from assets.scorecard import data_quality_scorecard
 from assets.validation import validated_file
@@ -38,7 +39,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
     return Definitions(
         assets=[
             intake_file, validated_file, protected_file, current_snapshots, raw_retention, data_quality_scorecard,
-            linked_persons, warehouse_tables, indicator_release,
+            linked_persons, warehouse_tables, indicator_release, cabinet_report,
         ],
         jobs=[intake_job, nightly_job],
         sensors=[drop_folder_sensor, run_failure_alert_sensor],

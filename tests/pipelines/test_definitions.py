@@ -29,7 +29,7 @@ def test_defs_loads_and_snapshot() -> None:
 
     Definitions.validate_loadable(defs)
     assert sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()) == [
-        "current_snapshots", "data_quality_scorecard", "indicator_release", "intake_file", "linked_persons",
+        "cabinet_report", "current_snapshots", "data_quality_scorecard", "indicator_release", "intake_file", "linked_persons",
         "protected_file", "raw_retention", "validated_file", "warehouse_tables",
     ]
     checks = sorted(
@@ -78,6 +78,7 @@ def test_every_asset_is_described_owned_grouped_by_stage_and_kinded() -> None:
         "intake_file": "intake", "current_snapshots": "intake", "validated_file": "validation",
         "data_quality_scorecard": "validation", "protected_file": "privacy", "raw_retention": "privacy",
         "linked_persons": "linkage", "warehouse_tables": "warehouse", "indicator_release": "indicators",
+        "cabinet_report": "indicators",
     }
 
 
@@ -126,7 +127,7 @@ def test_no_asset_pickles_data_into_dagster_storage(tmp_path: Path) -> None:
         assert intake.success and nightly.success
         mats = {m.asset_key.to_user_string(): m for m in nightly.get_asset_materialization_events()}
         assert sorted(mats) == [
-            "current_snapshots", "data_quality_scorecard", "indicator_release", "linked_persons", "raw_retention",
+            "cabinet_report", "current_snapshots", "data_quality_scorecard", "indicator_release", "linked_persons", "raw_retention",
             "warehouse_tables",
         ]
         assert mats["current_snapshots"].materialization.metadata["files_current"].value == 1
