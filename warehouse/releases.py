@@ -143,6 +143,11 @@ def _min_cell_sizes(
     return ks, tables
 
 
+def k_by_role(partnership: Partnership | None, min_cell_sizes: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The disclosure threshold k per extract role (see ``_min_cell_sizes``)."""
+    return _min_cell_sizes(partnership, min_cell_sizes)[0]
+
+
 def _lock_sqlite(conn: Connection) -> None:
     cr = CurrentRelease.__table__
     conn.execute(update(cr).where(cr.c.name == "").values(name=""))  # takes SQLite's write lock now

@@ -42,7 +42,7 @@ from warehouse.reports.cabinet_text import (
     period_label,
     reason_text,
 )
-from warehouse.releases import ReleaseInfo, current_indicator_values, current_release_id, list_releases
+from warehouse.releases import ReleaseInfo, current_indicator_values, current_release_id, k_by_role, list_releases
 
 if TYPE_CHECKING:
     from data_sharing.partnership import Partnership
@@ -99,15 +99,10 @@ def _ks(release: ReleaseInfo, defs: DefinitionSet, partnership: Partnership | No
     recorded = {i: int(v["k"]) for i, v in release.definitions.items() if isinstance(v, dict) and "k" in v}
     if recorded and all(i in recorded for i in defs):
         return recorded, True
-    if min_cell_sizes is None:
-        if partnership is None:
-            from data_sharing.partnership import load_partnership
-
-            partnership = load_partnership()
-        min_cell_sizes = {a: int(ag.min_cell_size) for a, ag in partnership.agreements.items()}
+    role_k = k_by_role(partnership, min_cell_sizes)
     out = {}
     for i, d in defs.items():
-        known = [int(min_cell_sizes[a]) for a in d.agencies if a in min_cell_sizes]
+        known = [role_k[r] for r in d.roles_read if r in role_k]
         if known:
             out[i] = max(known)
     return out, False
