@@ -43,6 +43,7 @@ from schemas.indicators import DefinitionSet, load_indicator_definitions
 from schemas.roles import ROLES
 from warehouse.audit import AuditEntry, AuditEvent, append_events, audit_keys
 from warehouse.indicators import PUBLISHED_COLUMNS, compute_indicator_rows, extracts_read, protect_rows, role_min_cell_sizes
+from warehouse.indicators import min_cell_size
 from warehouse.load import ExtractTable, bulk_insert, extract_tables, loaded_files
 from warehouse.models import CurrentRelease, Enrolment, IndicatorValue, Release
 
@@ -257,7 +258,7 @@ def _publish(
     if len(published) == 0:
         _refuse_empty(conn, definitions)
     sources = loaded_files(conn, extracts_read(definitions, tables))
-    versions = definitions.versions()
+    versions = {i: {**v, "k": min_cell_size(definitions[i], ks)} for i, v in definitions.versions().items()}  # k: the rule that applied
     suppressed = int(published["suppressed"].sum()) if len(published) else 0
     by_reason = {str(k): int(v) for k, v in published["suppression_reason"].value_counts().sort_index().items()} if len(published) else {}
     release = Release(

@@ -44,12 +44,15 @@ def synthetic_rows(
     ks: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Unprotected rows (``ROW_COLUMNS``) for every definition, period, school (and the city) and group."""
+    from warehouse.indicators import min_cell_size
+    from warehouse.releases import k_by_role
+
     rng = np.random.default_rng(seed)
-    ks = ks or K
+    role_k = k_by_role(None, ks or K)
     ids = [f"S{i:03d}" for i in range(1, schools + 1)]
     out: list[tuple] = []
     for d in sorted(definitions.values(), key=lambda d: d.id):
-        k = max(ks[a] for a in d.agencies)
+        k = min_cell_size(d, role_k)
         base = rng.uniform(0.15, 0.85)
         served, scale = _served(d, ids)
         for period in periods:
@@ -133,7 +136,11 @@ def publish_rows(
     published = protect_rows(rows, definitions)
     now = now or dt.datetime(2026, 11, 23, 7, 30, tzinfo=dt.timezone.utc)
     files = [{"agency": "a", "extract": f"e{i}", "manifest_id": i, "sha256": f"{i:064x}"} for i in range(1, source_files + 1)]
-    versions = definitions.versions()
+    from warehouse.indicators import min_cell_size
+    from warehouse.releases import k_by_role
+
+    role_k = k_by_role(None, K)
+    versions = {i: {**v, "k": min_cell_size(definitions[i], role_k)} for i, v in definitions.versions().items()}  # as publish_release
     with engine.begin() as conn:
         rid = conn.execute(insert(Release.__table__).values(
             run_id="synthetic", created_at=now, definitions=json.dumps(versions, sort_keys=True),

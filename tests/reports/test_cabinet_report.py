@@ -182,6 +182,8 @@ def test_charts_are_accessible_svg_with_a_table_under_each(site: dict[str, Any],
     for c in charts:
         assert c["role"] == "img" and all(len(t) > 10 for t in c["texts"]) and c["table"], c
     assert page.get_attribute("html", "lang") == "en"
+    rule = page.locator("dl.defs dd", has_text="k = 11").first.inner_text()  # fps and fhd data: the larger k
+    assert "as recorded with the release" in rule, rule
     # text colours against the backgrounds they sit on: WCAG 2.1 AA (4.5:1)
     colours = page.eval_on_selector_all(
         "body, td.supp, caption, a, .note, th", "els => els.map(e => getComputedStyle(e).color)")

@@ -140,7 +140,7 @@ def _spark_spec() -> alt.LayerChart:
 
 
 def _bars_spec() -> alt.LayerChart:
-    y = alt.Y("label:N", title=None, scale=alt.Scale(domain=[LABELS]), axis=alt.Axis(labelLimit=170, labelFontSize=12))
+    y = alt.Y("label:N", title=None, scale=alt.Scale(domain=[LABELS]), axis=alt.Axis(labelLimit=125, labelFontSize=12))
     x = alt.X("rate:Q", title=None, scale=alt.Scale(domain=[0, TOP]), axis=alt.Axis(format=".0%", tickCount=4))
     bars, sup = alt.Chart(_data("points")), alt.Chart(_data("gaps"))
     return alt.layer(
@@ -149,7 +149,7 @@ def _bars_spec() -> alt.LayerChart:
         bars.mark_bar(color=BLUE, height={"band": 0.7}).encode(y=y, x=x),
         bars.mark_text(align="left", dx=8, color=INK, fontSize=12).encode(y=y, x=alt.datum(TOP), text="text:N"),
         alt.Chart(_data("city")).mark_rule(color=VERMILLION, strokeDash=[5, 3], strokeWidth=2).encode(x="rate:Q"),
-    ).properties(width=190, height=alt.Step(24), padding={"left": 5, "top": 5, "bottom": 5, "right": 118})
+    ).properties(width=180, height=alt.Step(24), padding={"left": 5, "top": 5, "bottom": 5, "right": 112})
 
 
 def _segments(points: Sequence[Point]) -> list[dict[str, Any]]:
