@@ -116,3 +116,26 @@ def test_c2c_run_over_300_junk_files_is_bounded(tmp_path: Path, drop: Path) -> N
     # time scales with the runs launched (25, not 300); the figure is in docs/benchmarks.md (not asserted:
     # the machine is shared)
     print(f"c2c run over 300 junk files: {elapsed:.0f} s, {len(feedback)} feedback files")
+
+
+def test_sensor_requests_at_most_the_cap_per_agency_per_tick(tmp_path: Path, drop: Path) -> None:
+    from dagster import SensorResult, build_sensor_context
+
+    from pipelines.sensors import drop_folder_sensor
+    from tests.security.drop_support import dagster_instance, resources
+
+    junk(drop, 30)
+    paths = resources(settings_for(tmp_path, drop, C2C_DROP_MAX_FILES="10"))[0]
+    with dagster_instance(tmp_path) as instance:
+        cursor = None
+        requested: list[list[str]] = []
+        for _ in range(5):
+            context = build_sensor_context(instance=instance, cursor=cursor, resources={"c2c_paths": paths})
+            result = drop_folder_sensor(context)
+            cursor = result.cursor if isinstance(result, SensorResult) else context.cursor
+            if isinstance(result, SensorResult):
+                instance.add_dynamic_partitions("drop_files", list(result.dynamic_partitions_requests[0].partition_keys))
+                requested.append([r.partition_key for r in result.run_requests or []])
+    # first tick: seen once (two looks); then 10 per tick until all 30 are requested, each once
+    assert [len(r) for r in requested] == [10, 10, 10]
+    assert len({k for r in requested for k in r}) == 30
