@@ -253,7 +253,12 @@ def _ready_entry(drop_root: Path, entry: DropEntry, marker_entry: DropEntry | No
     """Fingerprint an entry: a file's SHA-256 read from one descriptor opened without following links."""
     try:
         if entry.kind in ("file", "marker"):
-            fingerprint, size, mtime_ns = hash_entry(Path(drop_root), entry.rel_path)
+            try:
+                fingerprint, size, mtime_ns = hash_entry(Path(drop_root), entry.rel_path)
+            except UnsafeEntry as unsafe:
+                if unsafe.kind != "hardlink":
+                    raise
+                fingerprint, size, mtime_ns = entry_fingerprint("hardlink", entry.rel_path), entry.size, entry.mtime_ns
             if [size, mtime_ns] != entry.signature:
                 return None
         else:

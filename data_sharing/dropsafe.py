@@ -28,7 +28,7 @@ class UnsafeEntry(Exception):
 
     def __init__(self, kind: str) -> None:
         super().__init__(kind)
-        self.kind = kind  # symlink | folder | special | gone | too_large
+        self.kind = kind  # symlink | hardlink | folder | special | gone | too_large | changed | outside
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def open_dir_chain(root: Path, parts: Sequence[str]) -> Iterator[int]:
 def open_entry(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
     """Open ``name`` in the folder ``dir_fd`` without following a link or blocking; (fd, fstat) of a regular file.
 
-    Raises :class:`UnsafeEntry` for anything else (the descriptor is closed).
+    Raises :class:`UnsafeEntry` for anything else (the descriptor is closed), and for a file with other
+    names (a hard link: its content may belong to anyone on the server).
     """
     try:
         fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
@@ -96,9 +97,9 @@ def open_entry(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
             kind = "special"
         raise UnsafeEntry(kind) from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
         os.close(fd)
-        raise UnsafeEntry(kind_of_stat(st))
+        raise UnsafeEntry(kind_of_stat(st) if not stat.S_ISREG(st.st_mode) else "hardlink")
     return fd, st
 
 

@@ -207,6 +207,8 @@ def examine_drop(
 
 _UNSAFE_KINDS = {
     "symlink": ("symlink", "{} is a symbolic link; links are never followed. Copy the file itself into your folder."),
+    "hardlink": ("hard_link", "{} is a hard link (the file has other names on the server); links are never read. "
+                 "Copy the file itself into your folder."),
     "folder": ("unexpected_folder", "{} is a folder; put extract files directly in your agency folder (sub-folders are not read)."),
     "special": ("not_a_regular_file", "{} is not a regular file and was not read."),
     "gone": ("file_disappeared", "{} disappeared before it could be read; drop it again."),

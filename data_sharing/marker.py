@@ -22,6 +22,7 @@ MARKER_MAX_BYTES = 4096  # a marker holds at most a few numbers and a SHA-256
 _SHAPE = 'JSON like {"rows": 1234, "sha256": "..."}'
 _NOT_READ = {
     "symlink": "the .done marker is a symbolic link; links are never followed. Put a real (empty or JSON) file there",
+    "hardlink": "the .done marker is a hard link (it has other names on the server); links are never read",
     "folder": "the .done marker is a folder; it must be an empty file or a small JSON file",
     "special": "the .done marker is not a regular file (a pipe, socket or device); it was not read",
     "too_large": f"the .done marker is larger than {MARKER_MAX_BYTES:,} bytes; it must be empty or a small JSON file",

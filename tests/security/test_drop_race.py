@@ -125,3 +125,18 @@ def test_taken_file_is_removed_only_if_the_name_still_holds_it(drop: Path) -> No
     assert path.read_bytes() == b"a new file under the same name"  # nothing lost
     snap = dropsafe.read_entry(drop, STUDENTS, 1 << 20)
     assert dropsafe.unlink_if_same(drop, STUDENTS, snap) is True and not path.exists()
+
+
+def test_hard_link_to_a_file_outside_is_refused_unread(drop: Path, partnership, secret: Path) -> None:  # type: ignore[no-untyped-def]
+    os.link(secret, drop / STUDENTS)  # the same inode as a file the agency does not own
+    os.link(secret, drop / (STUDENTS.replace("students", "attendance") + ".done"))
+    [ready] = [r for r in scan_drop_folder(drop, None, settle_s=0).ready if r.entry.rel_path == STUDENTS]
+    secret_sha = hashlib.sha256(secret.read_bytes()).hexdigest()
+    assert ready.fingerprint != secret_sha
+    d = examine_drop(drop / STUDENTS, drop, partnership, TODAY)
+    assert (d.status, d.reason_code) == ("refused", "hard_link")
+    assert d.sha256 is None and d.snapshot is None
+    from data_sharing.marker import Marker
+
+    marker = Marker.read(drop / (STUDENTS.replace("students", "attendance") + ".done"), drop_root=drop)
+    assert "hard link" in (marker.problem or "") and marker.sha256_of_marker != secret_sha
