@@ -468,9 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="take in every complete file in the drop folder, then run the nightly stages")
     common(p)
     p.add_argument("--drop", help="drop folder (default $C2C_DROP_DIR or <home>/drop)")
-    p.add_argument("--settle", type=float, default=None,
-                   help="a file without a .done marker counts as complete when unchanged for this many seconds "
-                        "(default $C2C_DROP_SETTLE_S or 60)")
+    p.add_argument("--settle", type=float, default=None, help="a file without a .done marker is complete when "
+                   "unchanged for this many seconds (default $C2C_DROP_SETTLE_S or 60)")
     p.add_argument("--verbose", action="store_true", help="also show Dagster's own event log")
     p.set_defaults(func=cmd_run)
 
