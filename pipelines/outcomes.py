@@ -105,7 +105,7 @@ def run_outcome(instance: DagsterInstance, run_id: str) -> RunOutcome:
         metadata[entry.asset_materialization.asset_key.to_user_string()] = _metadata(entry)
     if run is None or run.status != DagsterRunStatus.SUCCESS:
         step, cls, code = _first_failure(instance, run_id)
-        where = STEP_WORDS.get(step or "", step or "start")
+        where = STEP_WORDS.get(step or "", (step or "start").replace("_", " "))
         reason = people_words(cls, code) if step else "the run stopped before any step finished"
         return RunOutcome(run_id, status, "failed", where, reason, cls, code, metadata)
     outcome, reason = "accepted", None
