@@ -8,7 +8,7 @@ its storage) and no value from inside a file reaches metadata or logs.
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dagster import (
@@ -16,6 +16,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetMaterialization,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -32,6 +33,12 @@ from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, War
 from pipelines.retries import IO_RETRY, retry_transient_only
 from warehouse.manifest import ManifestEntry, RecordOutcome
 from warehouse.models import IntakeManifest
+
+
+OUTCOME = "outcome"
+"""Metadata key of every per-file materialisation: ``accepted``, ``refused``, ``duplicate``, ``superseded``, ``validated``, ``protected``."""
+REFUSED = "refused"
+WAITING = "waiting"
 
 
 class IntakeFileConfig(Config):
@@ -224,6 +231,7 @@ def entry_metadata(entry: ManifestEntry, contract=None) -> dict:  # type: ignore
     ],
     op_tags={names.TAG_STAGE: "intake"},
     retry_policy=IO_RETRY,
+    output_required=False,
 )
 @retry_transient_only
 def intake_file(
@@ -233,7 +241,7 @@ def intake_file(
     warehouse: WarehouseResource,
     partnership: PartnershipResource,
     keys: KeysResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetMaterialization | AssetCheckResult]:
     path = resolve_drop_path(c2c_paths.drop, context.partition_key, config)
     if not os.path.lexists(path):
         # Already taken in (accepted files move into the landing zone): a re-run goes on from there.
@@ -243,17 +251,20 @@ def intake_file(
             meta["key_ids"] = MetadataValue.json(_landing_keys(c2c_paths, keys, taken))
             meta["newly_recorded"] = False
             meta["note"] = "already taken in; the file is in the encrypted landing zone"
-            return MaterializeResult(
+            meta[OUTCOME] = taken.status
+            yield MaterializeResult(
                 metadata=meta,
                 check_results=[AssetCheckResult(check_name=names.CHECK_INTAKE_ACCEPTED, passed=True)],
             )
+            return
     try:
         outcome = receive_drop(
             path, c2c_paths, warehouse, partnership, keys, partition_key=context.partition_key,
             run_id=context.run.run_id, expected_sha256=context.run.tags.get(names.TAG_SHA256) or None,
         )
     except StillBeingWritten as waiting:
-        return _still_being_written(context, path, c2c_paths, str(waiting))
+        yield from _still_being_written(context, path, c2c_paths, str(waiting))
+        return
     entry = outcome.entry
     if entry.status == "refused":
         context.log.warning(f"{entry.rel_path} refused ({entry.reason_code}): {entry.reason}")
@@ -264,35 +275,46 @@ def intake_file(
     meta["newly_recorded"] = outcome.new
     if outcome.superseded:
         meta["superseded_manifest_ids"] = MetadataValue.json(list(outcome.superseded))
-    passed = entry.status in ("accepted", "duplicate", "superseded")
-    return MaterializeResult(
+    meta[OUTCOME] = entry.status
+    yield from refusal_or_result(
+        names.INTAKE_FILE, names.CHECK_INTAKE_ACCEPTED, meta, partition=context.partition_key,
+        refused=(entry.reason or entry.reason_code or "refused") if entry.status == "refused" else None,
+        check_metadata={"status": entry.status, "reason_code": entry.reason_code or ""},
+    )
+
+
+def refusal_or_result(
+    asset_key: str, check_name: str, meta: dict, *, partition: str, refused: str | None, check_metadata: dict,
+    outcome: str = "refused",
+) -> Iterator[MaterializeResult | AssetMaterialization | AssetCheckResult]:
+    """A per-file step's end. Refused: a materialisation whose ``outcome`` is ``refused``, the file-level check
+    failed at WARN severity and no output, so the steps after it are skipped and the run succeeds (a
+    refusal is the pipeline working, not failing). Otherwise the usual result with the check passed."""
+    if refused is not None:
+        yield AssetMaterialization(asset_key=asset_key, partition=partition, metadata={**meta, OUTCOME: outcome})
+        yield AssetCheckResult(
+            check_name=check_name, asset_key=asset_key, passed=False, severity=AssetCheckSeverity.WARN,
+            description=refused, metadata={**check_metadata, OUTCOME: outcome},
+        )
+        return
+    yield MaterializeResult(
         metadata=meta,
-        check_results=[
-            AssetCheckResult(
-                check_name=names.CHECK_INTAKE_ACCEPTED,
-                passed=passed,
-                severity=AssetCheckSeverity.ERROR,
-                description=entry.reason if not passed else None,
-                metadata={"status": entry.status, "reason_code": entry.reason_code or ""},
-            )
-        ],
+        check_results=[AssetCheckResult(check_name=check_name, passed=True, metadata=check_metadata)],
     )
 
 
 def _still_being_written(
     context: AssetExecutionContext, path: Path, c2c_paths: C2CPaths, reason: str
-) -> MaterializeResult:
-    """Nothing decided: the file is left in the drop folder for the next scan (downstream steps do not run)."""
+) -> Iterator[AssetMaterialization | AssetCheckResult]:
+    """Nothing decided: the file is left in the drop folder for the next scan (downstream steps skipped;
+    the run succeeds with outcome ``waiting``)."""
     rel = escape_name(os.path.relpath(path, c2c_paths.drop).replace(os.sep, "/"))
     context.log.warning(reason)
-    return MaterializeResult(
-        metadata={"file": MetadataValue.path(rel), "status": STILL_BEING_WRITTEN, "reason": reason, "newly_recorded": False},
-        check_results=[
-            AssetCheckResult(
-                check_name=names.CHECK_INTAKE_ACCEPTED, passed=False, severity=AssetCheckSeverity.ERROR,
-                description=reason, metadata={"status": STILL_BEING_WRITTEN, "reason_code": "still_being_written"},
-            )
-        ],
+    yield from refusal_or_result(
+        names.INTAKE_FILE, names.CHECK_INTAKE_ACCEPTED,
+        {"file": MetadataValue.path(rel), "status": STILL_BEING_WRITTEN, "reason": reason, "newly_recorded": False},
+        partition=context.partition_key, refused=reason, outcome=WAITING,
+        check_metadata={"status": STILL_BEING_WRITTEN, "reason_code": "still_being_written"},
     )
 
 

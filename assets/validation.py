@@ -8,6 +8,7 @@ reason); warnings are reported. The agency gets a feedback report next to its fi
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetMaterialization,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -27,7 +28,7 @@ from dagster import (
 )
 
 from assets import names
-from assets.intake import file_identity, file_table, write_agency_feedback
+from assets.intake import OUTCOME, file_identity, file_table, refusal_or_result, write_agency_feedback
 from data_sharing.intake import read_extract_table
 from data_sharing.landing import LandingZone
 from data_sharing.protect import check_tokens_shape
@@ -119,6 +120,7 @@ def reference_tables(
     ],
     op_tags={names.TAG_STAGE: "intake"},
     retry_policy=IO_RETRY,
+    output_required=False,
 )
 @retry_transient_only
 def validated_file(
@@ -127,7 +129,7 @@ def validated_file(
     warehouse: WarehouseResource,
     partnership: PartnershipResource,
     keys: KeysResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetMaterialization | AssetCheckResult]:
     store = warehouse.manifest()
     entry = store.latest_for_path(context.partition_key)
     if entry is None or entry.status not in ("accepted", "superseded", "duplicate", "refused"):
@@ -141,11 +143,12 @@ def validated_file(
         return file_table(entry, contract, rows, same)
 
     if entry.status == "duplicate":
-        return MaterializeResult(
-            metadata={**file_identity(entry), "status": "duplicate", "rows_in": entry.rows or 0, "rows_accepted": 0,
-                      "rows_quarantined": 0, "rows_refused": 0, **table_meta(0)},
+        yield MaterializeResult(
+            metadata={**file_identity(entry), "status": "duplicate", OUTCOME: "duplicate", "rows_in": entry.rows or 0,
+                      "rows_accepted": 0, "rows_quarantined": 0, "rows_refused": 0, **table_meta(0)},
             check_results=[check_ok],
         )
+        return
     rows_path, profile_path = validation_paths(c2c_paths.linkage_dir, entry)
     if entry.status == "refused" and entry.reason_code != "validation_failed":
         raise Failure(f"{entry.rel_path} was refused at intake ({entry.reason_code}); nothing to validate")
@@ -154,11 +157,12 @@ def validated_file(
     landed = zone.path_for(str(entry.agency), Path(entry.rel_path).name, str(entry.sha256))
     if not landed.exists() and rows_path.exists():
         rows = pq.read_metadata(rows_path).num_rows
-        return MaterializeResult(
-            metadata={**file_identity(entry), "status": "from_earlier_validation", "note": "raw file destroyed by retention",
-                      "rows_accepted": rows, **table_meta(rows)},
+        yield MaterializeResult(
+            metadata={**file_identity(entry), "status": "from_earlier_validation", OUTCOME: "validated",
+                      "note": "raw file destroyed by retention", "rows_accepted": rows, **table_meta(rows)},
             check_results=[check_ok],
         )
+        return
     partnership_obj = partnership.load()
     terms = partnership_obj.terms(str(entry.agency), str(entry.extract))
     table = landed_table(zone, entry)
@@ -257,15 +261,8 @@ def validated_file(
         "data_docs": MetadataValue.path(docs_index) if docs_index else "",
         **table_meta(0 if refused_reasons else counts.get("accepted", 0)),
     }
-    return MaterializeResult(
-        metadata=meta,
-        check_results=[
-            AssetCheckResult(
-                check_name=names.CHECK_VALIDATION_PASSED,
-                passed=not refused_reasons,
-                severity=AssetCheckSeverity.ERROR,
-                description=" ".join(refused_reasons) or None,
-                metadata={"rows_quarantined": meta["rows_quarantined"]},
-            )
-        ],
+    meta[OUTCOME] = with_status
+    yield from refusal_or_result(
+        names.VALIDATED_FILE, names.CHECK_VALIDATION_PASSED, meta, partition=context.partition_key,
+        refused=" ".join(refused_reasons) or None, check_metadata={"rows_quarantined": meta["rows_quarantined"]},
     )

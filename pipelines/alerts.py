@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,6 +78,21 @@ def alert_for_failure(context: RunFailureSensorContext) -> Alert:
     description="Writes an alert for every failed run to $C2C_ALERTS_FILE (default <home>/alerts.jsonl) and $C2C_ALERT_WEBHOOK.",
 )
 def run_failure_alert_sensor(context: RunFailureSensorContext) -> None:
-    home = Path(os.environ.get("C2C_HOME", "./c2c-data")).absolute()
-    file = Path(os.environ.get("C2C_ALERTS_FILE") or home / "alerts.jsonl")
-    deliver_alert(alert_for_failure(context), file=file, webhook=os.environ.get("C2C_ALERT_WEBHOOK") or None)
+    from pipelines.settings import Settings
+
+    settings = Settings.from_env()
+    deliver_alert(alert_for_failure(context), file=settings.alerts_file, webhook=settings.alert_webhook)
+
+
+def alert_for_run(*, job: str, run_id: str, file: str | None, step: str | None, error_class: str | None, reason: str) -> Alert:
+    """The alert ``c2c run`` writes for a run that failed (same channel and shape as the sensor's)."""
+    where = f"failed at {step}" if step else "failed"
+    return Alert(
+        at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        kind="file_failed" if file else "run_failed",
+        job=job,
+        run_id=run_id,
+        file=file,
+        error_class=error_class,
+        hint=f"{file or job} {where}: {reason}. A re-run after fixing the cause gives the same result as a clean run.",
+    )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from pipelines.auditkey import keyed_audit
+from pipelines.cli_ops import add_ops_commands
 from pipelines.settings import Settings
 
 
@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     summary = run_pipeline(settings, settle_s=args.settle, verbose=args.verbose)
     print(format_summary(summary))
-    return 0 if summary.ok else 1
+    return summary.exit_code  # 0 all taken in, 3 finished with refused files, 1 the pipeline failed
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -434,21 +434,6 @@ def cmd_review_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ui(args: argparse.Namespace) -> int:
-    from pipelines.instance import ensure_dagster_home
-
-    settings = _settings(args)
-    ensure_dagster_home(settings.dagster_home)
-    env = {**os.environ, **settings.environment()}
-    root = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
-    if args.read_only:
-        cmd = [sys.executable, "-m", "dagster_webserver", "-w", str(root / "workspace.yaml"), "-h", args.host,
-               "-p", str(args.port), "--read-only"]
-    print(f"c2c: starting the Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={settings.dagster_home})")
-    return subprocess.call(cmd, env=env, cwd=root)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="c2c", description="Cradle-to-Career Data Hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -580,12 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     recording(r)
     r.set_defaults(func=cmd_review_import)
 
-    p = sub.add_parser("ui", help="start the Dagster UI (and daemon: sensor and schedule) for this data directory")
-    common(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--read-only", action="store_true", help="read-only UI for auditors (no launching, no edits)")
-    p.set_defaults(func=cmd_ui)
+    add_ops_commands(sub, common)
     from pipelines.cli_partnership import add_partnership_commands
 
     add_partnership_commands(sub)
@@ -597,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipelines.hardening import apply_umask
+
+    apply_umask()  # everything the hub writes is private to its user (files 0600, folders 0700)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -11,6 +11,7 @@ from assets.scorecard import data_quality_scorecard
 from assets.validation import validated_file
 from assets.warehouse import indicator_release, warehouse_tables
 from pipelines.alerts import run_failure_alert_sensor
+from pipelines.hardening import apply_umask
 from pipelines.jobs import intake_job, nightly_job
 from pipelines.auditkey import use_hub_audit_key
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
@@ -74,4 +75,5 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
     )
 
 
+apply_umask()  # the code location is loaded by the webserver, daemon and run workers: their files are private too
 defs = build_definitions()

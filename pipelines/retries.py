@@ -16,6 +16,7 @@ The in-process executor honours op retry policies (``tests/operations/test_retri
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -49,21 +50,55 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, transient_errors()) and not isinstance(exc, PERMANENT_OS_ERRORS)
 
 
+def failure_metadata(exc: BaseException) -> dict[str, str]:
+    """What the runner and alerts read from a failed step: the error's class and its reason code (never its text)."""
+    out = {"error_class": type(exc).__name__}
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str):
+        out["reason_code"] = reason
+    return out
+
+
+def _permanent(exc: Exception) -> Failure:
+    if isinstance(exc, Failure):
+        return Failure(description=exc.description, metadata=exc.metadata, allow_retries=False)
+    return Failure(description=f"{type(exc).__name__}: {exc}", metadata=failure_metadata(exc), allow_retries=False)
+
+
 def retry_transient_only(fn: F) -> F:
     """Let transient errors propagate (the step's RetryPolicy retries them); make every other error a
-    non-retryable ``Failure`` carrying the same message (messages in c2c never hold a data value)."""
+    non-retryable ``Failure`` carrying the same message (messages in c2c never hold a data value) and,
+    as metadata, the error's class and reason code. Works for plain and generator (yielding) assets."""
+
+    def convert(exc: Exception) -> Exception | None:
+        if isinstance(exc, Failure) and not exc.allow_retries:
+            return None
+        if not isinstance(exc, Failure) and is_transient(exc):
+            return None
+        return _permanent(exc)
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                converted = convert(exc)
+                if converted is None:
+                    raise
+                raise converted from exc
+
+        return gen_wrapper  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except Failure as exc:
-            if not exc.allow_retries:
-                raise
-            raise Failure(description=exc.description, metadata=exc.metadata, allow_retries=False) from exc
         except Exception as exc:
-            if is_transient(exc):
+            converted = convert(exc)
+            if converted is None:
                 raise
-            raise Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+            raise converted from exc
 
     return wrapper  # type: ignore[return-value]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +17,21 @@ from data_sharing.errors import KeyMaterialError
 from data_sharing.intake import escape_name
 from data_sharing.keys import key_error_hint, load_keyset
 from pipelines.definitions import build_definitions
+from pipelines.alerts import alert_for_run, deliver_alert
+from pipelines.hardening import apply_umask
 from pipelines.instance import ensure_dagster_home
+from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
 from pipelines.partitions import DROP_FILES
 from pipelines.sensors import run_request_for
 from pipelines.settings import Settings
+from warehouse.audit import AuditEvent, record_events
 from warehouse.db import make_engine, upgrade
 from warehouse.manifest import ManifestEntry, ManifestStore
+
+
+_QUIET = logging.NullHandler()
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
+"""`c2c run`'s exit codes: all taken in / the pipeline failed / finished with refused files."""
 
 
 @dataclass
@@ -31,6 +42,9 @@ class FileOutcome:
     reason: str | None = None
     run_id: str | None = None
     quarantined: int = 0
+    step: str | None = None
+    error_class: str | None = None
+    reason_words: str = ""
 
 
 @dataclass
@@ -47,9 +61,18 @@ class RunSummary:
     def counts(self) -> Counter:
         return Counter(f.status for f in self.files)
 
+    stale_runs: list[str] = field(default_factory=list)
+
     @property
     def ok(self) -> bool:
         return self.error is None and self.nightly_success is not False and not any(f.status == "failed" for f in self.files)
+
+    @property
+    def exit_code(self) -> int:
+        """0: every file taken in; 3: finished, but some files were refused; 1: the pipeline failed."""
+        if not self.ok:
+            return EXIT_FAILED
+        return EXIT_REFUSED if any(f.status == "refused" for f in self.files) else EXIT_OK
 
 
 def run_pipeline(
@@ -61,6 +84,7 @@ def run_pipeline(
     instance: DagsterInstance | None = None,
 ) -> RunSummary:
     """Intake every complete file in the drop folder (one run each), then the nightly cross-agency job."""
+    apply_umask()
     summary = RunSummary(settings=settings)
     try:
         load_keyset(settings.key_file)
@@ -79,6 +103,7 @@ def run_pipeline(
     engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
     upgrade(engine)
     store = ManifestStore(engine)
+    summary.stale_runs = _fail_stale_runs(instance, engine, echo)
 
     limits = settings.drop_limits()
     scan = scan_drop_folder(
@@ -116,40 +141,50 @@ def run_pipeline(
         instance.add_dynamic_partitions(DROP_FILES, new_keys)
     # Dagster's own console log is for the UI; c2c prints one line per file (--verbose shows both).
     quiet = {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if not verbose:  # nor Dagster's own Python warnings (e.g. on a check skipped with its refused file)
+        logging.getLogger("dagster").addHandler(_QUIET)
     for i, (rel, partition_key, run_config, tags) in enumerate(todo, 1):
         result = intake_job.execute_in_process(
             instance=instance,
             partition_key=partition_key,
             run_config={**run_config, **quiet},
-            tags=tags,
+            tags={**tags, **launch_tags()},
             raise_on_error=False,
         )
-        entry = store.latest_for_path(rel) if result.success or _check_only_failure(result) else None
-        quarantined = _materialized_value(result, "validated_file", "rows_quarantined")
-        if _materialized_value(result, "intake_file", "status") == "still_being_written":
+        outcome = _file_outcome(rel, run_outcome(instance, result.run_id), store)
+        if outcome.status == "waiting":
             summary.waiting.append(rel)
-            outcome = FileOutcome(rel, "waiting", reason=_materialized_value(result, "intake_file", "reason"), run_id=result.run_id)
-        elif entry is None:
-            outcome = FileOutcome(rel, "failed", reason="the intake step failed; see the run in the Dagster UI", run_id=result.run_id)
-        else:
-            outcome = FileOutcome(entry.rel_path, entry.status, entry.rows, entry.reason, result.run_id, quarantined or 0)
         summary.files.append(outcome)
         echo(f"  [{i}/{len(todo)}] {_describe(outcome)}" + ("" if rel in in_drop else " (finished an unfinished intake)"))
-    nightly = nightly_job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
-    summary.nightly_success = nightly.success
-    summary.nightly_run_id = nightly.run_id
-    summary.release = {
-        "release_id": _materialized_value(nightly, "indicator_release", "release_id"),
-        "rows": _materialized_value(nightly, "indicator_release", "rows"),
-        "suppressed": _materialized_value(nightly, "indicator_release", "suppressed_rows"),
-        "persons": (_materialized_value(nightly, "linked_persons", "persons") or {}).get("total"),
-        "review_queue": _materialized_value(nightly, "linked_persons", "review_queue"),
-    }
-    echo(f"c2c: nightly cross-agency run {'succeeded' if nightly.success else 'FAILED'} (run {nightly.run_id[:8]})")
+        if outcome.status == "failed":
+            _report_failure(settings, engine, job="intake_job", run_id=result.run_id, file=rel, step=outcome.step,
+                            error_class=outcome.error_class, reason=outcome.reason_words)
+    _run_nightly(nightly_job, instance, summary, settings, engine, quiet, echo)
     engine.dispose()
     return summary
 
 
+def _run_nightly(job, instance: DagsterInstance, summary: RunSummary, settings: Settings, engine, quiet: dict,  # type: ignore[no-untyped-def]
+                 echo: Callable[[str], None]) -> None:
+    """The cross-agency run; its outcome (and the release it published) read back from the instance."""
+    nightly = job.execute_in_process(instance=instance, run_config=quiet, tags=launch_tags(), raise_on_error=False)
+    night = run_outcome(instance, nightly.run_id)
+    summary.nightly_success = night.outcome != "failed"
+    summary.nightly_run_id = nightly.run_id
+    summary.release = {
+        "release_id": _meta(night, "indicator_release", "release_id"),
+        "rows": _meta(night, "indicator_release", "rows"),
+        "suppressed": _meta(night, "indicator_release", "suppressed_rows"),
+        "persons": (_meta(night, "linked_persons", "persons") or {}).get("total"),
+        "review_queue": _meta(night, "linked_persons", "review_queue"),
+    }
+    if summary.nightly_success:
+        echo("c2c: nightly cross-agency run succeeded")
+    else:
+        summary.error = f"the nightly cross-agency run failed at {night.step}: {night.reason}"
+        echo(f"c2c: nightly cross-agency run FAILED at {night.step}: {night.reason}")
+        _report_failure(settings, engine, job="nightly_job", run_id=nightly.run_id, file=None, step=night.step,
+                        error_class=night.error_class, reason=str(night.reason))
 
 
 def report_over_limit(settings: Settings, over_limit: dict[str, int], echo: Callable[[str], None]) -> None:
@@ -179,17 +214,60 @@ def unfinished_intakes(store: ManifestStore, linkage_dir) -> dict[str, ManifestE
     return out
 
 
-def _materialized_value(result, asset: str, key: str):  # type: ignore[no-untyped-def]
-    for event in result.get_asset_materialization_events():
-        if event.asset_key.to_user_string() == asset:
-            value = event.materialization.metadata.get(key)
-            return None if value is None else value.value
-    return None
+def _meta(outcome: RunOutcome, asset: str, key: str):  # type: ignore[no-untyped-def]
+    return outcome.metadata.get(asset, {}).get(key)
 
 
-def _check_only_failure(result) -> bool:  # type: ignore[no-untyped-def]
-    """True when the run 'failed' only because the blocking intake check refused the file."""
-    return any(e.event_type_value == "ASSET_MATERIALIZATION" for e in result.all_events)
+def _file_outcome(rel: str, run: RunOutcome, store: ManifestStore) -> FileOutcome:
+    """A file's line in the summary: the status is the run's real outcome in the instance; rows and the
+    refusal reason come from the manifest the run wrote."""
+    quarantined = int(_meta(run, names.VALIDATED_FILE, "rows_quarantined") or 0)
+    if run.outcome == "failed":
+        return FileOutcome(rel, "failed", reason=f"failed at {run.step}: {run.reason}", run_id=run.run_id, step=run.step,
+                           error_class=run.error_class, reason_words=str(run.reason))
+    entry = store.latest_for_path(rel)
+    rows = entry.rows if entry is not None else _meta(run, names.INTAKE_FILE, "rows_in")
+    reason = (entry.reason if entry is not None and entry.status == run.outcome else None) or run.reason
+    return FileOutcome(entry.rel_path if entry else rel, run.outcome, rows, reason, run.run_id, quarantined)
+
+
+def _fail_stale_runs(instance: DagsterInstance, engine, echo: Callable[[str], None]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Runs a killed `c2c run` (or run worker) left STARTED: marked failed in the instance, each with an audit entry."""
+    marked = fail_stale_runs(instance)
+    if marked:
+        record_events(engine, [
+            AuditEvent("stale_run_failed", run.tags.get(names.TAG_FILE) or run.job_name,
+                       {"run_id": run.run_id, "job": run.job_name, "pid": run.tags.get(TAG_PID) or ""}, actor="c2c.run")
+            for run in marked
+        ])
+        echo(f"c2c: {len(marked)} run(s) left running by a process that is gone marked failed")
+    return [run.run_id for run in marked]
+
+
+def fail_stale_runs_at_start(settings: Settings, echo: Callable[[str], None] = print) -> list[str]:
+    """What `c2c run` does first, for the daemon's door (`c2c ui`): fail runs of dead local processes."""
+    ensure_dagster_home(settings.dagster_home)
+    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
+    try:
+        with DagsterInstance.get() as instance:
+            if not fail_stale_runs(instance, dry_run=True):
+                return []
+            upgrade(engine)
+            return _fail_stale_runs(instance, engine, echo)
+    finally:
+        engine.dispose()
+
+
+def _report_failure(settings: Settings, engine, *, job: str, run_id: str, file: str | None, step: str | None,  # type: ignore[no-untyped-def]
+                    error_class: str | None, reason: str) -> None:
+    """A failed run: an alert through the sensor's channel, and an audit entry."""
+    alert = alert_for_run(job=job, run_id=run_id, file=file, step=step, error_class=error_class, reason=reason)
+    try:
+        deliver_alert(alert, file=settings.alerts_file, webhook=settings.alert_webhook)
+    except OSError as exc:  # a webhook that is down must not hide the failure: the audit entry still records it
+        print(f"c2c: the alert could not be delivered ({type(exc).__name__})", file=sys.stderr)
+    record_events(engine, [AuditEvent("run_failed", file or job, {"run_id": run_id, "job": job, "step": step or "",
+                                                                 "error_class": error_class or ""}, actor="c2c.run")])
 
 
 def _describe(o: FileOutcome) -> str:
@@ -200,6 +278,8 @@ def _describe(o: FileOutcome) -> str:
         return f"{o.rel_path}: REFUSED - {o.reason}"
     if o.status == "duplicate":
         return f"{o.rel_path}: duplicate - {o.reason}"
+    if o.status == "failed":
+        return f"{o.rel_path}: FAILED at {o.step or 'start'} - {o.reason_words or o.reason}"
     return f"{o.rel_path}: {o.status}" + (f" - {o.reason}" if o.reason else "")
 
 
@@ -215,6 +295,8 @@ def format_summary(summary: RunSummary) -> str:
         f"  rows accepted: {sum(f.rows or 0 for f in summary.files if f.status == 'accepted'):,}"
         + (f" ({sum(f.quarantined for f in summary.files):,} quarantined)" if any(f.quarantined for f in summary.files) else ""),
     ]
+    if summary.stale_runs:
+        lines.append(f"  stale runs:    {len(summary.stale_runs)} left running by a process that is gone, marked failed")
     r = summary.release or {}
     if r.get("persons") is not None:
         lines.append(f"  linkage:       {r['persons']:,} persons across agencies; {r.get('review_queue') or 0:,} pairs for clerical review")

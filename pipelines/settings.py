@@ -54,6 +54,8 @@ class Settings:
     drop_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     drop_max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     partnership: Path | None = None  # a partnership directory (C2C_PARTNERSHIP); None: the packaged reference
+    alerts_file: Path | None = None
+    alert_webhook: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None) -> Settings:
@@ -82,6 +84,8 @@ class Settings:
             data_docs=(env.get("C2C_DATA_DOCS") or "1").strip().lower() not in ("0", "false", "no", "off"),
             **_drop_limits_from(env),
             partnership=path("C2C_PARTNERSHIP", Path()) if env.get("C2C_PARTNERSHIP") else None,
+            alerts_file=path("C2C_ALERTS_FILE", root / "alerts.jsonl"),
+            alert_webhook=env.get("C2C_ALERT_WEBHOOK") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -125,6 +129,10 @@ class Settings:
             out[var] = repr(getattr(self, attr)) if attr == "drop_settle_s" else str(getattr(self, attr))
         if self.partnership is not None:
             out["C2C_PARTNERSHIP"] = str(self.partnership)
+        if self.alerts_file:
+            out["C2C_ALERTS_FILE"] = str(self.alerts_file)
+        if self.alert_webhook:
+            out["C2C_ALERT_WEBHOOK"] = self.alert_webhook
         return out
 
 

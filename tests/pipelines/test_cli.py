@@ -76,7 +76,7 @@ def test_run_is_correct_and_idempotent(
     cli_env: Path, small_drop: Path, warehouse_target: tuple[str, str | None], capsys: pytest.CaptureFixture
 ) -> None:
     argv = ["run", "--home", str(cli_env), "--drop", str(small_drop), "--settle", "0", *warehouse_args(warehouse_target)]
-    assert main(argv) == 0
+    assert main(argv) == 3  # finished, with a refused file
     out = capsys.readouterr().out
     assert f"c2c: drop folder {small_drop}: 3 complete file(s), 3 to take in" in out
     assert f"  [1/3] dhs/clients_20260815.csv: REFUSED - {CLIENTS_REASON}" in out
@@ -140,7 +140,7 @@ def test_run_survives_a_non_utf8_file_name(cli_env: Path, drop: Path, capsys) ->
     (drop / "fps/students_20260815.csv").write_bytes(students_csv(2))
     with open(os.fsencode(drop / "fps") + b"/caf\xe9_20260815.csv", "wb") as fh:
         fh.write(b"x")
-    assert main(["run", "--home", str(cli_env), "--drop", str(drop), "--settle", "0"]) == 0
+    assert main(["run", "--home", str(cli_env), "--drop", str(drop), "--settle", "0"]) == 3
     out = capsys.readouterr().out
     assert "  files: 1 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in out
 
@@ -148,7 +148,7 @@ def test_run_survives_a_non_utf8_file_name(cli_env: Path, drop: Path, capsys) ->
 def test_second_run_counts_file_with_control_character_as_already_processed(cli_env: Path, drop: Path, capsys) -> None:
     (drop / "fps/line\nbreak.csv").write_bytes(b"x")
     argv = ["run", "--home", str(cli_env), "--drop", str(drop), "--settle", "0"]
-    assert main(argv) == 0
+    assert main(argv) == 3
     assert "  files: 0 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in capsys.readouterr().out
     assert main(argv) == 0
     assert "  files: 0 accepted, 0 refused, 0 duplicate, 1 already processed, 0 failed" in capsys.readouterr().out

@@ -153,7 +153,7 @@ def test_pipeline_takes_in_the_fourth_agency(
     (drop / "elc/waitlist_20260815.csv").write_bytes(ENROLLMENTS)  # an extract elc has no MOU for
     home = tmp_path / "home"
 
-    assert main(["run", "--home", str(home), "--drop", str(drop), "--settle", "0"]) == 0
+    assert main(["run", "--home", str(home), "--drop", str(drop), "--settle", "0"]) == 3  # one refused
     out = capsys.readouterr().out
     assert "elc/enrollments_20260815.csv: accepted (4 rows)" in out
     assert "  files: 1 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in out

@@ -16,6 +16,7 @@ from pipelines.alerts import Alert, deliver_alert, run_failure_alert_sensor
 from pipelines.definitions import build_definitions
 from pipelines.partitions import DROP_FILES
 from pipelines.settings import Settings
+from tests.conftest import students_csv
 from warehouse.manifest import ManifestEntry
 
 
@@ -69,23 +70,29 @@ def test_alert_goes_to_file_and_webhook(tmp_path: Path) -> None:
 
 
 def test_failed_intake_run_raises_an_alert_without_file_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that really fails (the landed copy of an accepted file altered on disk before validation) raises
+    an alert naming the file and the error class, never a value from the file. (A refused file is not a
+    failure: its run succeeds with outcome ``refused``, see tests/operations/test_refused_outcome.py.)"""
     drop = tmp_path / "drop"
     (drop / "fps").mkdir(parents=True)
-    secret = "Canaryname-Zzyzx"
-    content = "student_id,first_name,ssn\nS1," + secret + ",000\n"
-    (drop / "fps" / "students_20260815.csv").write_text(content)
+    name = "fps/students_20260815.csv"
+    (drop / name).write_bytes(students_csv(3))
     settings = Settings.from_env(
         {"C2C_HOME": str(tmp_path / "home"), "C2C_DROP_DIR": str(drop), "C2C_TODAY": "2026-11-23", "C2C_DROP_SETTLE_S": "0"}
     )
     monkeypatch.setenv("C2C_ALERTS_FILE", str(tmp_path / "alerts.jsonl"))
     defs = build_definitions(settings, env={})
+    job = defs.resolve_job_def("intake_job")
+    tags = {"c2c/stage": "intake", "c2c/file": name}
     with DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions(DROP_FILES, ["fps/students_20260815.csv"])
-        result = defs.resolve_job_def("intake_job").execute_in_process(
-            instance=instance, partition_key="fps/students_20260815.csv", raise_on_error=False,
-            tags={"c2c/stage": "intake", "c2c/file": "fps/students_20260815.csv"},
-        )
-        assert not result.success  # the blocking intake check refused the file
+        instance.add_dynamic_partitions(DROP_FILES, [name])
+        assert job.execute_in_process(instance=instance, partition_key=name, tags=tags).success
+        [landed] = list((settings.landing_dir / "fps").glob("students_*"))
+        data = bytearray(landed.read_bytes())
+        data[-5] ^= 0xFF
+        landed.write_bytes(bytes(data))
+        result = job.execute_in_process(instance=instance, partition_key=name, raise_on_error=False, tags=tags)
+        assert not result.success
         context = build_run_status_sensor_context(
             sensor_name="run_failure_alert_sensor",
             dagster_event=result.get_run_failure_event(),
@@ -96,5 +103,5 @@ def test_failed_intake_run_raises_an_alert_without_file_content(tmp_path: Path, 
     text = (tmp_path / "alerts.jsonl").read_text()
     alert = json.loads(text)
     assert alert["kind"] == "file_refused_or_failed"
-    assert alert["file"] == "fps/students_20260815.csv" and alert["run_id"] == result.run_id
-    assert secret not in text
+    assert alert["file"] == name and alert["run_id"] == result.run_id
+    assert "Testfirst" not in text and "S00001" not in text

@@ -258,11 +258,16 @@ def test_bad_input_never_crashes_the_sensor_or_loses_a_file(instance, settings: 
 
     results = run_all(instance, settings, reqs)
     for request, result in zip(reqs, results):
-        # the asset itself ran and recorded its decision; the run fails only on the blocking check
-        assert result.get_asset_materialization_events(), request.partition_key
+        # the asset ran and recorded its decision: a refusal is a successful run whose outcome is refused,
+        # with the file-level check failed at WARN severity and the later steps skipped (issue 17 item 10)
+        [mat] = result.get_asset_materialization_events()
+        assert mat.materialization.metadata["outcome"].value == "refused", request.partition_key
         [check] = result.get_asset_check_evaluations()
         assert check.check_name == "intake_accepted" and check.passed is False
-        assert not result.success
+        assert check.severity.value == "WARN"
+        assert result.success
+        assert {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"} == {
+            "validated_file", "protected_file"}
     assert manifest_of(settings) == expected
 
     # later ticks request nothing more; re-executing the same runs (e.g. from the UI) changes nothing
