@@ -220,7 +220,7 @@ def cmd_warehouse_grant(args: argparse.Namespace) -> int:
     from data_sharing.partnership import load_partnership
     from warehouse.access import grant_access_tiers
 
-    report = grant_access_tiers(_engine(args), load_partnership())
+    report = grant_access_tiers(_engine(args), load_partnership(root=_settings(args).partnership))
     print(f"c2c warehouse: {report.message}")
     for role, relations in sorted(report.grants.items()):
         print(f"  {role}: SELECT on {', '.join(relations)}")
@@ -236,7 +236,8 @@ def cmd_linkage_train(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     keyset = load_keyset(settings.key_file)
-    records, _, sources = gather_linkage_inputs(ManifestStore(_engine(args)), load_partnership(), keyset, settings.linkage_dir)
+    records, _, sources = gather_linkage_inputs(ManifestStore(_engine(args)), load_partnership(root=settings.partnership), keyset,
+                                                settings.linkage_dir)
     if not records:
         print("c2c linkage: no person extracts have been taken in yet", file=sys.stderr)
         return 2

@@ -282,7 +282,7 @@ def _late_agencies(settings: Settings, store) -> str:  # type: ignore[no-untyped
     from assets.intake import agency_lateness
     from data_sharing.partnership import load_partnership
 
-    late = {a: v for a, v in agency_lateness(store.current_snapshot(), load_partnership(), settings.today()).items() if v["late"]}
+    late = {a: v for a, v in agency_lateness(store.current_snapshot(), load_partnership(root=settings.partnership), settings.today()).items() if v["late"]}
     if not late:
         return "none"
     return ", ".join(f"{a} (newest as-of {v['newest_as_of'] or 'never'}, every {v['cadence_days']} days)" for a, v in sorted(late.items()))
