@@ -185,6 +185,7 @@ def indicator_release(
     meta = info.metadata()
     schema, deps = lineage.indicator_release_lineage(info.definitions)
     contributing = contributing_files(warehouse, partnership, info.source_files)
+    report = audit_report(context, c2c_paths, warehouse, info.release_id, contributing)
     return MaterializeResult(
         metadata={
             "release_id": info.release_id,
@@ -200,6 +201,7 @@ def indicator_release(
             "audit_head": MetadataValue.json(meta.get("audit_head") or {}),  # an anchor outside the warehouse
             "contributing_files": MetadataValue.json(contributing),
             "contributing_sha256": MetadataValue.json(sorted({f["sha256"] for f in contributing})),
+            **({"audit_report": MetadataValue.path(str(report))} if report is not None else {}),
             **lineage.table_metadata(_qualified(warehouse, "indicator_values"), info.rows, schema, deps),
         },
         check_results=[AssetCheckResult(check_name=CHECK_RELEASE_PUBLISHED, passed=True)],
@@ -233,3 +235,23 @@ def contributing_files(warehouse: WarehouseResource, partnership: PartnershipRes
             "via": sorted(via[manifest_id]),
         })
     return out
+
+
+def audit_report(
+    context: AssetExecutionContext, c2c_paths: C2CPaths, warehouse: WarehouseResource, release_id: int, contributing: list[dict]
+) -> Path | None:
+    """Write the release's audit report (``<home>/reports/<id>/audit.html``); the release stands if it cannot be written."""
+    from warehouse.reports.audit import write_audit_report
+
+    file_keys: dict[int, dict[str, str]] = {}
+    for entry in warehouse.manifest().entries():
+        path, _ = staging_paths(c2c_paths.linkage_dir, entry)
+        if entry.status in ("accepted", "superseded") and path.exists():
+            meta = {k.decode(): v.decode() for k, v in (pq.read_schema(path).metadata or {}).items()}
+            file_keys[entry.id] = {k.removeprefix("key_"): v for k, v in meta.items() if k.startswith("key_")}
+    try:
+        return write_audit_report(warehouse.engine(), release_id, Path(c2c_paths.home) / "reports", file_keys=file_keys,
+                                  contributing=contributing)
+    except OSError as exc:
+        context.log.warning(f"the audit report of release {release_id} was not written: {type(exc).__name__} {exc.strerror}")
+        return None

@@ -9,44 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines import cli_hub
 from pipelines.auditkey import keyed_audit
 from pipelines.cli_ops import add_ops_commands
 from pipelines.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env(home=getattr(args, "home", None))
-    overrides: dict[str, object] = {}
-    if getattr(args, "drop", None):
-        overrides["drop_dir"] = Path(args.drop).expanduser().absolute()
-    if getattr(args, "warehouse", None):
-        overrides["warehouse_url"] = args.warehouse
-    if getattr(args, "schema", None):
-        overrides["warehouse_schema"] = args.schema
-    return keyed_audit(settings.with_overrides(**overrides))  # audit entries written or verified use the hub's audit key
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from synthetic.city import generate_city
-
-    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
-    started = time.perf_counter()
-    kwargs = {"as_of": as_of} if as_of else {}
-    summary = generate_city(args.children, args.seed, Path(args.out), **kwargs)
-    elapsed = time.perf_counter() - started
-    out = Path(args.out).absolute()
-    print(f"c2c synth: a synthetic city of {args.children:,} children (seed {args.seed}) in {elapsed:.1f} s")
-    for (agency, extract), rows in sorted(summary.rows.items()):
-        print(f"  {agency}/{extract}: {rows:,} rows")
-    print(f"  drop folder: {out / 'drop'}")
-    print(f"  ground truth (never read by the pipeline): {out / 'truth'}")
-    return 0
+    # flags > environment > c2c.yaml > defaults; audit entries written or verified use the hub's audit key
+    return keyed_audit(cli_hub.settings_from_args(args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.runner import format_summary, run_pipeline
 
     settings = _settings(args)
+    cli_hub.preflight_run(settings)
     summary = run_pipeline(settings, settle_s=args.settle, verbose=args.verbose)
     print(format_summary(summary))
     return summary.exit_code  # 0 all taken in, 3 finished with refused files, 1 the pipeline failed
@@ -76,7 +54,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         for purpose, label in keyset.key_labels().items():
             print(f"  {purpose}: {label}")
     except KeyMaterialError as exc:
-        print(f"c2c keys: {exc}", file=sys.stderr)
+        hint = f" ({cli_hub.keys_hint(settings)})" if exc.reason == "missing" or not settings.key_file.exists() else ""
+        print(f"c2c keys: {exc}{hint}", file=sys.stderr)
         return 2
     return 0
 
@@ -192,22 +171,15 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_warehouse_upgrade(args: argparse.Namespace) -> int:
-    from warehouse.db import current_revision, make_engine, upgrade
+    from warehouse.db import current_revision
 
-    settings = _settings(args)
-    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
-    upgrade(engine)
+    engine = cli_hub.open_warehouse(_settings(args), create=True)
     print(f"c2c: warehouse at revision {current_revision(engine)}")
     return 0
 
 
 def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from warehouse.db import make_engine, upgrade
-
-    settings = _settings(args)
-    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
-    upgrade(engine)
-    return engine
+    return cli_hub.open_warehouse(_settings(args), create=False)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -248,7 +220,7 @@ def cmd_warehouse_grant(args: argparse.Namespace) -> int:
     from data_sharing.partnership import load_partnership
     from warehouse.access import grant_access_tiers
 
-    report = grant_access_tiers(_engine(args), load_partnership())
+    report = grant_access_tiers(_engine(args), load_partnership(root=_settings(args).partnership))
     print(f"c2c warehouse: {report.message}")
     for role, relations in sorted(report.grants.items()):
         print(f"  {role}: SELECT on {', '.join(relations)}")
@@ -264,7 +236,8 @@ def cmd_linkage_train(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     keyset = load_keyset(settings.key_file)
-    records, _, sources = gather_linkage_inputs(ManifestStore(_engine(args)), load_partnership(), keyset, settings.linkage_dir)
+    records, _, sources = gather_linkage_inputs(ManifestStore(_engine(args)), load_partnership(root=settings.partnership), keyset,
+                                                settings.linkage_dir)
     if not records:
         print("c2c linkage: no person extracts have been taken in yet", file=sys.stderr)
         return 2
@@ -435,20 +408,19 @@ def cmd_review_import(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="c2c", description="Cradle-to-Career Data Hub")
+    parser = argparse.ArgumentParser(prog="c2c", description="Cradle-to-Career Data Hub",
+                                     epilog="exit codes: 0 done, 2 a usage or setup error (one line on stderr); "
+                                            "--debug (anywhere) shows the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("synth", help="write a synthetic city's extracts (drop-folder layout) and its ground truth")
-    p.add_argument("--children", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", required=True)
-    p.add_argument("--as-of", help="as-of date of the extracts (YYYY-MM-DD)")
-    p.set_defaults(func=cmd_synth)
+    cli_hub.add_synth_parser(sub)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")
         p.add_argument("--warehouse", help="warehouse URL (default $C2C_WAREHOUSE_URL or SQLite under the data directory)")
         p.add_argument("--schema", help="PostgreSQL schema for the warehouse (default $C2C_WAREHOUSE_SCHEMA)")
+
+    cli_hub.add_hub_parsers(sub, common)
 
     p = sub.add_parser("run", help="take in every complete file in the drop folder, then run the nightly stages")
     common(p)
@@ -485,8 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthetic city + full run on the embedded default (SQLite)")
     p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")
-    p.add_argument("--children", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--children", type=int, default=2000, help="children aged 0-18 in the synthetic city, exactly (default 2000)")
+    p.add_argument("--seed", type=int, default=42, help="random seed of the synthetic city (default 42)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check-extract", help="(agencies) check a file with the hub's rules before dropping it")
@@ -580,8 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.hardening import apply_umask
 
     apply_umask()  # everything the hub writes is private to its user (files 0600, folders 0700)
+    argv, debug = cli_hub.strip_debug(argv)
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    return cli_hub.run_command(args.func, args, debug=debug)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from sqlalchemy import Table
 from assets import names
 from data_sharing.pseudonyms import key_column_names
 from schemas.contracts import ExtractContract
-from schemas.indicators import STUDENT_DIMENSIONS, IndicatorDefinition, load_indicator_definitions
+from schemas.indicators import IndicatorDefinition, load_indicator_definitions
 
 TABLE_NAME = "dagster/table_name"
 ROW_COUNT = "dagster/row_count"
@@ -221,56 +221,9 @@ def crosswalk_lineage() -> tuple[TableSchema, TableColumnLineage]:
 # --------------------------------------------------------------------------------------------------
 # Public tier (indicator_release)
 
-_PERSON = ("child_key", "source_key")
-
-def _kind_columns() -> dict[str, dict[str, tuple[str, ...]]]:
-    from schemas.indicators import KINDS
-    from schemas.roles import ROLES
-
-    def table_col(ref: str) -> str:
-        role, col = ref.split(".", 1)
-        return f"{ROLES[role].table}.{col}"
-
-    return {name: {pub: tuple(table_col(c) for c in cols) for pub, cols in k.lineage.items()} for name, k in KINDS.items()}
-
-
-KIND_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = _kind_columns()
-"""Per computation kind, the partner-tier columns behind each published column (``<table>.*`` = its person key)."""
-
-DIMENSION_COLUMNS: dict[str, tuple[str, ...]] = {
-    **{d: (f"enrolments.{d}",) for d in STUDENT_DIMENSIONS},
-    "program": ("program_enrolments.program",),
-    "all": (),
-}
-"""The partner-tier column a dimension's groups come from."""
-
-
-def _expand(cols: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for c in cols:
-        table, col = c.split(".", 1)
-        out += [f"{table}.{p}" for p in _PERSON] if col == "*" else [c]
-    return list(dict.fromkeys(out))
-
-
-def indicator_column_sources(definitions: Mapping[str, IndicatorDefinition]) -> dict[str, list[str]]:
-    """Published column -> the qualified partner-tier columns it is computed from, over the definitions."""
-    from warehouse.indicators import PUBLISHED_COLUMNS
-
-    out: dict[str, list[str]] = {c: [] for c in ("release_id", *PUBLISHED_COLUMNS)}
-    for d in definitions.values():
-        kind = KIND_COLUMNS[d.kind]
-        person = _expand(kind["person"])
-        counts = _expand(kind["numerator"]) + _expand(kind["denominator"]) + person
-        groups = [c for dim in d.dimensions for c in DIMENSION_COLUMNS[dim]]
-        out["period"] += _expand(kind["period"])
-        out["school_id"] += _expand(kind["school_id"])
-        out["group"] += groups
-        out["numerator"] += _expand(kind["numerator"]) + person
-        out["denominator"] += _expand(kind["denominator"]) + person
-        for derived in ("rate", "suppressed", "suppression_reason"):  # from the counts (disclosure control)
-            out[derived] += counts
-    return {k: sorted(set(v)) for k, v in out.items()}
+# The pure part (which warehouse columns each published column reads) lives in warehouse.lineage, so the
+# warehouse's own audit report (warehouse/reports/audit.py) uses the same map without importing Dagster.
+from warehouse.lineage import DIMENSION_COLUMNS, KIND_COLUMNS, _expand, indicator_column_sources  # noqa: E402,F401
 
 
 @lru_cache(maxsize=1)

@@ -1,8 +1,10 @@
 """Where c2c keeps its state, and how it is configured: one data directory, overridable piece by piece.
 
 Everything defaults to a folder under ``C2C_HOME`` (default ``./c2c-data``): the drop folder, the
-encrypted landing zone, the linkage area, the key file, Dagster's home and the SQLite warehouse. Each
-can be moved with its own environment variable (table in the README).
+encrypted landing zone, the linkage area, the key file, Dagster's home and the SQLite warehouse.
+The hub's own settings live in ``$C2C_HOME/c2c.yaml`` (written by ``c2c init``), read by every
+command; each can be overridden by its environment variable (table in the README) and, in the CLI,
+by its flag: flags > environment > c2c.yaml > defaults. This module is the one reader of both.
 """
 
 from __future__ import annotations
@@ -34,6 +36,97 @@ _DROP_ENV = {
 }
 
 
+CONFIG_FILE = "c2c.yaml"
+
+# c2c.yaml key -> (environment variable, is a path). The environment wins over the file.
+CONFIG_KEYS: dict[str, tuple[str, bool]] = {
+    "drop": ("C2C_DROP_DIR", True),
+    "warehouse": ("C2C_WAREHOUSE_URL", False),
+    "schema": ("C2C_WAREHOUSE_SCHEMA", False),
+    "partnership": ("C2C_PARTNERSHIP", True),
+    "landing": ("C2C_LANDING_DIR", True),
+    "linkage": ("C2C_LINKAGE_DIR", True),
+    "key_file": ("C2C_KEY_FILE", True),
+    "dagster_home": ("DAGSTER_HOME", True),
+    "nightly_cron": ("C2C_NIGHTLY_CRON", False),
+    "timezone": ("C2C_TIMEZONE", False),
+}
+WAREHOUSE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
+PG_EXAMPLE = "postgresql+psycopg2://USER@HOST:5432/DATABASE"
+
+
+class SettingsError(ValueError):
+    """A setting (flag, environment variable or c2c.yaml entry) is wrong; the message says how to fix it."""
+
+
+def read_config_file(home: Path) -> dict[str, str]:
+    """The entries of ``home/c2c.yaml`` as strings (empty when there is no file); unknown keys are refused."""
+    import yaml
+
+    path = home / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path} cannot be read ({type(exc).__name__}); fix it or write it again with `c2c init`") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path} must be a mapping of settings (key: value); write it again with `c2c init`")
+    unknown = sorted(str(k) for k in data if k not in CONFIG_KEYS)
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}")
+    return {str(k): str(v) for k, v in data.items() if v is not None and str(v).strip()}
+
+
+def write_config_file(home: Path, values: Mapping[str, str]) -> Path:
+    """Write ``home/c2c.yaml`` (mode 0600) with ``values`` (keys of :data:`CONFIG_KEYS`), atomically."""
+    import yaml
+
+    unknown = [k for k in values if k not in CONFIG_KEYS]
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}")
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = home / CONFIG_FILE
+    tmp = path.with_name(f".{CONFIG_FILE}.tmp")
+    text = "# c2c hub settings (written by `c2c init`); environment variables and flags override them.\n"
+    text += yaml.safe_dump({k: values[k] for k in CONFIG_KEYS if k in values}, sort_keys=False)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """``C2C_DEBUG`` set (and not 0): errors show their traceback, as with ``--debug``."""
+    env = os.environ if env is None else env
+    return (env.get("C2C_DEBUG") or "0").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def check_warehouse_url(url: str) -> str:
+    """Refuse a warehouse URL c2c cannot use, with the spelling that works; return it unchanged."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if url.startswith("postgres://"):
+        fixed = "postgresql+psycopg2://" + url[len("postgres://"):]
+        try:
+            fixed = make_url(fixed).render_as_string(hide_password=True)
+        except ArgumentError:
+            fixed = PG_EXAMPLE
+        raise SettingsError(f"the warehouse URL must start with postgresql+psycopg2:// not postgres://: use {fixed}")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SettingsError(f"the warehouse URL is not a URL: use sqlite:///PATH or {PG_EXAMPLE}") from None
+    if parsed.drivername not in WAREHOUSE_SCHEMES:
+        raise SettingsError(f"unsupported warehouse URL scheme {parsed.drivername!r}: use sqlite:///PATH or {PG_EXAMPLE}")
+    if parsed.drivername != "sqlite" and not parsed.database:
+        raise SettingsError(f"the warehouse URL names no database: use {PG_EXAMPLE}")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -56,11 +149,17 @@ class Settings:
     partnership: Path | None = None  # a partnership directory (C2C_PARTNERSHIP); None: the packaged reference
     alerts_file: Path | None = None
     alert_webhook: str | None = None
+    config_file: Path | None = None  # the c2c.yaml these settings were read from (None: there is none)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None) -> Settings:
         env = os.environ if env is None else env
         root = Path(home or env.get("C2C_HOME") or DEFAULT_HOME).expanduser().absolute()
+        config = read_config_file(root)
+        # c2c.yaml first, the environment over it (relative paths in c2c.yaml are relative to the home)
+        env = {**{CONFIG_KEYS[k][0]: str((root / Path(v).expanduser()) if CONFIG_KEYS[k][1] else v)
+                  for k, v in config.items()},
+               **{k: v for k, v in env.items() if v}}
 
         def path(var: str, default: Path) -> Path:
             value = env.get(var)
@@ -68,7 +167,10 @@ class Settings:
 
         today = env.get("C2C_TODAY")
         tz = env.get("C2C_TIMEZONE") or DEFAULT_TIMEZONE
-        ZoneInfo(tz)  # a wrong time zone is an error now, not at 02:00
+        try:
+            ZoneInfo(tz)  # a wrong time zone is an error now, not at 02:00
+        except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise SettingsError(f"unknown time zone {tz!r}: use an IANA name such as {DEFAULT_TIMEZONE}") from exc
         return cls(
             home=root,
             drop_dir=path("C2C_DROP_DIR", root / "drop"),
@@ -86,6 +188,7 @@ class Settings:
             partnership=path("C2C_PARTNERSHIP", Path()) if env.get("C2C_PARTNERSHIP") else None,
             alerts_file=path("C2C_ALERTS_FILE", root / "alerts.jsonl"),
             alert_webhook=env.get("C2C_ALERT_WEBHOOK") or None,
+            config_file=(root / CONFIG_FILE) if config else None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -147,8 +250,8 @@ def _drop_limits_from(env: Mapping[str, str]) -> dict[str, float | int]:
         try:
             value = kind(raw)
         except ValueError:
-            raise ValueError(f"{var} must be a {'number of seconds' if kind is float else 'whole number'}, not {raw!r}") from None
+            raise SettingsError(f"{var} must be a {'number of seconds' if kind is float else 'whole number'}, not {raw!r}") from None
         if value < 0 or (value == 0 and attr != "drop_settle_s"):
-            raise ValueError(f"{var} must be {'zero or more' if attr == 'drop_settle_s' else 'more than zero'}")
+            raise SettingsError(f"{var} must be {'zero or more' if attr == 'drop_settle_s' else 'more than zero'}")
         out[attr] = value
     return out
