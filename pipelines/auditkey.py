@@ -1,7 +1,7 @@
 """The audit chain's key for this process: the hub's ``audit`` purpose key (issue 20 item 11).
 
 ``warehouse.audit`` never loads keys itself (it does not import the key layer); the doors register where
-the key comes from: the CLI for its settings, ``build_definitions`` and ``KeysResource`` for runs.
+the key comes from, per warehouse: the CLI for its settings, ``build_definitions`` for runs.
 Nothing here imports Dagster, so the CLI can call it on every command.
 """
 
@@ -13,17 +13,19 @@ from typing import Protocol, TypeVar
 
 class _HasKeyFile(Protocol):
     key_file: Path
+    warehouse_url: str
+    warehouse_schema: str | None
 
 
 S = TypeVar("S", bound=_HasKeyFile)
 
 
-def use_hub_audit_key(key_file: str | Path) -> None:
-    """Key the audit chain of this process with the hub's ``audit`` key (loaded on each append, so a
-    rotation takes effect at once; no key available means unkeyed, which a keyed log refuses)."""
+def use_hub_audit_key(key_file: str | Path, warehouse_url: str, warehouse_schema: str | None = None) -> None:
+    """Key the audit chain of the hub's warehouse with the hub's ``audit`` key (loaded on each append, so
+    a rotation takes effect at once; no key available means unkeyed, which a keyed log refuses)."""
     from data_sharing.errors import KeyMaterialError
     from data_sharing.keys import load_keyset
-    from warehouse.audit import AuditKeys, set_key_provider
+    from warehouse.audit import AuditKeys, set_key_provider, warehouse_id
 
     def provider() -> AuditKeys | None:
         try:
@@ -33,10 +35,10 @@ def use_hub_audit_key(key_file: str | Path) -> None:
         versions = [keyset.purpose_key("audit", v) for v in keyset.purpose_versions("audit")]
         return AuditKeys(keyset.purpose_key("audit").label, {k.label: k.secret for k in versions})
 
-    set_key_provider(provider)
+    set_key_provider(provider, warehouse=warehouse_id(warehouse_url, warehouse_schema))
 
 
 def keyed_audit(settings: S) -> S:
     """Register the hub's audit key for ``settings`` and hand the settings back."""
-    use_hub_audit_key(settings.key_file)
+    use_hub_audit_key(settings.key_file, settings.warehouse_url, settings.warehouse_schema)
     return settings

@@ -36,7 +36,8 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
 
     env = dict(os.environ) if env is None else env
     settings = settings or Settings.from_env(env)
-    use_hub_audit_key(env.get("C2C_KEY_FILE") or settings.key_file)  # the audit chain is keyed with the hub's audit key
+    use_hub_audit_key(env.get("C2C_KEY_FILE") or settings.key_file, env.get("C2C_WAREHOUSE_URL") or settings.warehouse_url,
+                      settings.warehouse_schema)  # the warehouse's audit chain is keyed with the hub's audit key
     return Definitions(
         assets=[
             intake_file, validated_file, protected_file, current_snapshots, raw_retention, data_quality_scorecard,

@@ -12,7 +12,6 @@ from sqlalchemy import Engine
 from data_sharing.keys import KeySet, load_keyset
 from data_sharing.landing import LandingZone
 from data_sharing.partnership import Partnership, load_partnership
-from pipelines.auditkey import use_hub_audit_key
 from warehouse.db import make_engine, upgrade
 from warehouse.manifest import ManifestStore
 
@@ -91,9 +90,7 @@ class KeysResource(ConfigurableResource):
     key_file: str
 
     def load(self) -> KeySet:
-        keyset = load_keyset(Path(self.key_file))
-        use_hub_audit_key(self.key_file)
-        return keyset
+        return load_keyset(Path(self.key_file))
 
     def landing_zone(self, root: str | Path) -> LandingZone:
         return LandingZone(Path(root), self.load())

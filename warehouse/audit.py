@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, make_url, select, text
 from sqlalchemy.orm import Session
 
 from warehouse.models import AuditLog, Release
@@ -54,17 +54,41 @@ class AuditKeys:
     secrets: Mapping[str, bytes] = field(repr=False)
 
 
-_provider: Callable[[], AuditKeys | None] | None = None
+_providers: dict[str, Callable[[], AuditKeys | None]] = {}
 
 
-def set_key_provider(provider: Callable[[], AuditKeys | None] | None) -> None:
-    """Where this process gets the audit keys from (the pipeline registers its key set; None: unkeyed)."""
-    global _provider
-    _provider = provider
+def warehouse_id(url: str, schema: str | None = None) -> str:
+    """Which warehouse an audit key belongs to: its URL (no password) and, on PostgreSQL, its schema."""
+    from warehouse.db import normalise_url
+
+    parsed = make_url(normalise_url(str(url)))
+    pg = parsed.get_backend_name() == "postgresql"
+    return parsed.render_as_string(hide_password=True) + "#" + ((schema or "public") if pg else "")
 
 
-def audit_keys() -> AuditKeys | None:
-    return _provider() if _provider is not None else None
+def set_key_provider(provider: Callable[[], AuditKeys | None] | None, *, warehouse: str | None = None) -> None:
+    """Where the audit keys of ``warehouse`` (a :func:`warehouse_id`) come from; the pipeline's doors
+    register the hub's key set. ``provider=None`` forgets one warehouse's (or, without ``warehouse``, every)
+    registration: its log is then written unkeyed, which a keyed log refuses."""
+    if warehouse is None and provider is None:
+        _providers.clear()
+    elif warehouse is None:
+        raise ValueError("name the warehouse the audit key belongs to (warehouse_id(url, schema))")
+    elif provider is None:
+        _providers.pop(warehouse, None)
+    else:
+        _providers[warehouse] = provider
+
+
+def _id_of(conn: Connection) -> str:
+    schema = conn.execute(text("SELECT current_schema()")).scalar() if conn.dialect.name == "postgresql" else None
+    return warehouse_id(conn.engine.url.render_as_string(hide_password=False), schema)
+
+
+def audit_keys(conn: Connection) -> AuditKeys | None:
+    """The audit keys registered for the warehouse ``conn`` is connected to (None: none registered)."""
+    provider = _providers.get(_id_of(conn)) if _providers else None
+    return provider() if provider is not None else None
 
 
 @dataclass(frozen=True)
@@ -153,7 +177,7 @@ def append_events(
     last = session.execute(select(AuditLog.seq, AuditLog.entry_hash).order_by(AuditLog.seq.desc()).limit(1)).first()
     seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
-    regime, keys = _regime(session), audit_keys()
+    regime, keys = _regime(session), audit_keys(conn)
     if keys is None:
         if regime is not None:
             raise AuditKeyError(
@@ -207,9 +231,11 @@ def verify(engine: Engine, expected_head: tuple[int, str] | None = None, *, keys
     """Walk the chain in ``seq`` order and report the first entry that was edited, deleted, moved or
     rewritten; then check the heads recorded by every release (and ``expected_head``, if given).
 
-    ``keys`` default to this process's audit keys (:func:`set_key_provider`). A keyed log cannot be
+    ``keys`` default to the audit keys registered for this warehouse (:func:`set_key_provider`). A keyed log cannot be
     verified without them (that is the point: nobody without them can recompute it either)."""
-    keys = keys if keys is not None else audit_keys()
+    if keys is None:
+        with engine.connect() as conn:
+            keys = audit_keys(conn)
     secrets = dict(keys.secrets) if keys is not None else {}
     result = _walk(engine, secrets)
     if not result.ok:

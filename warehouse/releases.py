@@ -41,7 +41,7 @@ from data_sharing.publication import publishable_quality
 from schemas.contracts import load_extract_contracts
 from schemas.indicators import DefinitionSet, load_indicator_definitions
 from schemas.roles import ROLES
-from warehouse.audit import AuditEntry, AuditEvent, append_events, audit_keys
+from warehouse.audit import AuditEntry, AuditEvent, AuditKeys, append_events, audit_keys
 from warehouse.indicators import PUBLISHED_COLUMNS, compute_indicator_rows, extracts_read, protect_rows, role_min_cell_sizes
 from warehouse.indicators import min_cell_size
 from warehouse.load import ExtractTable, bulk_insert, extract_tables, loaded_files
@@ -279,7 +279,7 @@ def _publish(
         "linkage_quality": json.loads(linkage_json), "previous_release_id": previous, "pruned": list(pruned),
     }
     entries = append_events(session, [AuditEvent("release", f"indicators release {release_id}", details, actor=actor)], now=now)
-    head = _audit_head(entries[-1])
+    head = _audit_head(entries[-1], audit_keys(conn))
     release.audit_head = _canonical(head, "audit_head")
     session.flush()
     timings = {"compute": round(t1 - t0, 3), "protect": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}
@@ -291,9 +291,8 @@ def _publish(
     )
 
 
-def _audit_head(entry: AuditEntry) -> dict[str, Any]:
+def _audit_head(entry: AuditEntry, key: AuditKeys | None) -> dict[str, Any]:
     """The audit log's head as a release records it: ``c2c audit verify`` checks the log against it."""
-    key = audit_keys()
     return {"seq": entry.seq, "entry_hash": entry.entry_hash, "key": key.current if key is not None else None}
 
 

@@ -44,11 +44,12 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
     home = tmp_path / "home"
     key_file = home / "keys" / "master.key"
     keyset = init_keyset(key_file)
-    engine = make_engine(f"sqlite:///{home / 'warehouse.db'}")
+    url = f"sqlite:///{home / 'warehouse.db'}"
+    engine = make_engine(url)
     upgrade(engine)
     set_key_provider(None)  # an old hub: no audit key yet
     record_events(engine, [AuditEvent("file_accepted", f"fps/students_2026080{i}.csv", {"rows": i}) for i in (1, 2, 3)], now=T0)
-    use_hub_audit_key(key_file)
+    use_hub_audit_key(key_file, url)
     yield home, key_file, keyset, engine
     set_key_provider(None)
     engine.dispose()
@@ -125,7 +126,7 @@ def test_a_rewrite_dropping_the_keyed_part_is_caught_by_the_release_head(hub, pa
     set_key_provider(None)
     result = verify(engine)
     assert not result.ok and f"before entry {head['seq']}" in (result.problem or "") and "release" in (result.problem or "")
-    use_hub_audit_key(key_file)
+    use_hub_audit_key(key_file, str(engine.url))
     proc = _cli_verify(home, key_file)
     assert proc.returncode == 1 and "entries removed from the end" in proc.stderr
 
@@ -150,8 +151,12 @@ def test_truncation_before_the_latest_release_is_caught(hub, partnership) -> Non
     assert _cli_verify(home, key_file).returncode == 1
 
 
-def test_a_keyed_log_needs_the_key(hub) -> None:  # noqa: ANN001
-    _, _, _, engine = hub
+def test_a_keyed_log_needs_the_key(hub, tmp_path: Path) -> None:  # noqa: ANN001
+    _, key_file, _, engine = hub
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    upgrade(other)
+    record_events(other, [AuditEvent("file_accepted", "z.csv", {"rows": 1})], now=T0)  # another warehouse: not keyed
+    assert [e.event_type for e in read_entries(other)] == ["file_accepted"] and verify(other).keyed_from is None
     record_events(engine, [AuditEvent("file_accepted", "x.csv", {"rows": 1})], now=T0)
     set_key_provider(None)
     with pytest.raises(AuditKeyError, match="the audit log is keyed"):
