@@ -354,25 +354,37 @@ def _prp_tokens(values: pd.Series, key: bytes, inverse: bool, column: str) -> pd
     return pd.Series(out, index=values.index, dtype=pd.ArrowDtype(pa.string()), name=values.name)
 
 
+_PERMUTE_CHUNK = 1024  # rows per step (1 MiB unpacked): fastest measured, and bounded memory
+
+
 def _permute_blooms(values: pd.Series, hub: PurposeKey, name: str, inverse: bool) -> pd.Series:
     """The bits of every filter moved by the hub key's permutation of positions (Dice unchanged)."""
-    items = [None if v is None or v is pd.NA else bytes(v) for v in values.tolist()]
-    lengths = {len(v) for v in items if v is not None}
-    out: list[bytes | None] = list(items)
-    for length in lengths:
-        rows = [i for i, v in enumerate(items) if v is not None and len(v) == length]
-        perm = _crypto.keyed_permutation(hub.secret, _HUB_BLOOM_LABEL + f"{name}/{8 * length}".encode("ascii"), 8 * length)
-        bits = np.unpackbits(np.frombuffer(b"".join(items[i] for i in rows), dtype=np.uint8).reshape(len(rows), length), axis=1)
-        moved = np.empty_like(bits)
-        if inverse:
-            moved[:] = bits[:, perm]
-        else:
-            moved[:, perm] = bits
-        packed = np.packbits(moved, axis=1)
-        for j, i in enumerate(rows):
-            out[i] = packed[j].tobytes()
     typ = values.dtype.pyarrow_dtype if isinstance(values.dtype, pd.ArrowDtype) else pa.binary()
-    return pd.Series(pa.array(out, type=typ), index=values.index, dtype=pd.ArrowDtype(typ), name=values.name)
+    arr = pa.array(values.array)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_binary())
+    valid = np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
+    present = arr.drop_null()
+    lengths = set(pc.unique(pc.binary_length(present)).to_pylist()) if len(present) else set()
+    if len(lengths) > 1:
+        raise IdentifierDataError("bad_type", f"column {name}: Bloom filters of different lengths in one column")
+    length = lengths.pop() if lengths else 0
+    data = np.frombuffer(_crypto.Packed.from_arrow(present).data, dtype=np.uint8).reshape(len(present), length)
+    out = np.empty_like(data)
+    if length:
+        perm = _crypto.keyed_permutation(hub.secret, _HUB_BLOOM_LABEL + f"{name}/{8 * length}".encode("ascii"), 8 * length)
+        source = perm if inverse else np.argsort(perm)  # output bit q takes input bit source[q]
+        for a in range(0, len(data), _PERMUTE_CHUNK):
+            bits = np.unpackbits(data[a : a + _PERMUTE_CHUNK], axis=1)
+            out[a : a + _PERMUTE_CHUNK] = np.packbits(bits[:, source], axis=1)
+    n = len(valid)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.where(valid, length, 0), out=offsets[1:])
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    result = pa.Array.from_buffers(pa.large_binary(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())],
+                                   null_count=n - len(present)).cast(typ)
+    return pd.Series(result, index=values.index, dtype=pd.ArrowDtype(typ), name=values.name)
 
 
 def hub_encode(encodings: pd.DataFrame, hub: KeySet | PurposeKey, *, inverse: bool = False) -> pd.DataFrame:
