@@ -82,3 +82,12 @@ def test_the_partnership_is_a_setting(tmp_path: Path) -> None:
     assert Settings.from_env(settings.environment()).partnership == settings.partnership  # UI/daemon see the same
     resource = build_definitions(settings, env={}).resources["partnership"]
     assert resource.load().agencies == ["family_services", "lc_health", "north_usd", "south_usd"]
+
+
+def test_synth_for_another_partnership(tmp_path: Path) -> None:
+    out = c2c("synth", "--partnership", str(REPO / "schemas/partnerships/lakeshore"), "--children", "200", "--seed", "3",
+              "--out", str(tmp_path / "city"))
+    assert out.returncode == 0, out.stderr
+    lines = [ln.strip() for ln in out.stdout.splitlines() if ln.startswith("  ") and ": " in ln and "rows" in ln]
+    assert len(lines) == 14 and any(ln.startswith("south_usd/enrollment: ") for ln in lines), out.stdout
+    assert sorted(p.name for p in (tmp_path / "city" / "drop").iterdir()) == ["family_services", "lc_health", "north_usd", "south_usd"]
