@@ -143,6 +143,10 @@ def _min_cell_sizes(
     return ks, tables
 
 
+min_cell_sizes_by_role = _min_cell_sizes
+"""(role -> k, the partnership's extract tables) from agency (or role) -> k, or the partnership's MOUs."""
+
+
 def _lock_sqlite(conn: Connection) -> None:
     cr = CurrentRelease.__table__
     conn.execute(update(cr).where(cr.c.name == "").values(name=""))  # takes SQLite's write lock now

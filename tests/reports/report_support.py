@@ -44,12 +44,14 @@ def synthetic_rows(
     ks: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Unprotected rows (``ROW_COLUMNS``) for every definition, period, school (and the city) and group."""
+    from warehouse.releases import min_cell_sizes_by_role
+
     rng = np.random.default_rng(seed)
-    ks = ks or K
+    role_ks, _ = min_cell_sizes_by_role(None, ks or K)  # agency -> k, through the reference contracts' roles
     ids = [f"S{i:03d}" for i in range(1, schools + 1)]
     out: list[tuple] = []
     for d in sorted(definitions.values(), key=lambda d: d.id):
-        k = max(ks[a] for a in d.agencies)
+        k = max(role_ks[r] for r in d.roles_read)
         base = rng.uniform(0.15, 0.85)
         served, scale = _served(d, ids)
         for period in periods:

@@ -99,15 +99,12 @@ def _ks(release: ReleaseInfo, defs: DefinitionSet, partnership: Partnership | No
     recorded = {i: int(v["k"]) for i, v in release.definitions.items() if isinstance(v, dict) and "k" in v}
     if recorded and all(i in recorded for i in defs):
         return recorded, True
-    if min_cell_sizes is None:
-        if partnership is None:
-            from data_sharing.partnership import load_partnership
+    from warehouse.releases import min_cell_sizes_by_role
 
-            partnership = load_partnership()
-        min_cell_sizes = {a: int(ag.min_cell_size) for a, ag in partnership.agreements.items()}
+    by_role, _ = min_cell_sizes_by_role(partnership, min_cell_sizes)  # definitions name roles, not agencies
     out = {}
     for i, d in defs.items():
-        known = [int(min_cell_sizes[a]) for a in d.agencies if a in min_cell_sizes]
+        known = [int(by_role[r]) for r in d.roles_read if r in by_role]
         if known:
             out[i] = max(known)
     return out, False
