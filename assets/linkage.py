@@ -45,6 +45,16 @@ ATTRIBUTES = ("sex", "race_ethnicity", "grade_level", "birth_date_year_month")
 KEYS_FILE = "linkage_keys.json"
 
 
+def _role_attributes(staging: pd.DataFrame, contract) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """source_key and the ATTRIBUTES, found through the contract's role fields (any column names)."""
+    from schemas.roles import staging_column
+
+    named = {"birth_year_month": "birth_date_year_month"}  # the role field -> the attribute's name
+    rename = {staging_column(contract, col): named.get(f, f) for f, col in contract.role_fields.items()}
+    frame = staging.rename(columns={k: v for k, v in rename.items() if v in ATTRIBUTES and k in staging.columns})
+    return frame[["source_key", *[c for c in ATTRIBUTES if c in frame.columns]]]
+
+
 def gather_linkage_inputs(
     store: ManifestStore, partnership: Partnership, keyset: KeySet, linkage_dir: Path,
     periods: Sequence[ConcurrentIds] = (),
@@ -77,7 +87,7 @@ def gather_linkage_inputs(
                 if col in encodings.columns and col in staging.columns:
                     encodings[col] = staging[col].reindex(encodings["row_number"].to_numpy()).to_numpy()
             records.setdefault(terms.agency, []).append(encodings)
-            attrs = staging.reset_index()[["source_key", *[c for c in ATTRIBUTES if c in staging.columns]]]
+            attrs = _role_attributes(staging.reset_index(), contract)
             attributes.setdefault(terms.agency, []).append(attrs)
             sources.append(str(entry.sha256))
     by_extract = {(t.agency, t.extract): t.contract for t in partnership}

@@ -54,7 +54,7 @@ OUTCOMES = (
     np.array(["GRADUATED_4YR", "GRADUATED_5YR", "DROPPED_OUT", "STILL_ENROLLED", "TRANSFERRED_OUT", "DECEASED"]),
     [0.80, 0.03, 0.06, 0.05, 0.059, 0.001],
 )
-MOU_K = {"fps": 10, "fhd": 11, "dhs": 10}
+MOU_K = {"school_enrolment": 10, "school_attendance": 10, "school_assessment": 10, "school_graduation": 10, "health_person": 11, "health_encounter": 11, "health_immunization": 11, "services_person": 10, "services_program_spell": 10}  # role -> k
 WORK_MEM = "256MB"  # publish_release's default pg_work_mem
 LINKAGE = {"fps~fhd": {"records": 0, "link_rate": 0.97}, "fps~dhs": {"records": 0, "link_rate": 0.95}}
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)

@@ -12,6 +12,7 @@ from pathlib import Path
 from pipelines import cli_hub
 from pipelines.auditkey import keyed_audit
 from pipelines.cli_ops import add_ops_commands
+from pipelines.cli_partnership import add_partnership_commands
 from pipelines.settings import Settings
 
 
@@ -71,7 +72,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    partnership = load_partnership()
+    partnership = load_partnership(root=_settings(args).partnership)
     terms = partnership.terms(args.agency, args.extract)
     if terms is None:
         print(f"c2c tokenize: {args.agency!r} has no extract {args.extract!r} under its MOU", file=sys.stderr)
@@ -125,7 +126,7 @@ def cmd_check_extract(args: argparse.Namespace) -> int:
     from data_sharing.partnership import load_partnership
     from data_sharing.validation import check_extract
 
-    report = check_extract(Path(args.file), args.agency, load_partnership())
+    report = check_extract(Path(args.file), args.agency, load_partnership(root=_settings(args).partnership))
     print(report.text())
     return report.exit_code
 
@@ -230,18 +231,17 @@ def cmd_warehouse_grant(args: argparse.Namespace) -> int:
 def cmd_linkage_train(args: argparse.Namespace) -> int:
     from assets.linkage import gather_linkage_inputs
     from data_sharing.keys import load_keyset
-    from data_sharing.linkage import train_model
+    from data_sharing.linkage import load_settings, train_model
     from data_sharing.partnership import load_partnership
     from warehouse.manifest import ManifestStore
 
     settings = _settings(args)
-    keyset = load_keyset(settings.key_file)
-    records, _, sources = gather_linkage_inputs(ManifestStore(_engine(args)), load_partnership(root=settings.partnership), keyset,
-                                                settings.linkage_dir)
+    parts, keyset = load_partnership(root=settings.partnership), load_keyset(settings.key_file)
+    records, _, sources = gather_linkage_inputs(ManifestStore(_engine(args)), parts, keyset, settings.linkage_dir)
     if not records:
         print("c2c linkage: no person extracts have been taken in yet", file=sys.stderr)
         return 2
-    model = train_model(records, workdir=settings.linkage_dir)
+    model = train_model(records, load_settings(parts.linkage_settings_path), workdir=settings.linkage_dir)
     print(f"c2c linkage: trained model {model.model_id} on {len(sources)} current file(s); the nightly run uses it from now on")
     return 0
 
@@ -538,9 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_review_import)
 
     add_ops_commands(sub, common)
-    from pipelines.cli_partnership import add_partnership_commands
-
-    add_partnership_commands(sub)
+    add_partnership_commands(sub)  # pipelines/cli_partnership.py
 
     from pipelines.cli_report import add_report_parser
 

@@ -48,8 +48,60 @@ def cmd_partnership_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth_for_partnership(args: argparse.Namespace, original: Any) -> int:
+    """``c2c synth --partnership DIR``: a synthetic city in DIR's files (synthetic/partnership_city.py)."""
+    if not args.partnership:
+        return int(original(args) or 0)
+    import datetime as dt
+    from pathlib import Path
+
+    from data_sharing.partnership import load_partnership_dir
+    from synthetic.partnership_city import generate_partnership_city
+
+    kwargs = {"as_of": dt.date.fromisoformat(args.as_of)} if args.as_of else {}
+    rows = generate_partnership_city(load_partnership_dir(args.partnership), args.children, args.seed, Path(args.out), **kwargs)
+    print(f"c2c synth: a synthetic city of {args.children:,} children (seed {args.seed}) for {args.partnership}")
+    for (agency, extract), n in sorted(rows.items()):
+        print(f"  {agency}/{extract}: {n:,} rows")
+    print(f"  drop folder: {Path(args.out).absolute() / 'drop'}")
+    return 0
+
+
+def _demo_for_partnership(args: argparse.Namespace, original: Any) -> int:
+    """``c2c demo --partnership DIR``: synthesise DIR's city and run the whole pipeline on it."""
+    if not args.partnership:
+        return int(original(args) or 0)
+    from pathlib import Path
+
+    from data_sharing.partnership import load_partnership_dir
+    from pipelines.cli import _ensure_demo_keys
+    from pipelines.runner import format_summary, run_pipeline
+    from pipelines.settings import Settings
+    from synthetic.partnership_city import generate_partnership_city
+
+    root = Path(args.partnership).absolute()
+    settings = Settings.from_env(home=args.home).with_overrides(partnership=root)
+    city_dir = settings.home / "synthetic"
+    settings = settings.with_overrides(drop_dir=city_dir / "drop")
+    print(f"c2c demo: a synthetic city of {args.children:,} children (seed {args.seed}) for {root} in {city_dir}")
+    generate_partnership_city(load_partnership_dir(root), args.children, args.seed, city_dir)
+    _ensure_demo_keys(settings)
+    summary = run_pipeline(settings, settle_s=0.0)
+    print(format_summary(summary))
+    return 0 if summary.ok else 1
+
+
+def _wrap(sub: Any, name: str, wrapper: Any) -> None:
+    p = sub.choices[name]
+    original = p.get_default("func")
+    p.add_argument("--partnership", metavar="DIR", help="a partnership directory (default: the reference partnership)")
+    p.set_defaults(func=lambda args: wrapper(args, original))
+
+
 def add_partnership_commands(sub: Any) -> None:
-    """Add ``partnership export|check`` to the ``c2c`` parser's subcommands."""
+    """Add ``partnership export|check`` to the ``c2c`` parser's subcommands, and ``--partnership`` to synth/demo."""
+    _wrap(sub, "synth", _synth_for_partnership)
+    _wrap(sub, "demo", _demo_for_partnership)
     p = sub.add_parser("partnership", help="a city's partnership as a directory: export the reference one, check one")
     psub = p.add_subparsers(dest="partnership_command", required=True)
     e = psub.add_parser("export", help="write the reference partnership's files to DIR as a starting point")

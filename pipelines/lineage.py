@@ -6,11 +6,12 @@ Nothing here is hand-maintained per column where a declaration exists:
 * the pseudonymous record (``protected_file``) follows the contract's column roles, exactly as
   ``data_sharing.protect`` builds it (id -> ``source_key``, generalised quasi-identifiers, kept columns);
 * the partner-tier tables (``warehouse_tables``) come from the SQLAlchemy models (``warehouse/models.py``)
-  and the staging-column -> table-column map of ``warehouse.load.EXTRACT_TABLES``;
+  and the staging-column -> table-column map of ``warehouse.load.EXTRACT_TABLES`` (tables by extract role);
 * the published table (``indicator_release``) comes from the ``IndicatorValue`` model, and its lineage
   from the indicator definitions (``schemas/indicators/*.yaml``: kind and dimensions), through
-  :data:`KIND_COLUMNS` (the warehouse columns each computation kind reads; checked against
-  ``warehouse.indicators.KIND_EXTRACTS`` and the models by ``tests/operations/test_auditor_lineage.py``).
+  :data:`KIND_COLUMNS` (the warehouse columns each computation kind reads: each kind's ``lineage`` in
+  ``schemas/kinds.py``, by role; checked against the kind's roles and the models by
+  ``tests/operations/test_auditor_lineage.py``).
 
 Column names of the multi-table asset ``warehouse_tables`` are qualified: ``<table>.<column>``.
 Lineage from an unpartitioned asset to a per-file asset names the per-file asset's column; which

@@ -61,7 +61,8 @@ def reference_kinds() -> dict[str, IndicatorKind]:
         IndicatorKind(
             "chronic_absence", p.ChronicAbsenceParameters, ("school_enrolment", "school_attendance"),
             schools_add_up=False, lineage=_attendance_lineage(),
-            summary="days absent / days enrolled >= threshold; per school: that school's rows; city: summed",
+            summary=("per school: the student's attendance rows there, summed; city-wide: over all the student's schools. "
+                     "Denominator days_enrolled >= min_days_enrolled; numerator days_absent / days_enrolled >= threshold"),
         ),
         IndicatorKind(
             "chronic_absence_by_program", p.ChronicAbsenceByProgramParameters,
@@ -69,7 +70,7 @@ def reference_kinds() -> dict[str, IndicatorKind]:
             lineage=_attendance_lineage(
                 ("services_program_spell.start_date", "services_program_spell.end_date"), ("services_program_spell.*",)
             ),
-            summary="chronic absence per services program overlapping the school year (groups overlap)",
+            summary="the chronic-absence units joined to every services program spell overlapping the school year (groups overlap); none_group without one",
         ),
         IndicatorKind(
             "assessment_rate", p.AssessmentRateParameters, ("school_enrolment", "school_assessment"),
@@ -79,7 +80,7 @@ def reference_kinds() -> dict[str, IndicatorKind]:
                 "denominator": ("school_assessment.grade_level", "school_assessment.subject", "school_assessment.performance_level"),
                 "person": ("school_assessment.*", *_ENROLMENT_PERSON),
             },
-            summary="best performance level of a grade and subject within [min_level, max_level]",
+            summary="assessment rows of grade_level/subject (the row's grade), best performance_level per student, subject and year; numerator: within [min_level, max_level]",
         ),
         IndicatorKind(
             "graduation_rate", p.GraduationRateParameters, ("school_enrolment", "school_graduation"), period="cohort_year",
@@ -89,7 +90,8 @@ def reference_kinds() -> dict[str, IndicatorKind]:
                 "denominator": ("school_graduation.outcome", "school_graduation.cohort_year"),
                 "person": ("school_graduation.*", *_ENROLMENT_PERSON),
             },
-            summary="the cohort less excluded outcomes; numerator: graduated outcomes",
+            summary=("the latest graduation row per student and cohort, less excluded_outcomes; numerator graduated_outcomes; "
+                     "school and attributes from the latest enrolment with school_year <= cohort_year"),
         ),
         IndicatorKind(
             "cross_agency_immunization", p.ImmunizationParameters, ("school_enrolment", "health_immunization"),
@@ -99,7 +101,8 @@ def reference_kinds() -> dict[str, IndicatorKind]:
                 "denominator": ("school_enrolment.grade_level",),
                 "person": ("school_enrolment.*", "school_enrolment.enroll_date"),
             },
-            summary="students with >= min_doses distinct dates of the vaccine codes before the cutoff",
+            summary=("students of grade_levels; numerator: >= min_doses distinct administered dates of vaccine_codes over all "
+                     "linked health records, strictly before dose_cutoff of the school year's start year"),
         ),
         IndicatorKind(
             "cross_agency_visit", p.VisitParameters, ("school_enrolment", "health_encounter"),
@@ -109,7 +112,7 @@ def reference_kinds() -> dict[str, IndicatorKind]:
                 "denominator": ("school_enrolment.grade_level",),
                 "person": ("school_enrolment.*", "school_enrolment.enroll_date"),
             },
-            summary="students with a linked encounter of the given types in the school year",
+            summary="every student enrolled that year (of grade_levels if given); numerator: a linked encounter of encounter_types dated July 1 - June 30",
         ),
     )
     return {k.name: k for k in kinds}

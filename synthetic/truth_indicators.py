@@ -390,11 +390,11 @@ def warehouse_crosswalk(engine: Engine) -> pd.DataFrame:
 def pipeline_indicator_rows(engine: Engine) -> pd.DataFrame:
     """The warehouse's indicator rows before disclosure control (``compute_indicator_rows``, the function
     ``publish_release`` protects and publishes): ``KEY`` + numerator, denominator."""
-    from data_sharing.partnership import load_partnership
     from schemas.indicators import load_indicator_definitions
+    from schemas.roles import ROLES
     from warehouse.indicators import compute_indicator_rows
 
-    ks = {a: int(ag.min_cell_size) for a, ag in load_partnership().agreements.items()}
+    ks = dict.fromkeys(ROLES, 1)  # k only decides suppression, which these rows come before
     with engine.begin() as conn:
         rows = compute_indicator_rows(conn, load_indicator_definitions(), ks)
     return rows[[*KEY, "numerator", "denominator"]].reset_index(drop=True)

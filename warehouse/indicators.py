@@ -4,27 +4,10 @@ Every definition selects one computation **kind** and parameterises it; the kind
 here, as SQLAlchemy Core (no SQL text, bound parameters only), so the same definition runs on SQLite and
 PostgreSQL. A city adds an indicator of an existing kind with a definition file alone.
 
-==============================  ===========================================================================
-kind                            unit (one per student and period; numerator flag)
-==============================  ===========================================================================
-``chronic_absence``             per school: the student's attendance rows at that school, summed; city-wide:
-                                summed over all the student's schools. Denominator ``days_enrolled >=
-                                min_days_enrolled``; numerator ``days_absent / days_enrolled >= threshold``
-                                (compared exactly: ``absent * q >= enrolled * p`` for threshold p/q).
-``chronic_absence_by_program``  the chronic-absence units joined to every human-services program with an
-                                enrolment overlapping the school year (groups overlap); ``NONE`` without one.
-``assessment_rate``             assessment rows of ``grade_level``/``subject`` (the row's grade), best
-                                ``performance_level`` per student, subject and year; numerator: best level
-                                within ``[min_level, max_level]``.
-``graduation_rate``             the latest graduation row per student and cohort (ties: later row), less
-                                ``excluded_outcomes``; numerator ``graduated_outcomes``. School and attributes
-                                from the latest-``enroll_date`` enrolment with ``school_year <= cohort_year``.
-``cross_agency_immunization``   students of ``grade_levels``; numerator: >= ``min_doses`` distinct
-                                ``administered_date`` of ``vaccine_codes`` over all health records linked to
-                                the child, strictly before ``dose_cutoff`` of the school year's start year.
-``cross_agency_visit``          every student with an enrolment that year (of ``grade_levels`` if given);
-                                numerator: a linked encounter of ``encounter_types`` dated July 1 - June 30.
-==============================  ===========================================================================
+Each kind is one object in ``schemas/kinds.py`` (parameters, roles read, period, whether schools add up,
+lineage, and its ``summary``: the unit, one per student and period, and its numerator flag); its SQL is
+the function ``kind_<name>`` here (:data:`KINDS`). Chronic absence compares exactly: ``absent * q >=
+enrolled * p`` for threshold p/q.
 
 Shared rules (SPEC, "Details that every implementation must share"):
 
@@ -450,9 +433,7 @@ def kind_cross_agency_visit(run: _Run, d: IndicatorDefinition) -> Units:
     return {"school": sel}
 
 
-KINDS: dict[str, Callable[[_Run, IndicatorDefinition], Units]] = {
-    name: globals()["kind_" + name] for name in KIND_SPECS
-}
+KINDS: dict[str, Callable[[_Run, IndicatorDefinition], Units]] = {name: globals()["kind_" + name] for name in KIND_SPECS}
 """The SQL of every kind of ``schemas.kinds`` (its function ``kind_<name>`` here), by kind name."""
 
 

@@ -445,7 +445,7 @@ def load_current(
 ) -> LoadResult:
     """Make ``extract_key``'s table hold exactly the rows of ``files`` (its full current set), linked by ``crosswalk``.
 
-    ``extract_key`` is ``"fps/students"`` or ``("fps", "students")``. ``files`` may be empty (the extract
+    ``extract_key`` is ``"<agency>/<extract>"`` or ``(agency, extract)``. ``files`` may be empty (the extract
     then holds no rows). ``crosswalk`` has columns ``source_key`` and ``child_key`` (NULL: not linked);
     it may hold other agencies' keys too. ``tables``: the partnership's :func:`extract_tables` (default: the
     reference partnership's). One transaction: on any error nothing changes.

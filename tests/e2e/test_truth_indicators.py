@@ -186,4 +186,4 @@ def test_a_new_hub_without_data_runs_and_publishes_nothing(tmp_path: Path, monke
     ]
     [published] = [c for c in checks if c.check_name == "release_published"]
     assert not published.passed and published.severity == AssetCheckSeverity.WARN
-    assert "no fps/students file has been loaded yet" in published.description and "no release yet" in published.description
+    assert "no extract of role school_enrolment has been loaded yet" in published.description and "no release yet" in published.description

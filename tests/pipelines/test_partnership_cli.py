@@ -70,3 +70,24 @@ def test_check_refuses_an_indicator_whose_role_no_agency_sends(tmp_path: Path) -
     assert len(lines) == 3, lines  # kindergarten_mmr2 and well_child_visit, then the count
     assert "kindergarten_mmr2.yaml: kind: cross_agency_immunization reads role health_immunization, which no extract" in lines[0]
     assert "well_child_visit.yaml: kind: cross_agency_visit reads role health_encounter" in lines[1]
+
+
+def test_the_partnership_is_a_setting(tmp_path: Path) -> None:
+    from pipelines.definitions import build_definitions
+    from pipelines.settings import Settings
+
+    assert Settings.from_env({"C2C_HOME": str(tmp_path)}).partnership is None  # the packaged reference
+    settings = Settings.from_env({"C2C_HOME": str(tmp_path), "C2C_PARTNERSHIP": str(REPO / "schemas/partnerships/lakeshore")})
+    assert settings.partnership == REPO / "schemas/partnerships/lakeshore"
+    assert Settings.from_env(settings.environment()).partnership == settings.partnership  # UI/daemon see the same
+    resource = build_definitions(settings, env={}).resources["partnership"]
+    assert resource.load().agencies == ["family_services", "lc_health", "north_usd", "south_usd"]
+
+
+def test_synth_for_another_partnership(tmp_path: Path) -> None:
+    out = c2c("synth", "--partnership", str(REPO / "schemas/partnerships/lakeshore"), "--children", "200", "--seed", "3",
+              "--out", str(tmp_path / "city"))
+    assert out.returncode == 0, out.stderr
+    lines = [ln.strip() for ln in out.stdout.splitlines() if ln.startswith("  ") and ": " in ln and "rows" in ln]
+    assert len(lines) == 14 and any(ln.startswith("south_usd/enrollment: ") for ln in lines), out.stdout
+    assert sorted(p.name for p in (tmp_path / "city" / "drop").iterdir()) == ["family_services", "lc_health", "north_usd", "south_usd"]
