@@ -32,6 +32,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     started = time.perf_counter()
     kwargs = {"as_of": as_of} if as_of else {}
+    if getattr(args, "profile", None):
+        from synthetic.profiles import load_profile
+
+        try:
+            load_profile(args.profile)
+        except ValueError as exc:
+            print(f"c2c synth: {exc}", file=sys.stderr)
+            return 2
+        kwargs["profile"] = args.profile
     summary = generate_city(args.children, args.seed, Path(args.out), **kwargs)
     elapsed = time.perf_counter() - started
     out = Path(args.out).absolute()
@@ -458,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", required=True)
     p.add_argument("--as-of", help="as-of date of the extracts (YYYY-MM-DD)")
+    p.add_argument("--profile", default=None,
+                   help="city error profile: default, sloppy, elsewhere (synthetic/error_profiles/NAME.yaml) or a YAML path")
     p.set_defaults(func=cmd_synth)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from data_sharing.linkage import state as st
+from data_sharing.linkage.estimates import estimate_quality, low_score_totals
 from data_sharing.linkage.model import (
     LinkageModel,
     LinkageModelError,
@@ -510,6 +512,10 @@ def link(
             guards=guard_counts, keys=assignment.counts, model=model.describe(), settings=settings.label,
             notes=[key_note] if key_note else [],
         )
+        quality = dataclasses.replace(quality, estimates=estimate_quality(
+            labels=clusters.labels, pairs=pairs, same_person=same_person, guarded=parent | sibling | concurrent,
+            low_scores=low_score_totals(con, "__c2c_scored", lower), link_rates=quality.link_rates,
+            link_rates_by=quality.link_rates_by))
         timings["quality"] = time.perf_counter() - t1
 
         # 8. state, in one transaction
