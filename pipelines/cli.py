@@ -414,6 +414,43 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_audit(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from data_sharing.linkage.queue import audit_precision
+    from data_sharing.linkage.review import DecisionError, read_pending, read_queue
+
+    settings = _settings(args)
+    try:
+        queue = read_queue(settings.linkage_dir)
+        pending = read_pending(settings.linkage_dir)
+    except DecisionError as exc:
+        return _review_error(exc)
+    stored = pd.DataFrame(columns=["source_key_l", "source_key_r", "decision"])
+    from data_sharing.linkage.run import read_state
+    from data_sharing.linkage.state import LinkageStateError
+
+    try:
+        stored = read_state(settings.linkage_dir).get("decisions", stored)
+    except LinkageStateError:  # no state yet: only pending decisions count
+        pass
+    cols = ["source_key_l", "source_key_r", "decision"]
+    decisions = pd.concat([stored[cols], pending[cols]], ignore_index=True) if len(pending) else stored[cols]
+    a = audit_precision(queue, decisions)
+    if a["audit_pairs"] == 0:
+        print("c2c linkage review audit: the latest run queued no audit pairs (no accepted links)")
+        return 0
+    line = f"c2c linkage review audit: {a['reviewed']} of {a['audit_pairs']} audit pair(s) decided"
+    if a["reviewed"]:
+        lo, hi = a["interval_95"]
+        line += (f"; {a['confirmed']} confirmed: estimated precision {a['precision']:.3f} "
+                 f"(95% interval {lo:.3f} to {hi:.3f})")
+    else:
+        line += "; decide them with `c2c linkage review list --reason audit` and `review decide`"
+    print(line)
+    return 0
+
+
 def cmd_review_import(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -591,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file", help="CSV: source_key_l, source_key_r, decision, decided_by, decided_at (ISO 8601), reason")
     recording(r)
     r.set_defaults(func=cmd_review_import)
+    r = rsub.add_parser("audit", help="estimated precision (95%% interval) from decisions on the queue's audit sample")
+    common(r)
+    r.set_defaults(func=cmd_review_audit)
 
     p = sub.add_parser("ui", help="start the Dagster UI (and daemon: sensor and schedule) for this data directory")
     common(p)

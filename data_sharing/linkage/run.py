@@ -47,6 +47,7 @@ from data_sharing.linkage.model import (
     quiet_splink,
     work_connection,
 )
+from data_sharing.linkage.queue import finish_queue
 from data_sharing.linkage.persons import assign_child_keys, cluster
 from data_sharing.linkage.quality import LinkageQuality, compute_quality
 from data_sharing.linkage.records import LinkageInputError, load_records
@@ -487,7 +488,8 @@ def link(
         fq = first_q.reindex(pd.MultiIndex.from_arrays([q.source_key_l, q.source_key_r])).to_numpy(dtype=object) if len(first_q) else np.full(len(q), None, dtype=object)
         q["first_queued_run"] = np.where(pd.isna(fq), run_id, fq)
         q.insert(0, "run_id", run_id)
-        q = q.sort_values(["match_probability", "source_key_l", "source_key_r"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
+        q, queue_cap = finish_queue(q, pairs, levels, weights, same_person & linkable, persons=int(clusters.labels.cluster.nunique()),
+                                    upper=upper, upper_within=upper_w, run_id=run_id, dumps=st.dumps)
 
         timings["queue"] = time.perf_counter() - t1
 
@@ -515,7 +517,7 @@ def link(
         quality = dataclasses.replace(quality, estimates=estimate_quality(
             labels=clusters.labels, pairs=pairs, same_person=same_person, guarded=parent | sibling | concurrent,
             low_scores=low_score_totals(con, "__c2c_scored", lower), link_rates=quality.link_rates,
-            link_rates_by=quality.link_rates_by))
+            link_rates_by=quality.link_rates_by) | {"review_queue": queue_cap})
         timings["quality"] = time.perf_counter() - t1
 
         # 8. state, in one transaction
