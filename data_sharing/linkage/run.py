@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from data_sharing.linkage import state as st
+from data_sharing.linkage.evidence import twin_evidence
 from data_sharing.linkage.estimates import estimate_quality, low_score_totals
 from data_sharing.linkage.model import (
     LinkageModel,
@@ -411,6 +412,8 @@ def link(
                 dc = sib.distinct_common
                 scope = scope & _distinct_common(con, "__c2c_pairs", dc.column,
                                                  dc.threshold(sum(summary.source_keys.values())))
+            if sib.needs_twin_evidence:
+                scope = scope & twin_evidence(con, "__c2c_pairs")
             sibling |= scope & _guard_mask(settings, levels, sib.when)
         sibling &= ~concurrent
         dec = effective.set_index(["source_key_l", "source_key_r"]).decision if len(effective) else pd.Series(dtype=str)

@@ -96,3 +96,22 @@ def test_review_audit_command(tmp_path: Path) -> None:
     assert "2 of 3 audit pair(s) decided; 2 confirmed: estimated precision 1.000 (95% interval 0.342 to 1.000)" in out.stdout
     assert not json.dumps(out.stdout).count("ann")
     assert np.isfinite(wilson_interval(2, 2)[0])
+
+
+def test_twin_evidence_needs_two_first_names_under_one_agency() -> None:
+    import duckdb
+
+    from data_sharing.linkage.evidence import twin_evidence
+
+    con = duckdb.connect()
+    con.execute("create table records (rid bigint, agency varchar, source_key varchar, first_name_hash varchar, "
+                "last_name_hash varchar, birth_date_hash varchar)")
+    con.execute("""insert into records values
+        (1, 's', 'k1', 'ANNA', 'LEE', 'D1'), (2, 's', 'k2', 'BELLA', 'LEE', 'D1'),   -- school knows two children
+        (3, 'h', 'k3', 'ANNA', 'LEE', 'D1'),
+        (4, 's', 'k4', 'CARL', 'ROY', 'D2'), (5, 'h', 'k5', 'JOHN', 'ROY', 'D2'),    -- one each: no evidence
+        (6, 'h', 'k6', 'EVE', 'KIM', 'D3'), (7, 'h', 'k6', 'EVA', 'KIM', 'D3'),      -- one id, two variants
+        (8, 's', 'k8', 'IVY', 'KIM', 'D3')""")
+    con.execute("create table pairs as select * from (values ('k1', 'k3', 1, 3), ('k4', 'k5', 4, 5), ('k6', 'k8', 6, 8)) "
+                "t(a, b, rid_l, rid_r)")
+    assert twin_evidence(con, "pairs").tolist() == [True, False, False]
