@@ -415,39 +415,13 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_review_audit(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from data_sharing.linkage.queue import audit_summary
+    from data_sharing.linkage.review import DecisionError
 
-    from data_sharing.linkage.queue import audit_precision
-    from data_sharing.linkage.review import DecisionError, read_pending, read_queue
-
-    settings = _settings(args)
     try:
-        queue = read_queue(settings.linkage_dir)
-        pending = read_pending(settings.linkage_dir)
+        print(audit_summary(_settings(args).linkage_dir))
     except DecisionError as exc:
         return _review_error(exc)
-    stored = pd.DataFrame(columns=["source_key_l", "source_key_r", "decision"])
-    from data_sharing.linkage.run import read_state
-    from data_sharing.linkage.state import LinkageStateError
-
-    try:
-        stored = read_state(settings.linkage_dir).get("decisions", stored)
-    except LinkageStateError:  # no state yet: only pending decisions count
-        pass
-    cols = ["source_key_l", "source_key_r", "decision"]
-    decisions = pd.concat([stored[cols], pending[cols]], ignore_index=True) if len(pending) else stored[cols]
-    a = audit_precision(queue, decisions)
-    if a["audit_pairs"] == 0:
-        print("c2c linkage review audit: the latest run queued no audit pairs (no accepted links)")
-        return 0
-    line = f"c2c linkage review audit: {a['reviewed']} of {a['audit_pairs']} audit pair(s) decided"
-    if a["reviewed"]:
-        lo, hi = a["interval_95"]
-        line += (f"; {a['confirmed']} confirmed: estimated precision {a['precision']:.3f} "
-                 f"(95% interval {lo:.3f} to {hi:.3f})")
-    else:
-        line += "; decide them with `c2c linkage review list --reason audit` and `review decide`"
-    print(line)
     return 0
 
 

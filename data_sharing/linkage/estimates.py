@@ -20,6 +20,7 @@ persons, below which a rate is noise) is flagged.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -123,3 +124,13 @@ def estimate_quality(*, labels: pd.DataFrame, pairs: pd.DataFrame, same_person: 
     est["subgroup_flag_rule"] = (f"link rate for an agency pair more than {FLAG_POINTS:g} points from the city's, "
                                  f"groups of {FLAG_MIN_PERSONS}+ persons")
     return est
+
+
+def with_estimates(quality: Any, con: Any, labels: pd.DataFrame, pairs: pd.DataFrame, same_person: np.ndarray,
+                   guarded: np.ndarray, floor: float, queue: dict[str, Any]) -> Any:
+    """``quality`` (a LinkageQuality) with its ``estimates``: :func:`estimate_quality` over the run's
+    scored pairs (``__c2c_scored`` in ``con``) and the review queue's cap figures."""
+    est = estimate_quality(labels=labels, pairs=pairs, same_person=same_person, guarded=guarded,
+                           low_scores=low_score_totals(con, "__c2c_scored", floor), link_rates=quality.link_rates,
+                           link_rates_by=quality.link_rates_by)
+    return dataclasses.replace(quality, estimates=est | {"review_queue": queue})

@@ -32,3 +32,18 @@ def twin_evidence(con: Any, pairs_table: str) -> np.ndarray:
     )
     rows = con.execute(sql).fetchnumpy()
     return np.asarray(next(iter(rows.values())), dtype=bool)
+
+
+def distinct_common(con: Any, pairs_table: str, column: str, min_source_keys: int) -> np.ndarray:
+    """Per pair of ``pairs_table`` (ordered by a, b, as the pairs frame is): its best variants' values of
+    ``column`` differ and each is held by at least ``min_source_keys`` of the run's source keys."""
+    col = st.quote(column)
+    sql = (
+        "with f as (select " + col + " as v, count(distinct source_key) as n from records where " + col
+        + " is not null group by 1) "
+        "select coalesce(rl." + col + " <> rr." + col + " and fl.n >= ? and fr.n >= ?, false) "
+        "from " + st.quote(pairs_table) + " p join records rl on rl.rid = p.rid_l join records rr on rr.rid = p.rid_r "
+        "left join f fl on fl.v = rl." + col + " left join f fr on fr.v = rr." + col + " order by p.a, p.b"
+    )
+    rows = con.execute(sql, [min_source_keys, min_source_keys]).fetchnumpy()
+    return np.asarray(next(iter(rows.values())), dtype=bool)

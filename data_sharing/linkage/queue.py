@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,3 +95,33 @@ def finish_queue(q: pd.DataFrame, pairs: pd.DataFrame, levels: pd.DataFrame, wei
         kept = pd.concat([kept, sample[list(kept.columns)]], ignore_index=True)
     info["audit_pairs"] = int(len(sample))
     return kept, info
+
+
+def audit_summary(linkage_dir: Path) -> str:
+    """``c2c linkage review audit``: one line on the latest queue's audit pairs and the precision they give.
+
+    Decisions count whether stored by a run (the linkage state) or still pending; raises DecisionError
+    when there is no queue yet.
+    """
+    from data_sharing.linkage.review import read_pending, read_queue
+    from data_sharing.linkage.run import read_state
+    from data_sharing.linkage.state import LinkageStateError
+
+    queue = read_queue(linkage_dir)
+    cols = ["source_key_l", "source_key_r", "decision"]
+    frames = [read_pending(linkage_dir)[cols]]
+    try:
+        stored = read_state(linkage_dir).get("decisions")
+        if stored is not None and len(stored):
+            frames.insert(0, stored[cols])
+    except LinkageStateError:  # no state yet: only pending decisions count
+        pass
+    a = audit_precision(queue, pd.concat(frames, ignore_index=True))
+    if a["audit_pairs"] == 0:
+        return "c2c linkage review audit: the latest run queued no audit pairs (no accepted links)"
+    line = f"c2c linkage review audit: {a['reviewed']} of {a['audit_pairs']} audit pair(s) decided"
+    if not a["reviewed"]:
+        return line + "; decide them with `c2c linkage review list --reason audit` and `review decide`"
+    lo, hi = a["interval_95"]
+    return line + (f"; {a['confirmed']} confirmed: estimated precision {a['precision']:.3f} "
+                   f"(95% interval {lo:.3f} to {hi:.3f})")

@@ -29,7 +29,6 @@ import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from data_sharing.linkage import state as st
+from data_sharing.linkage.evidence import distinct_common as _distinct_common
 from data_sharing.linkage.evidence import twin_evidence
-from data_sharing.linkage.estimates import estimate_quality, low_score_totals
+from data_sharing.linkage.estimates import with_estimates
 from data_sharing.linkage.model import (
     LinkageModel,
     LinkageModelError,
@@ -200,21 +200,6 @@ def _guard_mask(settings: LinkageSettings, levels: pd.DataFrame, when: Mapping[s
     for comp, allowed in when.items():
         mask &= levels[comp].isin(list(allowed)).to_numpy()
     return mask
-
-
-def _distinct_common(con: Any, pairs_table: str, column: str, min_source_keys: int) -> np.ndarray:
-    """Per pair of ``pairs_table`` (ordered by a, b, as the pairs frame is): its best variants' values of
-    ``column`` differ and each is held by at least ``min_source_keys`` of the run's source keys."""
-    col = st.quote(column)
-    sql = (
-        "with f as (select " + col + " as v, count(distinct source_key) as n from records where " + col
-        + " is not null group by 1) "
-        "select coalesce(rl." + col + " <> rr." + col + " and fl.n >= ? and fr.n >= ?, false) "
-        "from " + st.quote(pairs_table) + " p join records rl on rl.rid = p.rid_l join records rr on rr.rid = p.rid_r "
-        "left join f fl on fl.v = rl." + col + " left join f fr on fr.v = rr." + col + " order by p.a, p.b"
-    )
-    rows = con.execute(sql, [min_source_keys, min_source_keys]).fetchnumpy()
-    return np.asarray(next(iter(rows.values())), dtype=bool)
 
 
 def _histogram(con: Any, table: str, column: str) -> dict[str, int]:
@@ -412,8 +397,7 @@ def link(
                 dc = sib.distinct_common
                 scope = scope & _distinct_common(con, "__c2c_pairs", dc.column,
                                                  dc.threshold(sum(summary.source_keys.values())))
-            if sib.needs_twin_evidence:
-                scope = scope & twin_evidence(con, "__c2c_pairs")
+            scope = scope & twin_evidence(con, "__c2c_pairs") if sib.needs_twin_evidence else scope
             sibling |= scope & _guard_mask(settings, levels, sib.when)
         sibling &= ~concurrent
         dec = effective.set_index(["source_key_l", "source_key_r"]).decision if len(effective) else pd.Series(dtype=str)
@@ -517,10 +501,7 @@ def link(
             guards=guard_counts, keys=assignment.counts, model=model.describe(), settings=settings.label,
             notes=[key_note] if key_note else [],
         )
-        quality = dataclasses.replace(quality, estimates=estimate_quality(
-            labels=clusters.labels, pairs=pairs, same_person=same_person, guarded=parent | sibling | concurrent,
-            low_scores=low_score_totals(con, "__c2c_scored", lower), link_rates=quality.link_rates,
-            link_rates_by=quality.link_rates_by) | {"review_queue": queue_cap})
+        quality = with_estimates(quality, con, clusters.labels, pairs, same_person, parent | sibling | concurrent, lower, queue_cap)
         timings["quality"] = time.perf_counter() - t1
 
         # 8. state, in one transaction
