@@ -241,6 +241,7 @@ def linked_persons(
     os.replace(tmp, linkage_dir / CROSSWALK_FILE)
     quality = result.quality
     summary = {"records": quality.records, "persons": quality.persons, "link_rates": quality.link_rates,
+               "estimated_quality": quality.estimates,
                "model": result.model.get("model_id") if isinstance(result.model, dict) else str(result.model)}
     (linkage_dir / QUALITY_FILE).write_text(json.dumps(summary, sort_keys=True, default=str), encoding="utf-8")
     queue_path = linkage_dir / "review" / "queue.csv"
@@ -275,6 +276,7 @@ def linked_persons(
             "link_rates": shown(quality.link_rates),
             "link_rates_by_group": shown(quality.link_rates_by),
             "score_distribution": shown(quality.scores),
+            "estimated_quality": shown(quality.estimates),
             "review_queue": len(result.review_queue),
             "history_changes": len(result.history),
             "crosswalk_rows": len(crosswalk),

@@ -83,13 +83,13 @@ def _add_periods(attributes: dict, city: Path, keyset: Any) -> None:
         attributes[ci.agency] = pd.concat([attributes[ci.agency], rows], ignore_index=True)
 
 
-def step_prepare(children: int, seed: int, work: Path) -> dict[str, Any]:
+def step_prepare(children: int, seed: int, work: Path, profile: str = "default") -> dict[str, Any]:
     from data_sharing.keys import load_keyset
     from data_sharing.linkage.truth import encode_city
     from synthetic.city import generate_city
 
     t = time.perf_counter()
-    generate_city(children, seed, work / "city")
+    generate_city(children, seed, work / "city", profile=profile)
     t_gen = time.perf_counter() - t
     t = time.perf_counter()
     keyset = load_keyset()
@@ -128,9 +128,47 @@ def step_link(work: Path, model_path: str) -> dict[str, Any]:
     rss = _rss_gib()
     ev = evaluate_against_truth(result.crosswalk, pd.read_parquet(work / "truth.parquet"),
                                 pd.read_parquet(work / "persons.parquet"))
+    ev["kinds"] = _kinds(ev)
+    ev["namesakes"] = _namesakes_merged(result.crosswalk, pd.read_parquet(work / "truth.parquet"),
+                                        pd.read_parquet(work / "persons.parquet"))
     return {"link_s": wall, "timings": result.timings, "peak_rss_gib": rss, "evaluation": ev,
+            "estimates": result.quality.estimates,
             "review_queue": result.quality.review, "guards": result.quality.guards,
             "source_keys": sum(result.quality.records[a]["source_keys"] for a in result.quality.records)}
+
+
+def _kinds(ev: dict[str, Any]) -> dict[str, Any]:
+    """Measured pairwise precision / recall within one agency and across agencies."""
+    out = {}
+    for kind, keep in (("within_agency", lambda a, b: a == b), ("across_agencies", lambda a, b: a != b)):
+        tp = pred = true = 0
+        for k, v in ev["by_agency_pair"].items():
+            a, b = k.split("|")
+            if keep(a, b):
+                tp, pred, true = tp + v["true_positives"], pred + v["predicted_pairs"], true + v["true_pairs"]
+        out[kind] = {"precision": tp / pred if pred else 1.0, "recall": tp / true if true else 1.0,
+                     "false_positives": pred - tp, "false_negatives": true - tp}
+    return out
+
+
+def _namesakes_merged(crosswalk: Any, truth: Any, persons: Any) -> dict[str, int]:
+    """Children with the same first and last name: same family a year+ apart (siblings), other families."""
+    import pandas as pd
+
+    kids = persons[persons.is_child.astype(str).str.lower().isin(["true", "1"])]
+    kids = kids[["person_id", "family_id", "first_name", "last_name", "birth_date"]].dropna()
+    pairs = kids.merge(kids, on=["first_name", "last_name"], suffixes=("_a", "_b"))
+    pairs = pairs[pairs.person_id_a < pairs.person_id_b]
+    gap = (pd.to_datetime(pairs.birth_date_a) - pd.to_datetime(pairs.birth_date_b)).dt.days.abs()
+    keys = truth.drop_duplicates("source_key").merge(crosswalk[["source_key", "child_key"]], on="source_key")
+    held = keys.groupby("person_id").child_key.agg(set)
+    def merged(sub: Any) -> int:
+        return sum(1 for a, b in zip(sub.person_id_a, sub.person_id_b, strict=True)
+                   if a in held.index and b in held.index and held[a] & held[b])
+    sib = pairs[(pairs.family_id_a == pairs.family_id_b) & (gap >= 365)]
+    other = pairs[pairs.family_id_a != pairs.family_id_b]
+    return {"same_name_siblings_year_apart": int(len(sib)), "same_name_siblings_merged": merged(sib),
+            "namesakes_other_families": int(len(other)), "namesakes_merged": merged(other)}
 
 
 def _child(*args: str) -> dict[str, Any]:
@@ -142,25 +180,25 @@ def _child(*args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_city(children: int, seed: int, keep: Path | None) -> dict[str, Any]:
+def run_city(children: int, seed: int, keep: Path | None, profile: str = "default") -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"c2c-bench-linkage-{children}-"))
     env_key = base64.b64encode(secrets.token_bytes(32)).decode()
     os.environ["C2C_MASTER_KEY"] = env_key  # one key for the three steps
     try:
-        prep = _child("prepare", str(children), str(seed), str(work))
+        prep = _child("prepare", str(children), str(seed), str(work), profile)
         train = _child("train", str(work))
         res = _child("link", str(work), train["model"])
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
         else:
-            shutil.copytree(work, keep / f"city-{children}", dirs_exist_ok=True)
+            shutil.copytree(work, keep / f"city-{profile}-{children}", dirs_exist_ok=True)
             shutil.rmtree(work, ignore_errors=True)
     ev = res["evaluation"]
     pw = ev["pairwise"]
     race = {k: v["recall"] for k, v in ev["recall_by_race_ethnicity"].items()}
     return {
-        "benchmark": "synthetic_city", "children": children, "seed": seed, "rows": prep["rows"],
+        "benchmark": "synthetic_city", "profile": profile, "children": children, "seed": seed, "rows": prep["rows"],
         "source_keys": res["source_keys"], "protect_s": round(prep["protect_s"], 1),
         "train_s": round(train["train_s"], 1), "train_peak_rss_gib": round(train["peak_rss_gib"], 2),
         "link_s": round(res["link_s"], 1), "link_peak_rss_gib": round(res["peak_rss_gib"], 2),
@@ -170,6 +208,7 @@ def run_city(children: int, seed: int, keep: Path | None) -> dict[str, Any]:
         "recall_by_race_ethnicity": race, "recall_gap_race": ev["recall_gap_between_race_groups"],
         "by_agency_pair": {k: {"precision": v["precision"], "recall": v["recall"]} for k, v in ev["by_agency_pair"].items()},
         "clusters": ev["clusters"], "hard_cases": ev["hard_cases"], "review_queue": res["review_queue"],
+        "kinds": ev["kinds"], "namesakes": ev["namesakes"], "estimates": res["estimates"],
     }
 
 
@@ -372,13 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--children", type=int, nargs="*", default=[20000])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--febrl", action="store_true")
+    parser.add_argument("--profile", nargs="+", default=["default"], help="city error profiles (synthetic/error_profiles/)")
     parser.add_argument("--keep", type=Path, default=None)
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.step:
         name, *rest = args.step
         if name == "prepare":
-            res = step_prepare(int(rest[0]), int(rest[1]), Path(rest[2]))
+            res = step_prepare(int(rest[0]), int(rest[1]), Path(rest[2]), *rest[3:4])
         elif name == "train":
             res = step_train(Path(rest[0]))
         else:
@@ -386,10 +426,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res, default=str))
         return 0
     results = []
-    for n in args.children:
-        r = run_city(n, args.seed, args.keep)
-        print(json.dumps(r, default=str), flush=True)
-        results.append(r)
+    for profile in args.profile:
+        for n in args.children:
+            r = run_city(n, args.seed, args.keep, profile)
+            print(json.dumps(r, default=str), flush=True)
+            results.append(r)
     if args.febrl:
         r = run_febrl(args.keep)
         print(json.dumps(r, default=str), flush=True)
@@ -397,10 +438,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for r in results:
         if r["benchmark"] == "synthetic_city":
-            print(f"city {r['children']:>7,} children: P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} "
+            print(f"city {r['profile']:<10} {r['children']:>7,} children: P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} "
                   f"race gap {r['recall_gap_race']:.4f}  train {r['train_s']} s  link {r['link_s']} s  "
                   f"RSS {r['link_peak_rss_gib']} GiB  twins merged {r['hard_cases']['twin_pairs_merged']}/"
                   f"{r['hard_cases']['twin_pairs_present']}  adults in child clusters {r['hard_cases']['adults_in_a_child_cluster']}")
+            k, e, ns = r["kinds"], r["estimates"], r["namesakes"]
+            print(f"    within P {k['within_agency']['precision']:.4f} R {k['within_agency']['recall']:.4f}  across P "
+                  f"{k['across_agencies']['precision']:.4f} R {k['across_agencies']['recall']:.4f}  estimated P "
+                  f"{e['all']['precision']:.4f} R {e['all']['recall']:.4f}  same-name siblings merged "
+                  f"{ns['same_name_siblings_merged']}/{ns['same_name_siblings_year_apart']}  namesakes merged "
+                  f"{ns['namesakes_merged']}/{ns['namesakes_other_families']}  review {r['review_queue'].get('queue_size')}")
         else:
             e, s = r["c2c_encoded"], r["splink_raw"]
             print(f"FEBRL4: encoded F1 {e['f1']:.4f} (P {e['precision']:.4f} R {e['recall']:.4f})  "

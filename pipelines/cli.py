@@ -378,6 +378,17 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_audit(args: argparse.Namespace) -> int:
+    from data_sharing.linkage.queue import audit_summary
+    from data_sharing.linkage.review import DecisionError
+
+    try:
+        print(audit_summary(_settings(args).linkage_dir))
+    except DecisionError as exc:
+        return _review_error(exc)
+    return 0
+
+
 def cmd_review_import(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -536,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file", help="CSV: source_key_l, source_key_r, decision, decided_by, decided_at (ISO 8601), reason")
     recording(r)
     r.set_defaults(func=cmd_review_import)
+    r = rsub.add_parser("audit", help="estimated precision (95%% interval) from decisions on the queue's audit sample")
+    common(r)
+    r.set_defaults(func=cmd_review_audit)
 
     add_ops_commands(sub, common)
     add_partnership_commands(sub)  # pipelines/cli_partnership.py

@@ -168,7 +168,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     started = time.perf_counter()
-    kwargs = {"as_of": as_of} if as_of else {}
+    kwargs: dict[str, object] = {"as_of": as_of} if as_of else {}
+    if getattr(args, "profile", None):
+        from synthetic.profiles import load_profile
+
+        try:
+            load_profile(args.profile)
+        except ValueError as exc:  # an unknown or malformed profile: one line, exit 2
+            print(f"c2c synth: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        kwargs["profile"] = args.profile
     summary = generate_city(args.children, args.seed, Path(args.out), **kwargs)
     elapsed = time.perf_counter() - started
     out = Path(args.out).absolute()
@@ -188,6 +197,8 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42, help="random seed: the same seed gives byte-identical files (default 42)")
     p.add_argument("--out", required=True, help="folder to write into: <out>/drop (the extracts) and <out>/truth")
     p.add_argument("--as-of", help="as-of date of the extracts (YYYY-MM-DD; default 2026-08-15)")
+    p.add_argument("--profile", default=None,
+                   help="error profile: default, sloppy, elsewhere (synthetic/error_profiles/NAME.yaml) or a YAML path")
     p.set_defaults(func=cmd_synth)
 
 

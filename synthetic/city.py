@@ -19,6 +19,7 @@ Command line: ``python -m synthetic --children 5000 --seed 1 --out /tmp/city``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from synthetic import _dates as D
 from synthetic.dhs import build_dhs
 from synthetic.fhd import build_fhd
 from synthetic.fps import build_fps
-from synthetic.noise import Flags
+from synthetic.noise import Flags, city_errors, using_city_errors
 from synthetic.population import Params, Population, build_population
 
 EXTRACTS: tuple[tuple[str, str], ...] = (
@@ -160,8 +161,28 @@ def generate_city(
     as_of: dt.date = dt.date(2026, 8, 15),
     first_school_year: int = 2022,
     last_school_year: int = 2026,
+    profile: str = "default",
 ) -> CitySummary:
-    """Generate the synthetic city's nine extracts and its ground truth under ``out``; see the module doc."""
+    """Generate the synthetic city's nine extracts and its ground truth under ``out``; see the module doc.
+
+    ``profile`` names a city error profile (``synthetic/error_profiles/<name>.yaml``, or a YAML path).
+    """
+    from synthetic.profiles import load_profile
+
+    with using_city_errors(load_profile(profile)):
+        return _generate_city(children, seed, out, as_of=as_of, first_school_year=first_school_year,
+                              last_school_year=last_school_year)
+
+
+def _generate_city(
+    children: int,
+    seed: int,
+    out: Path,
+    *,
+    as_of: dt.date,
+    first_school_year: int,
+    last_school_year: int,
+) -> CitySummary:
     _check_args(children, as_of, first_school_year, last_school_year)
     out = Path(out)
     params = Params(int(children), int(seed), D.day(as_of), int(first_school_year), int(last_school_year))
@@ -294,6 +315,8 @@ def generate_city(
         "noise_records_by_agency": noise_by_agency,
         "rates": rates,
     }
+    if city_errors().name != "default":
+        summary["error_profile"] = dataclasses.asdict(city_errors())
     truth["summary"] = truth_dir / "summary.json"
     truth["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return CitySummary(out=out, files=files, truth=truth, rows=rows, hard_cases=hard, rates=rates)
@@ -457,9 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 8, 15))
     parser.add_argument("--first-school-year", type=int, default=2022)
     parser.add_argument("--last-school-year", type=int, default=2026)
+    parser.add_argument("--profile", default="default", help="city error profile (synthetic/error_profiles/)")
     args = parser.parse_args(argv)
     summary = generate_city(args.children, args.seed, args.out, as_of=args.as_of,
-                            first_school_year=args.first_school_year, last_school_year=args.last_school_year)
+                            first_school_year=args.first_school_year, last_school_year=args.last_school_year,
+                            profile=args.profile)
     print(summary.format())
     return 0
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthetic import _dates as D
-from synthetic.noise import Flags, force_difference, render_address, render_person
+from synthetic.noise import Flags, city_errors, force_difference, render_address, render_person
 from synthetic.population import Population, make_ids, unique_numbers
 from synthetic.profiles import DHS
 
@@ -148,7 +148,7 @@ def build_dhs(pop: Population, rng: np.random.Generator, homeless_years: np.ndar
     # ---- clients: everyone with a spell; a few get a second client id
     who = np.unique(rows.person.to_numpy())
     dup = np.zeros(n_p, dtype=bool)
-    dup[who] = rng.random(len(who)) < np.where(is_child[who], 0.012, 0.008)
+    dup[who] = rng.random(len(who)) < city_errors().reregistration * np.where(is_child[who], 0.012, 0.008)
     dup_who = np.flatnonzero(dup)
     counts["clients_with_two_ids"] = int(dup.sum())
     rec_person = np.concatenate([who, dup_who])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthetic import _dates as D
-from synthetic.noise import Flags, force_difference, render_address, render_person
+from synthetic.noise import Flags, city_errors, force_difference, render_address, render_person
 from synthetic.population import Population, make_ids, unique_numbers
 from synthetic.profiles import FHD
 
@@ -82,7 +82,7 @@ def build_fhd(pop: Population, rng: np.random.Generator, kg: np.ndarray, kids: n
     patient &= reg <= life_end
     who = np.flatnonzero(patient)
     dup = np.zeros(n_p, dtype=bool)
-    dup[who] = rng.random(len(who)) < np.where(is_child[who], 0.015, 0.005)
+    dup[who] = rng.random(len(who)) < city_errors().reregistration * np.where(is_child[who], 0.015, 0.005)
     counts["patients_with_two_ids"] = int(dup.sum())
     dup_who = np.flatnonzero(dup)
     rec_person = np.concatenate([who, dup_who])

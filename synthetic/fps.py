@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from synthetic import _dates as D
-from synthetic.noise import Flags, force_difference, render_address, render_person, upper
+from synthetic.noise import Flags, city_errors, force_difference, render_address, render_person, upper
 from synthetic.population import Population, make_ids, unique_numbers
 from synthetic.profiles import FPS
 
@@ -260,7 +260,7 @@ def build_fps(pop: Population, rng: np.random.Generator) -> FpsResult:
     enrolled_children = np.flatnonzero(nrows_child > 0)
     dup_child = np.zeros(n, dtype=bool)
     cand = np.flatnonzero(nrows_child >= 2)
-    dup_child[cand[rng.random(len(cand)) < 0.006]] = True
+    dup_child[cand[rng.random(len(cand)) < 0.006 * city_errors().reregistration]] = True
     split_at = np.where(dup_child, 1 + np.floor(rng.random(n) * np.maximum(nrows_child - 1, 1)).astype(np.int64), 10**6)
     second = rank >= split_at[rc]
     n_ids = len(enrolled_children) + int(dup_child.sum())

@@ -241,6 +241,7 @@ def render_person(
     n = len(truth["first"])
     flags: Flags = {}
     false = np.zeros(n, dtype=bool)
+    p = city_errors().adjust(p)
 
     # -- first name: nickname or spelling variant, a merged middle name, typos
     first = _obj(truth["first"]).copy()
@@ -317,7 +318,7 @@ def render_person(
     flags["last_name:punctuation_variant"] = punct
     flags["last_name:compound_variant"] = cv
     flags["last_name:typo"] = t
-    fields["last_name"] = last
+    fields["first_name"], fields["last_name"] = city_name_errors(fields["first_name"], last, middle, rng, flags)
 
     # -- birth date: day/month swap, a day slip, a year slip (one at most)
     birth = np.asarray(truth["birth"], dtype=np.int64).copy()
@@ -334,6 +335,7 @@ def render_person(
     day_err &= valid
     year_err &= valid
     birth = np.where(dm | day_err | year_err, cand, birth)
+    birth = city_birth_errors(birth, ~(dm | day_err | year_err), rng, flags, birth_min, birth_max)
     flags["birth_date:day_month_swap"] = dm
     flags["birth_date:day_error"] = day_err
     flags["birth_date:year_error"] = year_err
@@ -354,6 +356,7 @@ def render_address(
     parts: dict[str, np.ndarray], zips: np.ndarray, p: NoiseProfile, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, Flags]:
     """Street address and zip as an agency writes them."""
+    p = city_errors().adjust(p)
     street, fmt, ttypo = render_street(parts, p, rng)
     n = len(street)
     flags: Flags = {"street_address:format_variant": fmt, "street_address:typo": ttypo}
@@ -434,3 +437,159 @@ def street_text(parts: dict[str, np.ndarray]) -> np.ndarray:
 def flags_frame(flags: Flags, keep: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Subset every flag array to ``keep`` (index or mask)."""
     return {k: v[keep] if keep is not None else v for k, v in flags.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# City error models (issue 14): ``c2c synth --profile NAME`` (synthetic/error_profiles/NAME.yaml)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CityErrors:
+    """How one city's records go wrong and how its people are related, on top of the agencies' profiles.
+
+    Zero rates draw nothing from the random streams, so the default (all zero, factors 1) writes exactly
+    the city the generator wrote before profiles existed.
+    """
+
+    name: str = "default"
+    scale: dict = dataclasses.field(default_factory=dict)      # NoiseProfile field -> factor (every agency)
+    name_swap: float = 0.0            # first and last name written in each other's field
+    middle_as_first: float = 0.0      # the middle name (where there is one) written as the first name
+    transliteration: float = 0.0      # one spelling rule (ph/f, y/i, ou/u, ...) applied to first or last name
+    birth_default: float = 0.0        # birth date recorded as 01-01 of the birth year
+    birth_month_error: float = 0.0    # month off by one (one digit)
+    twin_rate: float = 0.028          # per later-born child: born the same day as the previous one
+    same_name_siblings: float = 0.0   # per non-twin younger sibling: given an older sibling's first name
+    namesakes: float = 0.0            # per child: given the first and last name of a child of another family born within a year
+    reregistration: float = 1.0       # factor on each agency's rate of second ids for one person
+
+    def adjust(self, p: NoiseProfile) -> NoiseProfile:
+        if not self.scale:
+            return p
+        return dataclasses.replace(p, **{k: min(0.5, getattr(p, k) * float(f)) for k, f in self.scale.items()})
+
+
+_CITY: list[CityErrors] = [CityErrors()]
+
+
+def city_errors() -> CityErrors:
+    """The error model of the city being generated (``CityErrors()`` outside ``using_city_errors``)."""
+    return _CITY[-1]
+
+
+class using_city_errors:  # noqa: N801 - used as a context manager
+    def __init__(self, errors: CityErrors) -> None:
+        self.errors = errors
+
+    def __enter__(self) -> CityErrors:
+        _CITY.append(self.errors)
+        return self.errors
+
+    def __exit__(self, *exc: object) -> None:
+        _CITY.pop()
+
+
+TRANSLITERATIONS = (("ph", "f"), ("f", "ph"), ("y", "i"), ("i", "y"), ("ou", "u"), ("u", "ou"), ("sh", "ch"),
+                    ("ch", "sh"), ("kh", "h"), ("ck", "k"), ("c", "k"), ("k", "c"), ("ee", "i"), ("th", "t"),
+                    ("z", "s"), ("s", "z"), ("j", "y"), ("w", "v"), ("v", "w"), ("mm", "m"), ("a", "ah"))
+
+
+def transliterate(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each value respelt by one rule that applies to it (after its first letter); unchanged if none does."""
+    out = _obj(values).copy()
+    todo = np.ones(len(out), dtype=bool)
+    for i in rng.permutation(len(TRANSLITERATIONS)):
+        src, dst = TRANSLITERATIONS[i]
+        if not todo.any():
+            break
+        s = pd.Series(out[todo], dtype=object)
+        new = s.str[:1] + s.str[1:].str.replace(src, dst, n=1, regex=False)
+        changed = (new != s).to_numpy(dtype=bool)
+        idx = np.flatnonzero(todo)[changed]
+        out[idx] = new.to_numpy(dtype=object)[changed]
+        todo[idx] = False
+    return out
+
+
+def city_name_errors(first: np.ndarray, last: np.ndarray, middle: np.ndarray, rng: np.random.Generator,
+                     flags: Flags) -> tuple[np.ndarray, np.ndarray]:
+    """The city's extra name errors (swaps, middle as first, transliterations), one at most per record."""
+    c = city_errors()
+    n = len(first)
+    if c.transliteration > 0:
+        t = rng.random(n) < c.transliteration
+        on_last = rng.random(n) < 0.4
+        for arr, m, key in ((first, t & ~on_last, "first_name"), (last, t & on_last, "last_name")):
+            new = transliterate(arr[m], rng)
+            changed = np.zeros(n, dtype=bool)
+            changed[m] = new != arr[m]
+            arr[m] = new
+            flags[f"{key}:transliteration"] = changed
+    if c.middle_as_first > 0:
+        m = (rng.random(n) < c.middle_as_first) & (middle != "") & (middle != first)
+        first = np.where(m, middle, first).astype(object)
+        flags["first_name:middle_as_first"] = m
+    if c.name_swap > 0:
+        m = (rng.random(n) < c.name_swap) & (first != last)
+        first, last = np.where(m, last, first).astype(object), np.where(m, first, last).astype(object)
+        flags["first_name:swapped_with_last"] = m
+        flags["last_name:swapped_with_first"] = m.copy()
+    return first, last
+
+
+def city_birth_errors(birth: np.ndarray, untouched: np.ndarray, rng: np.random.Generator, flags: Flags,
+                      birth_min: int, birth_max: np.ndarray) -> np.ndarray:
+    """A default 01-01 or a month off by one, on records without another birth-date error."""
+    c = city_errors()
+    if c.birth_default <= 0 and c.birth_month_error <= 0:
+        return birth
+    n = len(birth)
+    y, mo, d = D.ymd(birth)
+    r = rng.random(n)
+    default = untouched & (r < c.birth_default) & ~((mo == 1) & (d == 1))
+    month = untouched & (r >= c.birth_default) & (r < c.birth_default + c.birth_month_error)
+    new_mo = np.clip(mo + np.where(rng.random(n) < 0.5, -1, 1), 1, 12)
+    new_mo = np.where(new_mo == mo, np.where(mo == 1, 2, mo - 1), new_mo)
+    month_cand = D.from_ymd(y, new_mo, np.minimum(d, D.days_in_month(y, new_mo)))
+    cand = np.where(default, D.from_ymd(y, np.ones_like(mo), np.ones_like(d)), np.where(month, month_cand, birth))
+    ok = (cand >= birth_min) & (cand <= birth_max)
+    default &= ok
+    month &= ok
+    flags["birth_date:default_value"] = default
+    flags["birth_date:month_error"] = month
+    return np.where(default | month, cand, birth)
+
+
+def city_relations(persons: pd.DataFrame, rng: np.random.Generator) -> None:
+    """Same-name siblings and city-wide namesakes (in place, on the population's ``persons`` frame)."""
+    c = city_errors()
+    if c.same_name_siblings <= 0 and c.namesakes <= 0:
+        return
+    kid = persons.is_child.to_numpy()
+    fam = persons.family.to_numpy()
+    birth = persons.birth.to_numpy()
+    first = persons["first"].to_numpy(dtype=object).copy()
+    if c.same_name_siblings > 0:
+        # the next older child of the same family, if born a year or more earlier (never a twin)
+        order = np.lexsort((birth, fam))
+        prev = np.full(len(persons), -1, dtype=np.int64)
+        o_prev, o_cur = order[:-1], order[1:]
+        ok = kid[o_prev] & kid[o_cur] & (fam[o_prev] == fam[o_cur]) & (birth[o_cur] - birth[o_prev] >= 365)
+        prev[o_cur[ok]] = o_prev[ok]
+        m = (prev >= 0) & (rng.random(len(persons)) < c.same_name_siblings)
+        first[m] = first[prev[m]]
+        persons["first"] = first
+    if c.namesakes > 0:
+        kids = np.flatnonzero(kid)
+        kids = kids[np.argsort(birth[kids], kind="stable")]
+        m = rng.random(len(kids)) < c.namesakes
+        offset = rng.integers(1, 40, len(kids))
+        j = np.minimum(np.arange(len(kids)) + offset, len(kids) - 1)
+        src, dst = kids[j[m]], kids[np.flatnonzero(m)]
+        keep = (fam[src] != fam[dst]) & (np.abs(birth[src] - birth[dst]) < 365)
+        src, dst = src[keep], dst[keep]
+        for col in ("first", "last1", "last2", "last_sep"):
+            vals = persons[col].to_numpy(dtype=object).copy()
+            vals[dst] = vals[src]
+            persons[col] = vals

@@ -26,7 +26,7 @@ from synthetic.names import (
     STREET_WORDS,
     SURNAMES,
 )
-from synthetic.noise import street_text
+from synthetic.noise import city_errors, city_relations, street_text
 
 
 def make_ids(numbers: np.ndarray, prefix: str, width: int) -> np.ndarray:
@@ -136,7 +136,7 @@ def _family_batch(rng: np.random.Generator, params: Params, size: int, child_min
     starts = np.concatenate([[0], np.cumsum(k)[:-1]])
     order = np.arange(len(fam)) - np.repeat(starts, k)
     gap = np.round(365.25 * (1.0 + rng.gamma(2.0, 1.1, len(fam)))).astype(np.int64)
-    twin = (rng.random(len(fam)) < 0.028) & (order > 0)
+    twin = (rng.random(len(fam)) < city_errors().twin_rate) & (order > 0)
     twin[1:] &= ~twin[:-1]  # no triplets
     gap = np.where(twin, 0, gap)
     gap[order == 0] = 0
@@ -319,6 +319,7 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     persons["new_last"] = np.where(change, new_last, "")
     persons["change_date"] = np.where(change, change_date, D.NEVER)
     persons["death"] = D.NEVER
+    city_relations(persons, rng)  # same-name siblings and namesakes of the city's error profile (none by default)
 
     # ---- order: families together, children by birth, then parents; ids
     persons["_o"] = np.where(persons.role == "child", 0, np.where(persons.role == "mother", 1, 2))

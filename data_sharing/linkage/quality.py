@@ -50,6 +50,7 @@ class LinkageQuality:
     model: dict[str, Any]
     settings: str
     notes: list[str] = field(default_factory=list)
+    estimates: dict[str, Any] = field(default_factory=dict)  # truth-free estimates (estimates.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

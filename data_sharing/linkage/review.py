@@ -11,7 +11,8 @@ Reasons: ``score_band`` (lower <= probability < upper), ``possible_sibling`` (th
 first names disagree while surname and birth date agree), ``conflict_within_agency`` (would put two
 ids of one agency in one person without direct evidence), ``conflict_birth_years`` (would put a
 parent's and a child's records together), ``decision_conflict`` (contradicts a recorded decision),
-``concurrent_ids`` (would join two ids one agency held at the same time).
+``concurrent_ids`` (would join two ids one agency held at the same time), ``audit`` (an accepted link
+drawn at random: its decisions estimate precision, ``c2c linkage review audit``; queue.py caps the rest).
 
 **Decisions** (:func:`validate_decisions`): a frame with ``source_key_l``, ``source_key_r``,
 ``decision`` (``match`` / ``non_match``), ``decided_by``, ``decided_at`` (ISO 8601) and optionally
@@ -49,7 +50,7 @@ from data_sharing._files import write_private_file
 DECISIONS = ("match", "non_match")
 DECISION_COLUMNS = ("source_key_l", "source_key_r", "decision", "decided_by", "decided_at", "reason")
 QUEUE_REASONS = ("score_band", "possible_sibling", "conflict_within_agency", "conflict_birth_years",
-                 "decision_conflict", "concurrent_ids")
+                 "decision_conflict", "concurrent_ids", "audit")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_PREFIX = re.compile(r"^[0-9a-f]{12,64}$")
 QUEUE_FILE = Path("review") / "queue.csv"

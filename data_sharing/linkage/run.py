@@ -37,6 +37,9 @@ import numpy as np
 import pandas as pd
 
 from data_sharing.linkage import state as st
+from data_sharing.linkage.evidence import distinct_common as _distinct_common
+from data_sharing.linkage.evidence import twin_evidence
+from data_sharing.linkage.estimates import with_estimates
 from data_sharing.linkage.model import (
     LinkageModel,
     LinkageModelError,
@@ -45,6 +48,7 @@ from data_sharing.linkage.model import (
     quiet_splink,
     work_connection,
 )
+from data_sharing.linkage.queue import finish_queue
 from data_sharing.linkage.persons import assign_child_keys, cluster
 from data_sharing.linkage.quality import LinkageQuality, compute_quality
 from data_sharing.linkage.records import LinkageInputError, load_records
@@ -196,21 +200,6 @@ def _guard_mask(settings: LinkageSettings, levels: pd.DataFrame, when: Mapping[s
     for comp, allowed in when.items():
         mask &= levels[comp].isin(list(allowed)).to_numpy()
     return mask
-
-
-def _distinct_common(con: Any, pairs_table: str, column: str, min_source_keys: int) -> np.ndarray:
-    """Per pair of ``pairs_table`` (ordered by a, b, as the pairs frame is): its best variants' values of
-    ``column`` differ and each is held by at least ``min_source_keys`` of the run's source keys."""
-    col = st.quote(column)
-    sql = (
-        "with f as (select " + col + " as v, count(distinct source_key) as n from records where " + col
-        + " is not null group by 1) "
-        "select coalesce(rl." + col + " <> rr." + col + " and fl.n >= ? and fr.n >= ?, false) "
-        "from " + st.quote(pairs_table) + " p join records rl on rl.rid = p.rid_l join records rr on rr.rid = p.rid_r "
-        "left join f fl on fl.v = rl." + col + " left join f fr on fr.v = rr." + col + " order by p.a, p.b"
-    )
-    rows = con.execute(sql, [min_source_keys, min_source_keys]).fetchnumpy()
-    return np.asarray(next(iter(rows.values())), dtype=bool)
 
 
 def _histogram(con: Any, table: str, column: str) -> dict[str, int]:
@@ -408,6 +397,7 @@ def link(
                 dc = sib.distinct_common
                 scope = scope & _distinct_common(con, "__c2c_pairs", dc.column,
                                                  dc.threshold(sum(summary.source_keys.values())))
+            scope = scope & twin_evidence(con, "__c2c_pairs") if sib.needs_twin_evidence else scope
             sibling |= scope & _guard_mask(settings, levels, sib.when)
         sibling &= ~concurrent
         dec = effective.set_index(["source_key_l", "source_key_r"]).decision if len(effective) else pd.Series(dtype=str)
@@ -485,7 +475,8 @@ def link(
         fq = first_q.reindex(pd.MultiIndex.from_arrays([q.source_key_l, q.source_key_r])).to_numpy(dtype=object) if len(first_q) else np.full(len(q), None, dtype=object)
         q["first_queued_run"] = np.where(pd.isna(fq), run_id, fq)
         q.insert(0, "run_id", run_id)
-        q = q.sort_values(["match_probability", "source_key_l", "source_key_r"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
+        q, queue_cap = finish_queue(q, pairs, levels, weights, same_person & linkable, persons=int(clusters.labels.cluster.nunique()),
+                                    upper=upper, upper_within=upper_w, run_id=run_id, dumps=st.dumps)
 
         timings["queue"] = time.perf_counter() - t1
 
@@ -510,6 +501,7 @@ def link(
             guards=guard_counts, keys=assignment.counts, model=model.describe(), settings=settings.label,
             notes=[key_note] if key_note else [],
         )
+        quality = with_estimates(quality, con, clusters.labels, pairs, same_person, parent | sibling | concurrent, lower, queue_cap)
         timings["quality"] = time.perf_counter() - t1
 
         # 8. state, in one transaction

@@ -352,6 +352,9 @@ class SiblingGuard(_Model):
     unless_sequential: bool = False
     # applied only when the pair's values of a column are two different common values
     distinct_common: DistinctCommon | None = None
+    # applied only when some agency holds two ids with the pair's surname and birth date under two first
+    # names (evidence.twin_evidence): without it the two records are one child written two ways
+    needs_twin_evidence: bool = False
 
 
 class PeriodSource(_Model):

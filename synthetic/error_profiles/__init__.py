@@ -1,0 +1,1 @@
+"""City error profiles for `c2c synth --profile NAME` (data files; see synthetic/profiles.py)."""
