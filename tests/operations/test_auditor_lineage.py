@@ -124,8 +124,8 @@ def test_release_lineage_reaches_every_contributing_file_through_the_ui_api(tmp_
         assert v["dagster/row_count"] == v["rows_accepted"] and v["rows_refused"] == 0
         p = protected[name]
         assert p["sha256"] == dropped[name] and p["rows_out"] == v["rows_accepted"] == p["dagster/row_count"]
-        assert set(p["key_ids"]) == {"pseudonym", "linkage"}
-        assert all(re.fullmatch(r"(pseudonym|linkage)/v\d+/[0-9a-f]{12}", k) for k in p["key_ids"].values())
+        assert set(p["key_ids"]) == {"pseudonym", "linkage", "linkage_hub"}
+        assert all(re.fullmatch(r"(pseudonym|linkage|linkage_hub)/v\d+/[0-9a-f]{12}", k) for k in p["key_ids"].values())
 
     # --- the release lists exactly the dropped files as its contributors
     release = mats["indicator_release"][-1]["meta"]
