@@ -26,7 +26,6 @@ When a file is current for some of its periods only (a later snapshot holds the 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import re
 import zlib
@@ -35,6 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, case, delete, func, insert, literal, select, text, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,7 @@ from schemas.contracts import ExtractContract, load_extract_contracts
 from schemas.indicators import cvx
 from schemas.roles import PERSON_ROLES, ROLES, staging_column, staging_columns
 from warehouse.audit import AuditEvent, append_events
+from warehouse.bulk import deferred_indexes, insert_frame, worth_deferring
 from warehouse.models import Base, Child, LoadedFile
 
 _LOAD_LOCK_BASE = 0x_C2C_1000
@@ -219,33 +221,17 @@ def analyze(conn: Connection, table: Table) -> None:
 
 
 def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """Insert ``frame`` (columns named after ``table``'s) in bulk: COPY on PostgreSQL, executemany else.
+    """Insert ``frame`` (columns named after ``table``'s) in bulk (:func:`warehouse.bulk.insert_frame`:
+    COPY on PostgreSQL, the driver's executemany of tuples on SQLite).
 
     Values must already be typed: str/None, nullable integers, ``datetime.date``/None, floats, bools.
     """
     if frame.empty:
         return 0
-    cols = list(frame.columns)
-    unknown = [c for c in cols if c not in table.c]
+    unknown = [c for c in frame.columns if c not in table.c]
     if unknown:
         raise LoadError(f"table {table.name} has no column(s) {unknown}")
-    if conn.dialect.name == "postgresql":
-        buf = io.StringIO()
-        frame.to_csv(buf, index=False, header=False, na_rep="", lineterminator="\n")
-        buf.seek(0)
-        prep = conn.dialect.identifier_preparer
-        sql = "COPY " + quote_table(conn, table) + " (" + ", ".join(prep.quote(c) for c in cols) + ") FROM STDIN WITH (FORMAT csv)"
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        cur = raw.cursor()
-        try:
-            cur.copy_expert(sql, buf)
-        finally:
-            cur.close()
-        return len(frame)
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    conn.execute(insert(table), records)
-    return len(frame)
+    return insert_frame(conn, table, frame)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,25 +239,58 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
 
 
 def _text(s: pd.Series) -> pd.Series:
-    out = s.astype("string").str.strip()
-    return out.mask(out == "")
+    """Trimmed text, blanks as missing; Arrow-backed when the column holds strings (the staging frames)."""
+    arr = _arrow_strings(s)
+    if arr is None:
+        out = s.astype("string").str.strip()
+        return out.mask(out == "")
+    trimmed = pc.utf8_trim_whitespace(arr)
+    blank = pc.equal(trimmed, "")
+    return pd.Series(pc.if_else(blank, pa.scalar(None, pa.string()), trimmed), index=s.index, dtype=pd.ArrowDtype(pa.string()))
+
+
+def _arrow_strings(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    if isinstance(s.dtype, pd.ArrowDtype):
+        return pa.array(s) if pa.types.is_string(s.dtype.pyarrow_dtype) else None
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        return pa.array(s, type=pa.string(), from_pandas=True)
+    return None
 
 
 def _parse(s: pd.Series, how: str) -> pd.Series:
+    """Parse a column leniently. Each *distinct* value is parsed once and spread back to the rows."""
     t = _text(s)
     if how == "str":
-        return t.astype(object).where(t.notna(), None)
+        return pd.Series(t.to_numpy(dtype=object, na_value=None), index=s.index, dtype=object)
+    codes, uniques = pd.factorize(t, use_na_sentinel=True)
+    parsed = _parse_distinct(pd.Series(uniques.to_numpy(dtype=object, na_value=None), dtype=object), how)
+    if how == "int":
+        return pd.Series(parsed.array.take(codes, allow_fill=True), index=s.index)
+    lookup = np.empty(len(parsed) + 1, dtype=object)
+    lookup[: len(parsed)] = parsed.to_numpy(dtype=object)
+    lookup[len(parsed)] = None
+    return pd.Series(lookup[codes], index=s.index, dtype=object)
+
+
+def _parse_distinct(t: pd.Series, how: str) -> pd.Series:
+    """The parse rules over distinct trimmed, non-blank values (object dtype)."""
     if how == "cvx":
-        vals = t.astype(object).where(t.notna(), None)
-        return vals.map(lambda v: None if v is None else cvx(v))
+        return t.map(cvx)
     if how == "int":
         num = pd.to_numeric(t, errors="coerce").astype("Float64")
         ok = num.notna() & (num == num.round()) & (num.abs() <= INT32_MAX)
         return num.where(ok).astype("Int64")
     if how == "date":
         parsed = pd.to_datetime(t, format="%Y-%m-%d", errors="coerce")
-        return pd.Series(np.where(parsed.notna(), parsed.dt.date, None), index=s.index, dtype=object)
+        return pd.Series(np.where(parsed.notna(), parsed.dt.date, None), index=t.index, dtype=object)
     raise LoadError(f"unknown parse rule {how!r}")
+
+
+def _row_numbers(s: pd.Series) -> pd.Series:
+    """``row_number`` as numbers (NaN where blank or not a number); integer columns as they are."""
+    if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+        return s.astype("int64")
+    return pd.to_numeric(_text(s), errors="coerce")
 
 
 def prepare_frame(spec: ExtractTable, staged: StagedFile) -> tuple[pd.DataFrame, int, int]:
@@ -288,7 +307,7 @@ def prepare_frame(spec: ExtractTable, staged: StagedFile) -> tuple[pd.DataFrame,
         raise LoadError(f"{spec.key} (manifest {staged.manifest_id}): the staging frame has no source_key column")
     n = len(frame)
     if "row_number" in frame.columns:
-        row_number = pd.to_numeric(_text(frame["row_number"]), errors="coerce")
+        row_number = _row_numbers(frame["row_number"])
     else:
         row_number = pd.Series(np.arange(1, n + 1), index=frame.index, dtype=float)
     if row_number.isna().any():
@@ -479,20 +498,22 @@ def load_current(
             conn.execute(delete(lf).where(lf.c.agency == spec.agency, lf.c.extract == spec.extract, lf.c.manifest_id.in_(removed)))
 
         inserted = skipped = dups = 0
-        for m in added:
-            staged = wanted[m]
-            rows, n_skipped, n_dup = prepare_frame(spec, staged)
-            if not cw_series.empty and len(rows):
-                rows["child_key"] = rows["source_key"].map(cw_series)
-            inserted += bulk_insert(conn, table, rows)
-            skipped += n_skipped
-            dups += n_dup
-            conn.execute(
-                insert(lf).values(
-                    agency=spec.agency, extract=spec.extract, manifest_id=m, sha256=staged.sha256,
-                    periods=staged.periods_json(), rows=len(rows), loaded_at=now,
+        defer = worth_deferring(conn, table, sum(len(wanted[m].frame) for m in added))
+        with deferred_indexes(conn, table, enabled=defer):
+            for m in added:
+                staged = wanted[m]
+                rows, n_skipped, n_dup = prepare_frame(spec, staged)
+                if not cw_series.empty and len(rows):
+                    rows["child_key"] = rows["source_key"].map(cw_series)
+                inserted += bulk_insert(conn, table, rows)
+                skipped += n_skipped
+                dups += n_dup
+                conn.execute(
+                    insert(lf).values(
+                        agency=spec.agency, extract=spec.extract, manifest_id=m, sha256=staged.sha256,
+                        periods=staged.periods_json(), rows=len(rows), loaded_at=now,
+                    )
                 )
-            )
 
         relinked = 0
         if kept:
