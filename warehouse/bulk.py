@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Index, Table, func, insert, inspect, select
+from sqlalchemy import Connection, Index, Table, false, func, insert, inspect, select, update
 
 BATCH_ROWS = 200_000
 """Rows per executemany / COPY batch."""
@@ -161,6 +161,7 @@ def deferred_indexes(conn: Connection, table: Table, *, enabled: bool = True) ->
     if not enabled:
         yield
         return
+    _open_transaction(conn, table)
     present = {ix["name"] for ix in inspect(conn).get_indexes(table.name)}
     dropped: list[Index] = [ix for ix in sorted(table.indexes, key=lambda i: str(i.name)) if ix.name in present and not ix.unique]
     for ix in dropped:
@@ -168,6 +169,15 @@ def deferred_indexes(conn: Connection, table: Table, *, enabled: bool = True) ->
     yield
     for ix in dropped:
         ix.create(conn)
+
+
+def _open_transaction(conn: Connection, table: Table) -> None:
+    """pysqlite begins its transaction at the first DML only, and runs DDL before it in autocommit: a
+    no-op UPDATE opens it, so the index drop below rolls back with the rest."""
+    raw = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite" and raw is not None and not raw.in_transaction:
+        pk = next(iter(table.primary_key.columns))
+        conn.execute(update(table).where(false()).values({pk.name: pk}))
 
 
 def worth_deferring(conn: Connection, table: Table, rows_to_insert: int) -> bool:

@@ -34,21 +34,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, case, delete, func, insert, literal, select, text, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
 from schemas.contracts import ExtractContract, load_extract_contracts
-from schemas.indicators import cvx
 from schemas.roles import PERSON_ROLES, ROLES, staging_column, staging_columns
 from warehouse.audit import AuditEvent, append_events
 from warehouse.bulk import deferred_indexes, insert_frame, worth_deferring
+from warehouse.values import INT32_MAX
+from warehouse.values import parse as _parse
+from warehouse.values import text as _text
 from warehouse.models import Base, Child, LoadedFile
 
 _LOAD_LOCK_BASE = 0x_C2C_1000
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-INT32_MAX = 2**31 - 1
 
 
 class LoadError(ValueError):
@@ -236,54 +235,6 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
 
 # --------------------------------------------------------------------------------------------------
 # Parsing (lenient: what does not parse becomes NULL)
-
-
-def _text(s: pd.Series) -> pd.Series:
-    """Trimmed text, blanks as missing; Arrow-backed when the column holds strings (the staging frames)."""
-    arr = _arrow_strings(s)
-    if arr is None:
-        out = s.astype("string").str.strip()
-        return out.mask(out == "")
-    trimmed = pc.utf8_trim_whitespace(arr)
-    blank = pc.equal(trimmed, "")
-    return pd.Series(pc.if_else(blank, pa.scalar(None, pa.string()), trimmed), index=s.index, dtype=pd.ArrowDtype(pa.string()))
-
-
-def _arrow_strings(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:
-    if isinstance(s.dtype, pd.ArrowDtype):
-        return pa.array(s) if pa.types.is_string(s.dtype.pyarrow_dtype) else None
-    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
-        return pa.array(s, type=pa.string(), from_pandas=True)
-    return None
-
-
-def _parse(s: pd.Series, how: str) -> pd.Series:
-    """Parse a column leniently. Each *distinct* value is parsed once and spread back to the rows."""
-    t = _text(s)
-    if how == "str":
-        return pd.Series(t.to_numpy(dtype=object, na_value=None), index=s.index, dtype=object)
-    codes, uniques = pd.factorize(t, use_na_sentinel=True)
-    parsed = _parse_distinct(pd.Series(uniques.to_numpy(dtype=object, na_value=None), dtype=object), how)
-    if how == "int":
-        return pd.Series(parsed.array.take(codes, allow_fill=True), index=s.index)
-    lookup = np.empty(len(parsed) + 1, dtype=object)
-    lookup[: len(parsed)] = parsed.to_numpy(dtype=object)
-    lookup[len(parsed)] = None
-    return pd.Series(lookup[codes], index=s.index, dtype=object)
-
-
-def _parse_distinct(t: pd.Series, how: str) -> pd.Series:
-    """The parse rules over distinct trimmed, non-blank values (object dtype)."""
-    if how == "cvx":
-        return t.map(cvx)
-    if how == "int":
-        num = pd.to_numeric(t, errors="coerce").astype("Float64")
-        ok = num.notna() & (num == num.round()) & (num.abs() <= INT32_MAX)
-        return num.where(ok).astype("Int64")
-    if how == "date":
-        parsed = pd.to_datetime(t, format="%Y-%m-%d", errors="coerce")
-        return pd.Series(np.where(parsed.notna(), parsed.dt.date, None), index=t.index, dtype=object)
-    raise LoadError(f"unknown parse rule {how!r}")
 
 
 def _row_numbers(s: pd.Series) -> pd.Series:
