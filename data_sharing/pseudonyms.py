@@ -73,6 +73,27 @@ def _normalised_messages(values: ArrayLike, column: str) -> tuple[_crypto.Packed
     return _crypto.Packed.from_arrow(present), valid
 
 
+def _distinct_messages(values: ArrayLike, column: str) -> tuple[_crypto.Packed, np.ndarray, np.ndarray | None]:
+    """Like :func:`_normalised_messages`, but each distinct normalised id once: (distinct messages, valid
+    mask, for each present row the position of its id among the distinct ones, or None when all differ).
+
+    An event extract repeats each person's id on every row; the keyed hashes are computed per person."""
+    arr = agency_id_core(to_arrow_strings(values, what=f"column {column}"))
+    valid = _valid_mask(arr)
+    present = arr if arr.null_count == 0 else arr.filter(pa.array(valid))
+    encoded = pc.dictionary_encode(present)
+    if len(encoded.dictionary) == len(present):
+        return _crypto.Packed.from_arrow(present), valid, None
+    return _crypto.Packed.from_arrow(encoded.dictionary), valid, encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def _spread(digests: bytes, positions: np.ndarray | None) -> bytes:
+    """Digests of the distinct messages back to one per present row (``positions`` from _distinct_messages)."""
+    if positions is None:
+        return digests
+    return np.frombuffer(digests, dtype=np.uint8).reshape(-1, _crypto.DIGEST_SIZE)[positions].tobytes()
+
+
 def tokenize_ids(
     values: ArrayLike,
     linkage: KeySet | PurposeKey,
@@ -86,30 +107,34 @@ def tokenize_ids(
     ``linkage`` is the hub's key set or an agency's linkage key (:func:`~data_sharing.keys.load_linkage_key`).
     """
     key = resolve_key(linkage, "linkage")
-    packed, valid = _normalised_messages(values, column)
+    packed, valid, positions = _distinct_messages(values, column)
     digests = _crypto.hmac_sha256_batch(key.secret, packed, prefix=_id_prefix(agency, id_type))
-    return _wrap(_crypto.digests_to_hex_array(digests, valid), values, "id_token")
+    return _wrap(_crypto.digests_to_hex_array(_spread(digests, positions), valid), values, "id_token")
 
 
-def _decode_tokens(id_tokens: ArrayLike, column: str) -> tuple[_crypto.Packed, np.ndarray]:
+def _decode_tokens(id_tokens: ArrayLike, column: str) -> tuple[_crypto.Packed, np.ndarray, np.ndarray | None]:
+    """(distinct tokens as 32-byte messages, valid mask, positions as in :func:`_distinct_messages`)."""
     arr = pc.utf8_lower(pc.utf8_trim_whitespace(to_arrow_strings(id_tokens, what=f"column {column}")))
     valid = _valid_mask(arr)
     ok = pc.fill_null(pc.match_substring_regex(arr, _HEX64), True).to_numpy(zero_copy_only=False)
     if not ok.all():
         raise IdentifierDataError("bad_type", f"column {column}: {_rows(~ok)} are not 64-hex-character id tokens")
     present = arr if arr.null_count == 0 else arr.filter(pa.array(valid))
-    raw = binascii.unhexlify(_crypto.Packed.from_arrow(present).data)
-    n = len(present)
+    encoded = pc.dictionary_encode(present)
+    positions = None if len(encoded.dictionary) == len(present) else encoded.indices.to_numpy(zero_copy_only=False)
+    distinct = present if positions is None else encoded.dictionary
+    raw = binascii.unhexlify(_crypto.Packed.from_arrow(distinct).data)
+    n = len(distinct)
     offsets = np.arange(0, _crypto.DIGEST_SIZE * (n + 1), _crypto.DIGEST_SIZE, dtype=np.int64)
-    return _crypto.Packed(raw, offsets), valid
+    return _crypto.Packed(raw, offsets), valid, positions
 
 
 def source_keys_from_tokens(id_tokens: ArrayLike, pseudonym: KeySet | PurposeKey, *, version: int | None = None, column: str = "id_token") -> Any:
     """``source_key`` (64 hex) from ``id_token`` hex (e.g. a file tokenized at source); nulls stay null."""
     key = resolve_key(pseudonym, "pseudonym", version)
-    packed, valid = _decode_tokens(id_tokens, column)
+    packed, valid, positions = _decode_tokens(id_tokens, column)
     digests = _crypto.hmac_sha256_batch(key.secret, packed)
-    return _wrap(_crypto.digests_to_hex_array(digests, valid), id_tokens, "source_key")
+    return _wrap(_crypto.digests_to_hex_array(_spread(digests, positions), valid), id_tokens, "source_key")
 
 
 def pseudonymize_ids(values: ArrayLike, keyset: KeySet, *, agency: str, id_type: str, column: str = "id") -> pd.DataFrame:
@@ -119,12 +144,12 @@ def pseudonymize_ids(values: ArrayLike, keyset: KeySet, *, agency: str, id_type:
     """
     link = keyset.purpose_key("linkage")
     pseud = keyset.purpose_key("pseudonym")
-    packed, valid = _normalised_messages(values, column)
+    packed, valid, positions = _distinct_messages(values, column)
     both = _crypto.hmac_sha256_batch(link.secret, packed, prefix=_id_prefix(agency, id_type), chain_key=pseud.secret)
     half = len(both) // 2
     index = values.index if isinstance(values, pd.Series) else None
-    tokens = _crypto.digests_to_hex_array(both[:half], valid)
-    keys = _crypto.digests_to_hex_array(both[half:], valid)
+    tokens = _crypto.digests_to_hex_array(_spread(both[:half], positions), valid)
+    keys = _crypto.digests_to_hex_array(_spread(both[half:], positions), valid)
     return pd.DataFrame(
         {
             "id_token": pd.Series(tokens, index=index, dtype=pd.ArrowDtype(tokens.type)),
