@@ -22,6 +22,7 @@ from pipelines.hardening import apply_umask
 from pipelines.instance import ensure_dagster_home
 from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
 from pipelines.partitions import DROP_FILES
+from pipelines.quiet_night import run_nightly
 from pipelines.sensors import run_request_for
 from pipelines.settings import Settings
 from warehouse.audit import AuditEvent, record_events
@@ -167,7 +168,8 @@ def run_pipeline(
 def _run_nightly(job, instance: DagsterInstance, summary: RunSummary, settings: Settings, engine, quiet: dict,  # type: ignore[no-untyped-def]
                  echo: Callable[[str], None]) -> None:
     """The cross-agency run; its outcome (and the release it published) read back from the instance."""
-    nightly = job.execute_in_process(instance=instance, run_config=quiet, tags=launch_tags(), raise_on_error=False)
+    nightly, _ = run_nightly(job, instance, quiet, settings, ManifestStore(engine), load_keyset(settings.key_file).key_labels(),
+                             engine, echo, tags=launch_tags())
     night = run_outcome(instance, nightly.run_id)
     summary.nightly_success = night.outcome != "failed"
     summary.nightly_run_id = nightly.run_id
