@@ -403,6 +403,30 @@ def rebuild_children(conn: Connection) -> int:
     return max(res.rowcount or 0, 0)
 
 
+def _insert_files(
+    conn: Connection, spec: ExtractTable, files: Sequence[StagedFile], cw_series: pd.Series, now: dt.datetime
+) -> tuple[int, int, int]:
+    """Insert the rows of ``files`` (new to the table) and record them in loaded_files: (inserted, skipped,
+    duplicates). A load as large as half the table or more builds the secondary indexes afterwards."""
+    table, lf = spec.table, LoadedFile.__table__
+    inserted = skipped = dups = 0
+    with deferred_indexes(conn, table, enabled=worth_deferring(conn, table, sum(len(f.frame) for f in files))):
+        for staged in files:
+            rows, n_skipped, n_dup = prepare_frame(spec, staged)
+            if not cw_series.empty and len(rows):
+                rows["child_key"] = rows["source_key"].map(cw_series)
+            inserted += bulk_insert(conn, table, rows)
+            skipped += n_skipped
+            dups += n_dup
+            conn.execute(
+                insert(lf).values(
+                    agency=spec.agency, extract=spec.extract, manifest_id=staged.manifest_id, sha256=staged.sha256,
+                    periods=staged.periods_json(), rows=len(rows), loaded_at=now,
+                )
+            )
+    return inserted, skipped, dups
+
+
 def load_current(
     engine: Engine,
     extract_key: str | tuple[str, str],
@@ -428,8 +452,7 @@ def load_current(
     _check_files(spec, files)
     cw_series = prepare_crosswalk(crosswalk)
     now = now or dt.datetime.now(dt.timezone.utc)
-    table = spec.table
-    lf = LoadedFile.__table__
+    table, lf = spec.table, LoadedFile.__table__
     with Session(engine) as session, session.begin():
         conn = session.connection()
         _lock(conn, key)
@@ -448,23 +471,7 @@ def load_current(
             deleted = max(res.rowcount or 0, 0)
             conn.execute(delete(lf).where(lf.c.agency == spec.agency, lf.c.extract == spec.extract, lf.c.manifest_id.in_(removed)))
 
-        inserted = skipped = dups = 0
-        defer = worth_deferring(conn, table, sum(len(wanted[m].frame) for m in added))
-        with deferred_indexes(conn, table, enabled=defer):
-            for m in added:
-                staged = wanted[m]
-                rows, n_skipped, n_dup = prepare_frame(spec, staged)
-                if not cw_series.empty and len(rows):
-                    rows["child_key"] = rows["source_key"].map(cw_series)
-                inserted += bulk_insert(conn, table, rows)
-                skipped += n_skipped
-                dups += n_dup
-                conn.execute(
-                    insert(lf).values(
-                        agency=spec.agency, extract=spec.extract, manifest_id=m, sha256=staged.sha256,
-                        periods=staged.periods_json(), rows=len(rows), loaded_at=now,
-                    )
-                )
+        inserted, skipped, dups = _insert_files(conn, spec, [wanted[m] for m in added], cw_series, now)
 
         relinked = 0
         if kept:
