@@ -64,8 +64,8 @@ def test_runs_and_events_land_in_postgres(tmp_path: Path, pg_dagster_home: Path,
     assert _pg_scalar(pg_schema, "SELECT count(*) FROM runs") == 2
     events = _pg_scalar(pg_schema, "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
     # intake_file, validated_file, protected_file; current_snapshots, raw_retention, scorecard, linked_persons,
-    # warehouse_tables, indicator_release
-    assert events == 9
+    # warehouse_tables, indicator_release, cabinet_report
+    assert events == 10
 
 
 @pytest.mark.slow

@@ -17,11 +17,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
+from pipelines.auditkey import use_hub_audit_key
 from tests.operations.ops_support import BIN, city_env, small_city, subprocess_env
 from warehouse.audit import verify
 from warehouse.load import EXTRACT_TABLES
@@ -58,7 +60,7 @@ KILL_POINTS = {
 }
 
 
-def _state(home: Path) -> dict[str, object]:
+def _state(home: Path, key: str) -> dict[str, object]:
     """Everything a run leaves that a re-run must reproduce, without run ids, timestamps or random keys."""
     engine = create_engine(f"sqlite:///{home / 'warehouse.db'}")
     try:
@@ -80,7 +82,10 @@ def _state(home: Path) -> dict[str, object]:
             )
             releases = pd.read_sql_query("SELECT rows, suppressed_rows, source_files FROM releases", conn)
             events = Counter(pd.read_sql_query("SELECT event_type FROM audit_log", conn)["event_type"])
-        audit = verify(engine)
+        # the chain is keyed with the hub's audit key (C2C_MASTER_KEY here, as the runs had it)
+        use_hub_audit_key(home / "keys" / "master.key", str(engine.url))
+        with mock.patch.dict(os.environ, {"C2C_MASTER_KEY": key}):
+            audit = verify(engine)
     finally:
         engine.dispose()
     return {
@@ -127,7 +132,7 @@ def test_a_killed_run_rerun_equals_a_clean_run(tmp_path: Path, kill_at: str, cle
     assert rerun.wait(300) == 0, (tmp_path / "rerun.log").read_text()
     assert clean.wait(300) == 0, clean_log.read_text()
 
-    after, expected = _state(killed_home), _state(clean_home)
+    after, expected = _state(killed_home, key), _state(clean_home, key)
     assert after["audit_ok"] and expected["audit_ok"]
     pd.testing.assert_frame_equal(after["manifest"], expected["manifest"])
     assert list(after["manifest"]["status"]) == ["accepted"] * 4

@@ -8,6 +8,7 @@ does not permit (refused).
 from __future__ import annotations
 
 import hashlib
+import concurrent.futures
 import os
 import re
 import shutil
@@ -102,6 +103,13 @@ def _browser():  # type: ignore[no-untyped-def]
 
 def test_auditor_opens_the_report_offline_in_chromium(demo: dict, tmp_path: Path) -> None:
     sync_playwright = _browser()
+    # Playwright's sync API refuses a thread where an asyncio loop runs (an earlier test in this worker may
+    # have left one): the browser gets a thread of its own, and its assertions come back through result()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(_open_the_report, sync_playwright, demo, tmp_path).result()
+
+
+def _open_the_report(sync_playwright, demo: dict, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = demo["home"] / "reports" / str(demo["release"]) / "audit.html"
     errors: list[str] = []
     requests: list[str] = []
