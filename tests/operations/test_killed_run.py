@@ -144,5 +144,8 @@ def test_a_killed_run_rerun_equals_a_clean_run(tmp_path: Path, kill_at: str, cle
         pd.testing.assert_frame_equal(after["tables"][name], frame, obj=name)
     assert after["release"] == expected["release"]
     # the re-run found the killed run left STARTED and failed it, with one audit entry (issue 20, finding 6)
-    assert after["events"]["stale_run_failed"] == 1 and expected["events"]["stale_run_failed"] == 0
-    assert after["events"] - Counter({"stale_run_failed": 1}) == expected["events"]
+    # (killed during linkage the nightly run is always in flight; during intake the kill may fall between two runs)
+    stale = after["events"].pop("stale_run_failed", 0)
+    assert stale == 1 if kill_at == "linkage" else stale in (0, 1)
+    assert expected["events"]["stale_run_failed"] == 0
+    assert after["events"] == expected["events"]
