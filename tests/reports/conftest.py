@@ -25,8 +25,8 @@ def _missing(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+@pytest.fixture(scope="module")  # not session: an open sync_playwright holds this thread's asyncio loop, and a
+def browser() -> Iterator[object]:  # later module's own sync_playwright in the same xdist worker would be refused
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
