@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from synthetic import _dates as D
-from synthetic.noise import Flags, city_errors, force_difference, render_address, render_person, upper
+from synthetic.noise import Flags, city_errors, force_difference, render_address, render_person
 from synthetic.population import Population, make_ids, unique_numbers
 from synthetic.profiles import FPS
+from synthetic.strings import upper
 
 GRADES = np.array(["PK", "KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"], dtype=object)
 # high-school planned outcomes
