@@ -16,20 +16,15 @@ import numpy as np
 import pandas as pd
 
 from synthetic import _dates as D
-from synthetic.fps_schools import LEVEL_NAMES, school_catalogue
+from synthetic.fps_assessments import build_assessments
+from synthetic.fps_schools import GRADES, LEVEL_NAMES, school_catalogue
 from synthetic.noise import Flags, city_errors, force_difference, render_address, render_person
 from synthetic.population import Population, make_ids, unique_numbers
 from synthetic.profiles import FPS
 from synthetic.strings import upper
 
-GRADES = np.array(["PK", "KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"], dtype=object)
 # high-school planned outcomes
 G4, G5, STILL, DROP, TRANSFER, DEAD = range(6)
-ASSESSED_GRADES = {3, 4, 5, 6, 7, 8, 11}
-PROFICIENT = {
-    "ELA": {3: 0.47, 4: 0.46, 5: 0.48, 6: 0.44, 7: 0.45, 8: 0.46, 11: 0.52},
-    "MATH": {3: 0.45, 4: 0.42, 5: 0.38, 6: 0.36, 7: 0.35, 8: 0.35, 11: 0.28},
-}
 
 
 @dataclass
@@ -56,6 +51,62 @@ def _uniform_between(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -
 class FpsState:
     """What the steps of :func:`build_fps` share: arrays over children (``n``), candidate rows (``m``) and
     enrolment rows (``R``). Each step reads what earlier steps set and draws from ``rng`` in a fixed order."""
+
+    # set by the steps, in order (arrays over children, then candidate rows, then enrolment rows, then ids)
+    kids: np.ndarray
+    n: int
+    kf: np.ndarray
+    kg: np.ndarray
+    cohort: np.ndarray
+    poverty: np.ndarray
+    arrive: np.ndarray
+    private: np.ndarray
+    pk: np.ndarray
+    plan: np.ndarray
+    dropout: np.ndarray
+    death: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    ci: np.ndarray
+    yi: np.ndarray
+    sy: np.ndarray
+    gi: np.ndarray
+    fd: np.ndarray
+    ld: np.ndarray
+    enroll: np.ndarray
+    exit_: np.ndarray
+    rows: pd.DataFrame
+    R: int
+    rc: np.ndarray
+    rf: np.ndarray
+    addr: np.ndarray
+    zip_idx: np.ndarray
+    u: np.ndarray
+    rgi: np.ndarray
+    level: np.ndarray
+    kind: np.ndarray
+    school_ids: np.ndarray
+    school_of_row: np.ndarray
+    id_str: np.ndarray
+    row_id: np.ndarray
+    is_second_id: np.ndarray
+    n_ids: int
+    pidx: np.ndarray
+    r_enroll: np.ndarray
+    new_last: np.ndarray
+    reg_old: dict[str, np.ndarray]
+    reg_new: dict[str, np.ndarray]
+    race_true: np.ndarray
+    race_id: np.ndarray
+    rp: np.ndarray
+    race_row: np.ndarray
+    street: np.ndarray
+    zipc: np.ndarray
+    ryi: np.ndarray
+    el: np.ndarray
+    dis: np.ndarray
+    econ: np.ndarray
+    homeless: np.ndarray
 
     def __init__(self, pop: Population, rng: np.random.Generator) -> None:
         self.pop, self.rng = pop, rng
@@ -96,7 +147,7 @@ def build_fps(pop: Population, rng: np.random.Generator) -> FpsResult:
     _yearly_flags(c)
     students, internal = _students(c, out)
     attendance = _attendance(c, students, internal)
-    assessments = _assessments(c)
+    assessments = build_assessments(c)
     graduation = _graduation(c)
 
     ids = pd.DataFrame({"source_id": c.id_str, "person": c.pidx})
@@ -444,87 +495,6 @@ def _attendance(c: FpsState, students: pd.DataFrame, internal: pd.DataFrame) -> 
     internal["_days"] = attendance.days_enrolled.to_numpy()
     internal["_absent"] = attendance.days_absent.to_numpy()
     return attendance
-
-
-def _assessments(c: FpsState) -> pd.DataFrame:
-    """Assessments, from each student's latest row of the year: KRA, state tests, a few retests."""
-    rng, rc, ryi, rgi, r_enroll = c.rng, c.rc, c.ryi, c.rgi, c.r_enroll
-    last_row = ~pd.Series(rc * 10_000 + c.rows.sy.to_numpy()).duplicated(keep="last").to_numpy()
-    lr = np.flatnonzero(last_row)
-    lc, lyi, lgi = rc[lr], ryi[lr], rgi[lr]
-    lsy = c.years[lyi]
-    r_exit = c.rows.exit.to_numpy()
-    in_rows = pd.DataFrame({"c": rc, "sy": c.rows.sy.to_numpy(), "lo": r_enroll,
-                            "hi": np.where(r_exit < D.NEVER, r_exit, D.NEVER)})
-    ability = rng.normal(0, 1, c.n)
-
-    def enrolled_on(when: np.ndarray) -> np.ndarray:
-        # whether the child of each latest row had a row covering the date that year
-        key = in_rows.c.to_numpy() * 10_000 + in_rows.sy.to_numpy()
-        lkey = lc * 10_000 + lsy
-        pos = np.searchsorted(lkey, key)
-        pos = np.clip(pos, 0, len(lkey) - 1)
-        hit = (in_rows.lo.to_numpy() <= when[pos]) & (in_rows.hi.to_numpy() >= when[pos]) & (lkey[pos] == key)
-        res = np.zeros(len(lr), dtype=bool)
-        np.logical_or.at(res, pos[hit], True)
-        return res
-
-    # KRA in the fall of kindergarten
-    kra_day = D.from_ymd(lsy - 1, np.full(len(lr), 10), np.full(len(lr), 1))
-    kra = (lgi == 0) & enrolled_on(kra_day) & (rng.random(len(lr)) < 0.93) & (kra_day <= c.as_of)
-    spring = D.from_ymd(lsy, np.full(len(lr), 4), np.full(len(lr), 15))
-    tested = np.isin(lgi, list(ASSESSED_GRADES)) & enrolled_on(spring) & (spring <= c.as_of)
-    l_el = c.el[lr]
-    base = ability[lc] - 0.35 * c.econ[lr] - 0.45 * l_el - 0.7 * c.dis[lr]
-    a = _scores(rng, base, kra, tested, lgi, l_el)
-    a["score"] = a.score.astype("Int64")
-    a.loc[rng.random(len(a)) < 0.02, "score"] = pd.NA
-    # retests: a second result the same year (never identical to the first)
-    ret = (a.subject != "KRA").to_numpy() & (rng.random(len(a)) < 0.02)
-    rt = a[ret].copy()
-    if len(rt):
-        rt["z"] = rt.z + np.abs(rng.normal(0.3, 0.3, len(rt)))
-        rt["level"] = 1 + (rt.z >= rt.th0).astype(int) + (rt.z >= rt.th1) + (rt.z >= rt.th2)
-        sc = np.clip(np.round(2100 + 40 * rt.g + 90 * rt.z), 1800, 3000).astype(np.int64)
-        same = sc == a.score[ret].fillna(-1).to_numpy()
-        rt["score"] = pd.array(np.where(same, sc + 1, sc), dtype="Int64")
-    c.counts["assessment_retests"] = int(len(rt))
-    a = pd.concat([a, rt], ignore_index=True)
-    li = a.li.to_numpy().astype(np.int64)
-    return pd.DataFrame({
-        "student_id": c.id_str[c.row_id[lr[li]]], "school_year": lsy[li], "grade_level": GRADES[np.minimum(lgi[li], 12) + 1],
-        "subject": a.subject.to_numpy(), "scale_score": a.score.to_numpy(), "performance_level": a.level.to_numpy().astype(np.int64),
-    })
-
-
-def _scores(rng: np.random.Generator, base: np.ndarray, kra: np.ndarray, tested: np.ndarray, lgi: np.ndarray,
-            l_el: np.ndarray) -> pd.DataFrame:
-    """KRA and state-test results of the latest rows: li (latest row), subject, z, level, score (+ thresholds)."""
-    assess = []
-    kz = 0.8 * base + rng.normal(0, 0.6, len(base))
-    ki = np.flatnonzero(kra)
-    if len(ki):
-        z = kz[ki]
-        t1, t2 = np.quantile(z, [0.27, 0.55])
-        level = 1 + (z >= t1) + (z >= t2)
-        score = np.clip(np.round(262 + 12 * z), 202, 298).astype(np.int64)
-        assess.append(pd.DataFrame({"li": ki, "subject": "KRA", "z": z, "level": level, "score": score}))
-    for subject in ("ELA", "MATH"):
-        z = 0.85 * base - (0.35 * l_el if subject == "ELA" else 0.1 * l_el) + rng.normal(0, 0.5, len(base))
-        sel = tested & (rng.random(len(base)) < 0.96)
-        for g, prof in PROFICIENT[subject].items():
-            gi_sel = np.flatnonzero(sel & (lgi == g))
-            if len(gi_sel) == 0:
-                continue
-            zz = z[gi_sel]
-            q = [0.55 * (1 - prof), 1 - prof, 1 - 0.4 * prof]
-            th = np.quantile(zz, q)
-            level = 1 + (zz >= th[0]) + (zz >= th[1]) + (zz >= th[2])
-            score = np.clip(np.round(2100 + 40 * g + 90 * zz), 1800, 3000).astype(np.int64)
-            df = pd.DataFrame({"li": gi_sel, "subject": subject, "z": zz, "level": level, "score": score})
-            df["th0"], df["th1"], df["th2"], df["g"] = th[0], th[1], th[2], g
-            assess.append(df)
-    return pd.concat(assess, ignore_index=True) if assess else pd.DataFrame(columns=["li", "subject", "z", "level", "score"])
 
 
 def _graduation(c: FpsState) -> pd.DataFrame:

@@ -10,6 +10,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from synthetic.fps import FpsState
 
+#: grade levels by grade index + 1 (pre-K is grade -1)
+GRADES = np.array(["PK", "KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"], dtype=object)
 LEVEL_NAMES = {0: "early_learning", 1: "elementary", 2: "middle", 3: "high", 4: "choice_k8", 5: "alternative_high"}
 LEVEL_PREFIX = {0: "P", 1: "E", 2: "M", 3: "H", 4: "C", 5: "A"}
 TARGET_SIZE = {1: 400, 2: 560, 3: 760}
