@@ -17,7 +17,7 @@ column                               domain               value hashed
 ``first_name_nysiis_hash``           first_name_nysiis    NYSIIS code of it
 ``first_initial_hash``               first_initial        first letter
 ``first_name_canonical_hash``        first_name           the formal name a short form stands for
-                                                          (``BOB`` -> ``ROBERT``, :data:`NICKNAMES`),
+                                                          (``BOB`` -> ``ROBERT``, :data:`~data_sharing.normalize.NICKNAMES`),
                                                           else the compact first name itself
 ``middle_name_hash``                 middle_name          compact middle name
 ``middle_initial_hash``              first_initial        its first letter (comparable with first's)
@@ -106,6 +106,7 @@ from data_sharing.errors import IdentifierDataError
 from data_sharing.keys import KeySet, PurposeKey, resolve_key
 from data_sharing.normalize import (
     address_core,
+    canonical_first_name,
     compact_core,
     date_core,
     date_parts_core,
@@ -152,36 +153,6 @@ DEFAULT_BLOOMS: tuple[BloomSpec, ...] = (
     BloomSpec("name_bloom", ("first_name", "last_name"), bits=1024, hashes=20),
     BloomSpec("address_bloom", ("street_address",), bits=1024, hashes=20),
 )
-
-
-#: Formal first name -> short forms that stand for it (compact upper-case ASCII, as names normalise).
-#: Only short forms of one formal name, and not common given names in their own right (module doc).
-_SHORT_FORMS = {
-    "ROBERT": "BOB BOBBY ROB ROBBIE ROBBY", "WILLIAM": "WILL WILLIE WILLY BILL BILLY",
-    "ELIZABETH": "LIZ LIZZY LIZZIE BETH BETSY BETTY LIBBY ELIZA", "KATHERINE": "KATE KATIE KATY KATHY",
-    "CATHERINE": "CATHY", "MARGARET": "MAGGIE MEG PEGGY MADGE", "JAMES": "JIM JIMMY", "MICHAEL": "MIKE MIKEY MICKEY",
-    "CHRISTOPHER": "TOPHER", "MATTHEW": "MATT MATTY", "NICHOLAS": "NICK NICKY", "ALEXANDER": "XANDER",
-    "BENJAMIN": "BEN BENNY BENJI", "DANIEL": "DAN DANNY", "JOSEPH": "JOEY", "ANTHONY": "TONY",
-    "THOMAS": "TOM TOMMY", "ANDREW": "ANDY", "JOSHUA": "JOSH", "ZACHARY": "ZACH ZACK ZAC", "JACOB": "JAKE",
-    "ABIGAIL": "ABBY ABBIE", "OLIVIA": "LIV LIVVY", "VICTORIA": "TORI VICKY VICKI", "JENNIFER": "JEN JENN JENNY",
-    "JESSICA": "JESS", "REBECCA": "BECKY BECCA", "GABRIEL": "GABE", "FRANCISCO": "PACO PANCHO",
-    "GUADALUPE": "LUPE LUPITA", "JESUS": "CHUY CHUCHO", "IGNACIO": "NACHO", "ENRIQUE": "KIKE",
-    "MANUEL": "MANNY MANOLO", "EDUARDO": "LALO", "THEODORE": "THEO", "CHARLES": "CHUCK", "CHARLOTTE": "LOTTIE",
-    "RICHARD": "RICK RICKY RICHIE", "TIMOTHY": "TIM TIMMY", "KENNETH": "KEN KENNY", "PATRICIA": "PATTY TRISH TRICIA",
-    "FERNANDO": "NANDO", "SANTIAGO": "SANTI", "SEBASTIAN": "SEBAS", "CHRISTINA": "TINA", "KIMBERLY": "KIM",
-    "STEPHANIE": "STEPH", "EVELYN": "EVIE", "DONALD": "DON DONNY", "RONALD": "RON RONNIE", "SUSAN": "SUE SUSIE",
-    "DEBORAH": "DEB DEBBIE", "BARBARA": "BARB", "DOROTHY": "DOT DOTTIE", "ALEJANDRO": "ALEJO",
-    "JOSEPHINE": "JOSIE", "PENELOPE": "PENNY", "MATILDA": "TILLY", "GREGORY": "GREG", "JEFFREY": "JEFF",
-    "DOUGLAS": "DOUG", "LAWRENCE": "LARRY", "FREDERICK": "FRED FREDDIE FREDDY", "BRADLEY": "BRAD",
-    "NICOLE": "NIKKI", "ANGELA": "ANGIE", "CYNTHIA": "CINDY", "JACQUELINE": "JACKIE", "DOMINIC": "DOM",
-    "ISABELLA": "IZZY", "SAMANTHA": "SAMMIE",
-}  # fmt: skip
-NICKNAMES: dict[str, str] = {short: formal for formal, forms in _SHORT_FORMS.items() for short in forms.split()}
-
-
-def canonical_first_name(name: str) -> str:
-    """The formal name a normalised short form stands for (``BOB`` -> ``ROBERT``), else ``name``."""
-    return NICKNAMES.get(name, name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -465,6 +436,104 @@ def _column_for(contract: ExtractContract, field: str) -> str | None:
     return None
 
 
+class _Encoder:
+    """The encodings of one extract, column by column: ``out`` keeps the insertion order (the output's)."""
+
+    def __init__(self, frame: pd.DataFrame, contract: ExtractContract, secret: bytes) -> None:
+        self.frame = frame
+        self.contract = contract
+        self.secret = secret
+        self.null_str = pa.nulls(len(frame), pa.string())
+        self.out: dict[str, pa.Array] = {}
+
+    def raw(self, fld: str) -> pa.Array | None:
+        """The extract's column for linkage field ``fld`` as Arrow strings (None when it has none)."""
+        col = _column_for(self.contract, fld)
+        if col is None or col not in self.frame.columns:
+            return None
+        return to_arrow_strings(self.frame[col], what=f"column {col}")
+
+    def h(self, arr: pa.Array | None, domain: str) -> pa.Array:
+        return self.null_str if arr is None else _hash_values(arr, self.secret, domain)
+
+    def comp(self, name: str, *arrays: pa.Array | None) -> None:
+        """A composite (null unless every part is present)."""
+        self.out[name] = self.null_str if any(a is None for a in arrays) else self.h(_join(*arrays), name.removesuffix("_hash"))  # type: ignore[arg-type]
+
+
+def _encode_identifiers(enc: _Encoder, keys: KeySet | PurposeKey) -> PurposeKey | None:
+    """Identifiers -> ``id_token`` (+ ``source_key`` at the hub); the pseudonym key when at the hub."""
+    contract, frame, out = enc.contract, enc.frame, enc.out
+    token_names = key_column_names(contract, "id_token")
+    key_names = key_column_names(contract, "source_key")
+    pseud = keys.purpose_key("pseudonym") if isinstance(keys, KeySet) else None
+    for col, name in token_names.items():
+        if col not in frame.columns:
+            if contract.columns[col].required:
+                raise IdentifierDataError("missing_column", f"{contract.agency}/{contract.extract}: id column {col} is missing")
+            out[name] = enc.null_str
+            if pseud is not None:
+                out[key_names[col]] = enc.null_str
+            continue
+        packed, valid = _normalised_messages(frame[col], col)
+        prefix = _id_prefix(contract.agency, str(contract.columns[col].id_type))
+        if pseud is not None:
+            both = _crypto.hmac_sha256_batch(enc.secret, packed, prefix=prefix, chain_key=pseud.secret)
+            half = len(both) // 2
+            out[name] = _crypto.digests_to_hex_array(both[:half], valid)
+            out[key_names[col]] = _crypto.digests_to_hex_array(both[half:], valid)
+        else:
+            digests = _crypto.hmac_sha256_batch(enc.secret, packed, prefix=prefix)
+            out[name] = _crypto.digests_to_hex_array(digests, valid)
+    return pseud
+
+
+def _encode_names(enc: _Encoder) -> tuple[pa.Array | None, pa.Array | None, pa.Array | None, pa.Array | None]:
+    """The name hashes; (first, first initial, middle, last) normalised, for composites and Bloom filters."""
+    out, h = enc.out, enc.h
+    first_raw = enc.raw("first_name")
+    first = None if first_raw is None else compact_core(name_core(first_raw))
+    first_initial = None if first is None else pc.utf8_slice_codeunits(first, 0, 1)
+    out["first_name_hash"] = h(first, "first_name")
+    out["first_name_prefix3_hash"] = h(None if first is None else pc.utf8_slice_codeunits(first, 0, 3), "first_name_prefix3")
+    out["first_name_nysiis_hash"] = h(None if first is None else _map_unique(first, jellyfish.nysiis), "first_name_nysiis")
+    out["first_initial_hash"] = h(first_initial, "first_initial")
+    out["first_name_canonical_hash"] = h(None if first is None else _map_unique(first, canonical_first_name), "first_name")
+
+    middle_raw = enc.raw("middle_name")
+    middle = None if middle_raw is None else compact_core(name_core(middle_raw))
+    out["middle_name_hash"] = h(middle, "middle_name")
+    out["middle_initial_hash"] = h(None if middle is None else pc.utf8_slice_codeunits(middle, 0, 1), "first_initial")
+
+    last_raw = enc.raw("last_name")
+    surname = None if last_raw is None else surname_core(last_raw)
+    last = None if surname is None else surname["compact"].combine_chunks()
+    out["last_name_hash"] = h(last, "last_name")
+    out["last_name_part1_hash"] = h(None if surname is None else surname["first_part"].combine_chunks(), "last_name")
+    out["last_name_part2_hash"] = h(None if surname is None else surname["last_part"].combine_chunks(), "last_name")
+    out["last_name_prefix3_hash"] = h(None if last is None else pc.utf8_slice_codeunits(last, 0, 3), "last_name_prefix3")
+    out["last_name_nysiis_hash"] = h(None if last is None else _map_unique(last, jellyfish.nysiis), "last_name_nysiis")
+    out["last_name_soundex_hash"] = h(None if last is None else _map_unique(last, jellyfish.soundex), "last_name_soundex")
+    return first, first_initial, middle, last
+
+
+def _encode_birth_date(enc: _Encoder) -> tuple[pa.Array | None, pa.Array | None]:
+    """The birth date hashes (the date, its day-month swap and its parts); (ISO date, year) for composites."""
+    out, h, frame = enc.out, enc.h, enc.frame
+    dob_col = _column_for(enc.contract, "birth_date")
+    parts = None
+    if dob_col is not None and dob_col in frame.columns:
+        parts = date_parts_core(date_core(frame[dob_col], what=f"column {dob_col}"))
+    iso = None if parts is None else parts["iso"].combine_chunks()
+    out["birth_date_hash"] = h(iso, "birth_date")
+    out["birth_date_swapped_hash"] = h(None if parts is None else parts["swapped"].combine_chunks(), "birth_date")
+    year = None if parts is None else parts["year"].combine_chunks()
+    out["birth_year_hash"] = h(year, "birth_year")
+    out["birth_month_hash"] = h(None if parts is None else parts["month"].combine_chunks(), "birth_month")
+    out["birth_day_hash"] = h(None if parts is None else parts["day"].combine_chunks(), "birth_day")
+    return iso, year
+
+
 def encode_for_linkage(
     frame: pd.DataFrame,
     contract: ExtractContract,
@@ -480,109 +549,38 @@ def encode_for_linkage(
     agencies concatenate. ``attrs`` records the key labels and the encoding version.
     """
     link = resolve_key(keys, "linkage")
-    secret = link.secret
     n = len(frame)
-    index = frame.index
-    out: dict[str, pa.Array] = {}
-    null_str = pa.nulls(n, pa.string())
+    enc = _Encoder(frame, contract, link.secret)
+    out, h = enc.out, enc.h
 
-    # Identifiers -> id_token (+ source_key at the hub).
-    token_names = key_column_names(contract, "id_token")
-    key_names = key_column_names(contract, "source_key")
-    pseud = keys.purpose_key("pseudonym") if isinstance(keys, KeySet) else None
-    for col, name in token_names.items():
-        if col not in frame.columns:
-            if contract.columns[col].required:
-                raise IdentifierDataError("missing_column", f"{contract.agency}/{contract.extract}: id column {col} is missing")
-            out[name] = null_str
-            if pseud is not None:
-                out[key_names[col]] = null_str
-            continue
-        packed, valid = _normalised_messages(frame[col], col)
-        prefix = _id_prefix(contract.agency, str(contract.columns[col].id_type))
-        if pseud is not None:
-            both = _crypto.hmac_sha256_batch(secret, packed, prefix=prefix, chain_key=pseud.secret)
-            half = len(both) // 2
-            out[name] = _crypto.digests_to_hex_array(both[:half], valid)
-            out[key_names[col]] = _crypto.digests_to_hex_array(both[half:], valid)
-        else:
-            digests = _crypto.hmac_sha256_batch(secret, packed, prefix=prefix)
-            out[name] = _crypto.digests_to_hex_array(digests, valid)
+    pseud = _encode_identifiers(enc, keys)
     out["linkage_key_id"] = pa.array(np.full(n, link.key_id, dtype=object), type=pa.string())
-
-    def raw(field: str) -> pa.Array | None:
-        col = _column_for(contract, field)
-        if col is None or col not in frame.columns:
-            return None
-        return to_arrow_strings(frame[col], what=f"column {col}")
-
-    def h(arr: pa.Array | None, domain: str) -> pa.Array:
-        return null_str if arr is None else _hash_values(arr, secret, domain)
-
-    # Names.
-    first_raw = raw("first_name")
-    first = None if first_raw is None else compact_core(name_core(first_raw))
-    first_initial = None if first is None else pc.utf8_slice_codeunits(first, 0, 1)
-    out["first_name_hash"] = h(first, "first_name")
-    out["first_name_prefix3_hash"] = h(None if first is None else pc.utf8_slice_codeunits(first, 0, 3), "first_name_prefix3")
-    out["first_name_nysiis_hash"] = h(None if first is None else _map_unique(first, jellyfish.nysiis), "first_name_nysiis")
-    out["first_initial_hash"] = h(first_initial, "first_initial")
-    out["first_name_canonical_hash"] = h(None if first is None else _map_unique(first, canonical_first_name), "first_name")
-
-    middle_raw = raw("middle_name")
-    middle = None if middle_raw is None else compact_core(name_core(middle_raw))
-    out["middle_name_hash"] = h(middle, "middle_name")
-    out["middle_initial_hash"] = h(None if middle is None else pc.utf8_slice_codeunits(middle, 0, 1), "first_initial")
-
-    last_raw = raw("last_name")
-    surname = None if last_raw is None else surname_core(last_raw)
-    last = None if surname is None else surname["compact"].combine_chunks()
-    out["last_name_hash"] = h(last, "last_name")
-    out["last_name_part1_hash"] = h(None if surname is None else surname["first_part"].combine_chunks(), "last_name")
-    out["last_name_part2_hash"] = h(None if surname is None else surname["last_part"].combine_chunks(), "last_name")
-    out["last_name_prefix3_hash"] = h(None if last is None else pc.utf8_slice_codeunits(last, 0, 3), "last_name_prefix3")
-    out["last_name_nysiis_hash"] = h(None if last is None else _map_unique(last, jellyfish.nysiis), "last_name_nysiis")
-    out["last_name_soundex_hash"] = h(None if last is None else _map_unique(last, jellyfish.soundex), "last_name_soundex")
-
-    # Birth date and its parts.
-    dob_col = _column_for(contract, "birth_date")
-    parts = None
-    if dob_col is not None and dob_col in frame.columns:
-        parts = date_parts_core(date_core(frame[dob_col], what=f"column {dob_col}"))
-    iso = None if parts is None else parts["iso"].combine_chunks()
-    out["birth_date_hash"] = h(iso, "birth_date")
-    out["birth_date_swapped_hash"] = h(None if parts is None else parts["swapped"].combine_chunks(), "birth_date")
-    year = None if parts is None else parts["year"].combine_chunks()
-    out["birth_year_hash"] = h(year, "birth_year")
-    out["birth_month_hash"] = h(None if parts is None else parts["month"].combine_chunks(), "birth_month")
-    out["birth_day_hash"] = h(None if parts is None else parts["day"].combine_chunks(), "birth_day")
+    first, first_initial, middle, last = _encode_names(enc)
+    iso, year = _encode_birth_date(enc)
 
     # Sex, zip, address.
-    sex_raw = raw("sex")
+    sex_raw = enc.raw("sex")
     out["sex_hash"] = h(None if sex_raw is None else sex_core(sex_raw), "sex")
-    zip_raw = raw("zip")
+    zip_raw = enc.raw("zip")
     out["zip_hash"] = h(None if zip_raw is None else zip_core(zip_raw), "zip")
-    addr_raw = raw("street_address")
+    addr_raw = enc.raw("street_address")
     address = None if addr_raw is None else address_core(addr_raw)
     out["street_address_hash"] = h(address, "street_address")
 
     # Composites (null unless every part is present).
-    def comp(name: str, *arrays: pa.Array | None) -> None:
-        out[name] = null_str if any(a is None for a in arrays) else h(_join(*arrays), name.removesuffix("_hash"))  # type: ignore[arg-type]
-
-    comp("last_name_birth_date_hash", last, iso)
-    comp("first_name_birth_date_hash", first, iso)
-    comp("first_initial_last_name_birth_year_hash", first_initial, last, year)
+    enc.comp("last_name_birth_date_hash", last, iso)
+    enc.comp("first_name_birth_date_hash", first, iso)
+    enc.comp("first_initial_last_name_birth_year_hash", first_initial, last, year)
 
     # Bloom filters.
     normalised = {"first_name": first, "middle_name": middle, "last_name": last, "street_address": address}
     for spec in blooms:
         arrays = [a for a in (normalised[f] for f in spec.fields) if a is not None]
-        blooms_arr, bits = _bloom(arrays, n, secret, spec)
+        blooms_arr, bits = _bloom(arrays, n, link.secret, spec)
         out[spec.name] = blooms_arr
         out[f"{spec.name}_bits"] = bits
 
-    result = pd.DataFrame({name: pd.Series(arr, index=index, dtype=pd.ArrowDtype(arr.type)) for name, arr in out.items()})
+    result = pd.DataFrame({name: pd.Series(arr, index=frame.index, dtype=pd.ArrowDtype(arr.type)) for name, arr in out.items()})
     labels = {"linkage": link.label}
     if pseud is not None:
         labels["pseudonym"] = pseud.label

@@ -292,6 +292,41 @@ def date_parts_core(dates: pa.Array) -> pa.Table:
 
 
 # ----------------------------------------------------------------------------------------------
+# First-name short forms (the encodings' first_name_canonical_hash)
+# ----------------------------------------------------------------------------------------------
+
+#: Formal first name -> short forms that stand for it (compact upper-case ASCII, as names normalise).
+#: Only short forms of one formal name, and not common given names in their own right (the module doc of
+#: :mod:`data_sharing.encodings`, where ``first_name_canonical_hash`` uses them).
+_SHORT_FORMS = {
+    "ROBERT": "BOB BOBBY ROB ROBBIE ROBBY", "WILLIAM": "WILL WILLIE WILLY BILL BILLY",
+    "ELIZABETH": "LIZ LIZZY LIZZIE BETH BETSY BETTY LIBBY ELIZA", "KATHERINE": "KATE KATIE KATY KATHY",
+    "CATHERINE": "CATHY", "MARGARET": "MAGGIE MEG PEGGY MADGE", "JAMES": "JIM JIMMY", "MICHAEL": "MIKE MIKEY MICKEY",
+    "CHRISTOPHER": "TOPHER", "MATTHEW": "MATT MATTY", "NICHOLAS": "NICK NICKY", "ALEXANDER": "XANDER",
+    "BENJAMIN": "BEN BENNY BENJI", "DANIEL": "DAN DANNY", "JOSEPH": "JOEY", "ANTHONY": "TONY",
+    "THOMAS": "TOM TOMMY", "ANDREW": "ANDY", "JOSHUA": "JOSH", "ZACHARY": "ZACH ZACK ZAC", "JACOB": "JAKE",
+    "ABIGAIL": "ABBY ABBIE", "OLIVIA": "LIV LIVVY", "VICTORIA": "TORI VICKY VICKI", "JENNIFER": "JEN JENN JENNY",
+    "JESSICA": "JESS", "REBECCA": "BECKY BECCA", "GABRIEL": "GABE", "FRANCISCO": "PACO PANCHO",
+    "GUADALUPE": "LUPE LUPITA", "JESUS": "CHUY CHUCHO", "IGNACIO": "NACHO", "ENRIQUE": "KIKE",
+    "MANUEL": "MANNY MANOLO", "EDUARDO": "LALO", "THEODORE": "THEO", "CHARLES": "CHUCK", "CHARLOTTE": "LOTTIE",
+    "RICHARD": "RICK RICKY RICHIE", "TIMOTHY": "TIM TIMMY", "KENNETH": "KEN KENNY", "PATRICIA": "PATTY TRISH TRICIA",
+    "FERNANDO": "NANDO", "SANTIAGO": "SANTI", "SEBASTIAN": "SEBAS", "CHRISTINA": "TINA", "KIMBERLY": "KIM",
+    "STEPHANIE": "STEPH", "EVELYN": "EVIE", "DONALD": "DON DONNY", "RONALD": "RON RONNIE", "SUSAN": "SUE SUSIE",
+    "DEBORAH": "DEB DEBBIE", "BARBARA": "BARB", "DOROTHY": "DOT DOTTIE", "ALEJANDRO": "ALEJO",
+    "JOSEPHINE": "JOSIE", "PENELOPE": "PENNY", "MATILDA": "TILLY", "GREGORY": "GREG", "JEFFREY": "JEFF",
+    "DOUGLAS": "DOUG", "LAWRENCE": "LARRY", "FREDERICK": "FRED FREDDIE FREDDY", "BRADLEY": "BRAD",
+    "NICOLE": "NIKKI", "ANGELA": "ANGIE", "CYNTHIA": "CINDY", "JACQUELINE": "JACKIE", "DOMINIC": "DOM",
+    "ISABELLA": "IZZY", "SAMANTHA": "SAMMIE",
+}  # fmt: skip
+NICKNAMES: dict[str, str] = {short: formal for formal, forms in _SHORT_FORMS.items() for short in forms.split()}
+
+
+def canonical_first_name(name: str) -> str:
+    """The formal name a normalised short form stands for (``BOB`` -> ``ROBERT``), else ``name``."""
+    return NICKNAMES.get(name, name)
+
+
+# ----------------------------------------------------------------------------------------------
 # Public functions
 # ----------------------------------------------------------------------------------------------
 

@@ -311,52 +311,9 @@ def build_suite(contract: ExtractContract, *, drift: bool = True) -> Expectation
         expectations.append(expectation_cls(meta=meta.to_meta(), **kwargs))
 
     for spec in contract.columns.values():
-        name, outcome = spec.name, spec.on_invalid
-
-        def m(kind: str, *, outcome: str = outcome, spec: ColumnSpec = spec) -> CheckMeta:
-            return CheckMeta(f"{spec.name}.{kind}", kind, (spec.name,), outcome, spec.privacy, _explain_column(spec, kind))
-
-        if spec.required:
-            # A required column missing from the header: nothing in the file can be read as this extract.
-            add(gxe.ExpectColumnToExist, m("present", outcome="refuse_file"), column=name)
-            add(gxe.ExpectColumnValuesToNotBeNull, m("required"), column=name)
-        if spec.type == "integer":
-            add(gxe.ExpectColumnValuesToMatchRegex, m("type"), column=name, regex=INTEGER_REGEX)
-        elif spec.type == "number":
-            add(gxe.ExpectColumnValuesToMatchRegex, m("type"), column=name, regex=NUMBER_REGEX)
-        elif spec.type == "date":
-            add(gxe.ExpectColumnValuesToMatchRegex, m("type"), column=name, regex=DATE_REGEX)
-            add(gxe.ExpectColumnValuesToMatchStrftimeFormat, m("real_date"), column=name, strftime_format=DATE_FORMAT)
-        if spec.codes:
-            add(gxe.ExpectColumnValuesToBeInSet, m("codes"), column=name, value_set=list(spec.codes))
-        if spec.min is not None or spec.max is not None:
-            add(
-                gxe.ExpectColumnValuesToBeBetween,
-                m("range"),
-                column=value_column(name, spec.type),
-                min_value=_bound(spec, spec.min),
-                max_value=_bound(spec, spec.max),
-            )
-        if spec.pattern is not None:
-            add(gxe.ExpectColumnValuesToMatchRegex, m("pattern"), column=name, regex=spec.pattern)
-        if spec.max_length is not None:
-            add(gxe.ExpectColumnValueLengthsToBeBetween, m("max_length"), column=name, max_value=spec.max_length)
-
+        _add_column_checks(spec, add, gxe)
     if contract.unique_key:
-        key = list(contract.unique_key)
-        meta = CheckMeta(
-            "unique_key",
-            "unique_key",
-            tuple(key),
-            "quarantine_row",
-            _privacy(contract, key),
-            f"Another row has the same {_join(key)}; each combination may appear only once "
-            "(the rows that share it are quarantined until the agency says which one is right).",
-        )
-        if len(key) == 1:
-            add(gxe.ExpectColumnValuesToBeUnique, meta, column=key[0])
-        else:
-            add(gxe.ExpectCompoundColumnsToBeUnique, meta, column_list=key, ignore_row_if="any_value_is_missing")
+        _add_unique_key(contract, add, gxe)
 
     for rule in contract.rules:
         cmp = rule.comparison
@@ -378,6 +335,57 @@ def build_suite(contract: ExtractContract, *, drift: bool = True) -> Expectation
         expectations=expectations,
         meta={META_KEY: {"agency": contract.agency, "extract": contract.extract, "version": contract.version}},
     )
+
+
+def _add_column_checks(spec: ColumnSpec, add: Any, gxe: Any) -> None:
+    """A column's checks: present and required, type, codes, range, pattern, length."""
+    name, outcome = spec.name, spec.on_invalid
+
+    def m(kind: str, *, outcome: str = outcome) -> CheckMeta:
+        return CheckMeta(f"{spec.name}.{kind}", kind, (spec.name,), outcome, spec.privacy, _explain_column(spec, kind))
+
+    if spec.required:
+        # A required column missing from the header: nothing in the file can be read as this extract.
+        add(gxe.ExpectColumnToExist, m("present", outcome="refuse_file"), column=name)
+        add(gxe.ExpectColumnValuesToNotBeNull, m("required"), column=name)
+    if spec.type == "integer":
+        add(gxe.ExpectColumnValuesToMatchRegex, m("type"), column=name, regex=INTEGER_REGEX)
+    elif spec.type == "number":
+        add(gxe.ExpectColumnValuesToMatchRegex, m("type"), column=name, regex=NUMBER_REGEX)
+    elif spec.type == "date":
+        add(gxe.ExpectColumnValuesToMatchRegex, m("type"), column=name, regex=DATE_REGEX)
+        add(gxe.ExpectColumnValuesToMatchStrftimeFormat, m("real_date"), column=name, strftime_format=DATE_FORMAT)
+    if spec.codes:
+        add(gxe.ExpectColumnValuesToBeInSet, m("codes"), column=name, value_set=list(spec.codes))
+    if spec.min is not None or spec.max is not None:
+        add(
+            gxe.ExpectColumnValuesToBeBetween,
+            m("range"),
+            column=value_column(name, spec.type),
+            min_value=_bound(spec, spec.min),
+            max_value=_bound(spec, spec.max),
+        )
+    if spec.pattern is not None:
+        add(gxe.ExpectColumnValuesToMatchRegex, m("pattern"), column=name, regex=spec.pattern)
+    if spec.max_length is not None:
+        add(gxe.ExpectColumnValueLengthsToBeBetween, m("max_length"), column=name, max_value=spec.max_length)
+
+
+def _add_unique_key(contract: ExtractContract, add: Any, gxe: Any) -> None:
+    key = list(contract.unique_key)
+    meta = CheckMeta(
+        "unique_key",
+        "unique_key",
+        tuple(key),
+        "quarantine_row",
+        _privacy(contract, key),
+        f"Another row has the same {_join(key)}; each combination may appear only once "
+        "(the rows that share it are quarantined until the agency says which one is right).",
+    )
+    if len(key) == 1:
+        add(gxe.ExpectColumnValuesToBeUnique, meta, column=key[0])
+    else:
+        add(gxe.ExpectCompoundColumnsToBeUnique, meta, column_list=key, ignore_row_if="any_value_is_missing")
 
 
 def _add_drift(contract: ExtractContract, add: Any, gxe: Any) -> None:

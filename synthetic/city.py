@@ -191,14 +191,50 @@ def _generate_city(
     fps = build_fps(pop, streams[1])
     fhd = build_fhd(pop, streams[2], fps.kg, fps.kids)  # type: ignore[attr-defined]
     dhs = build_dhs(pop, streams[3], pop.homeless_years)  # type: ignore[attr-defined]
-    rng = streams[4]
-    contracts = load_extract_contracts()
-    ps = pop.persons
-    person_id = ps.person_id.to_numpy()
-    stamp = as_of.strftime("%Y%m%d")
+    tables = _export_order(fps, fhd, dhs, streams[4])
+    files, rows = _write_extracts(tables, out, as_of.strftime("%Y%m%d"))
 
-    # ---- order the files as an agency system would export them (never grouped by family)
-    si = fps.internal  # type: ignore[attr-defined]
+    truth_dir = out / "truth"
+    truth: dict[str, Path] = {}
+    persons = _truth_persons(pop)
+    truth["persons"] = truth_dir / "persons.csv"
+    _write_csv(persons[PERSONS_COLUMNS], truth["persons"])
+    idf = _truth_identities(pop, fps, fhd, dhs)
+    truth["identities"] = truth_dir / "identities.csv"
+    _write_csv(idf[IDENTITIES_COLUMNS], truth["identities"])
+    truth["addresses"] = truth_dir / "addresses.csv"
+    _write_csv(_truth_addresses(pop, persons), truth["addresses"])
+    truth["schools"] = truth_dir / "schools.csv"
+    _write_csv(fps.schools, truth["schools"])
+    noise = _truth_noise(fps, fhd, dhs)
+    truth["noise"] = truth_dir / "noise.csv"
+    _write_csv(noise[NOISE_COLUMNS], truth["noise"])
+
+    hard, rates, noise_by_agency = _hard_cases(pop, fps, fhd, dhs, tables, idf, noise)
+    ps = pop.persons
+    summary = {
+        "generator": "synthetic.city.generate_city",
+        "parameters": {"children": int(children), "seed": int(seed), "as_of": as_of.isoformat(),
+                       "first_school_year": int(first_school_year), "last_school_year": int(last_school_year)},
+        "files": {f"{a}/{e}": {"path": str(files[(a, e)].relative_to(out)), "rows": rows[(a, e)]} for a, e in EXTRACTS},
+        "truth_files": {k: str(v.relative_to(out)) for k, v in truth.items()} | {"summary": "truth/summary.json"},
+        "population": {"persons": int(len(ps)), "children_aged_0_18": int(ps.aged_0_18.sum()),
+                       "children_all": int(ps.is_child.sum()), "adults": int((~ps.is_child).sum()),
+                       "families": int(len(pop.families)), "schools": int(len(fps.schools))},
+        "hard_cases": hard,
+        "noise_records_by_agency": noise_by_agency,
+        "rates": rates,
+    }
+    if city_errors().name != "default":
+        summary["error_profile"] = dataclasses.asdict(city_errors())
+    truth["summary"] = truth_dir / "summary.json"
+    truth["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return CitySummary(out=out, files=files, truth=truth, rows=rows, hard_cases=hard, rates=rates)
+
+
+def _export_order(fps, fhd, dhs, rng: np.random.Generator) -> dict[tuple[str, str], pd.DataFrame]:  # noqa: ANN001
+    """The extracts in the order an agency system would export them (never grouped by family), with repeats."""
+    si = fps.internal
     order = np.lexsort((si._enroll.to_numpy(), fps.students.student_id.to_numpy().astype(str),
                         si._school.to_numpy(), fps.students.school_year.to_numpy()))
     students = fps.students.iloc[order].reset_index(drop=True)
@@ -217,7 +253,14 @@ def _generate_city(
     for key in DUPLICATE_ROWS_IN:
         n_dup = int(np.clip(round(len(tables[key]) * 1e-4), 3, 200))
         tables[key] = _inject_duplicates(tables[key].reset_index(drop=True), n_dup, rng)
+    return tables
 
+
+def _write_extracts(
+    tables: dict[tuple[str, str], pd.DataFrame], out: Path, stamp: str
+) -> tuple[dict[tuple[str, str], Path], dict[tuple[str, str], int]]:
+    """Each extract in its contract's columns (``tables`` keeps those) under ``out/drop``: (paths, rows)."""
+    contracts = load_extract_contracts()
     files: dict[tuple[str, str], Path] = {}
     rows: dict[tuple[str, str], int] = {}
     for key in EXTRACTS:
@@ -231,13 +274,16 @@ def _generate_city(
         _write_csv(df, path)
         files[key] = path
         rows[key] = len(df)
+    return files, rows
 
-    # ---- truth: persons
-    fams = pop.families
+
+def _truth_persons(pop: Population) -> pd.DataFrame:
+    ps, fams = pop.persons, pop.families
+    person_id = ps.person_id.to_numpy()
     pf = ps.family.to_numpy()
     last = (ps.last1 + ps.last_sep + ps.last2).to_numpy()
     twin = ps.twin_of.to_numpy()
-    persons = pd.DataFrame({
+    return pd.DataFrame({
         "person_id": person_id,
         "family_id": (pd.Series(pf + 1).astype(str).str.zfill(6).radd("f")).to_numpy(),
         "role": ps.role.to_numpy(),
@@ -256,81 +302,71 @@ def _generate_city(
         "family_arrival_date": D.to_strings(fams.arrive.to_numpy()[pf], fams.arrive.to_numpy()[pf] > D.LONG_AGO),
         "family_departure_date": D.to_strings(fams.leave.to_numpy()[pf], fams.leave.to_numpy()[pf] < D.NEVER),
     })
-    truth_dir = out / "truth"
-    truth: dict[str, Path] = {}
-    truth["persons"] = truth_dir / "persons.csv"
-    _write_csv(persons[PERSONS_COLUMNS], truth["persons"])
 
-    # ---- truth: identities
+
+def _truth_identities(pop: Population, fps, fhd, dhs) -> pd.DataFrame:  # noqa: ANN001
+    """Every agency identifier -> its person (``person`` position and ``person_id``)."""
     idf = pd.concat([
         pd.DataFrame({"agency": "fps", "id_type": "student", "source_id": fps.ids.source_id, "person": fps.ids.person}),
         pd.DataFrame({"agency": "fhd", "id_type": fhd.ids.id_type, "source_id": fhd.ids.source_id, "person": fhd.ids.person}),
         pd.DataFrame({"agency": "dhs", "id_type": "client", "source_id": dhs.ids.source_id, "person": dhs.ids.person}),
     ], ignore_index=True)
-    idf["person_id"] = person_id[idf.person.to_numpy()]
-    idf = idf.sort_values(["agency", "id_type", "source_id"], kind="stable").reset_index(drop=True)
-    truth["identities"] = truth_dir / "identities.csv"
-    _write_csv(idf[IDENTITIES_COLUMNS], truth["identities"])
+    idf["person_id"] = pop.persons.person_id.to_numpy()[idf.person.to_numpy()]
+    return idf.sort_values(["agency", "id_type", "source_id"], kind="stable").reset_index(drop=True)
 
-    # ---- truth: addresses and schools
-    book = pop.book
+
+def _truth_addresses(pop: Population, persons: pd.DataFrame) -> pd.DataFrame:
+    """Family address histories: one row per address slot used, with its validity."""
+    book, fams = pop.book, pop.families
+    pf = pop.persons.family.to_numpy()
     fam_rows, slot_rows = np.nonzero(pop.fam_addr >= 0)
     aid = pop.fam_addr[fam_rows, slot_rows]
     start = np.where(slot_rows == 0, fams.arrive.to_numpy()[fam_rows], pop.fam_move[fam_rows, np.maximum(slot_rows - 1, 0)])
     nxt = np.where(slot_rows < 2, pop.fam_move[fam_rows, np.minimum(slot_rows, 1)], D.NEVER)
     nxt = np.where((slot_rows < 2) & (pop.fam_addr[fam_rows, np.minimum(slot_rows + 1, 2)] >= 0), nxt, D.NEVER)
     end = np.minimum(np.where(nxt < D.NEVER, nxt - 1, D.NEVER), fams.leave.to_numpy()[fam_rows])
-    addresses = pd.DataFrame({
+    return pd.DataFrame({
         "family_id": persons.family_id.to_numpy()[np.searchsorted(pf, fam_rows)],
         "slot": slot_rows, "street_address": book.text[aid], "zip": book.zip[aid],
         "valid_from": D.to_strings(start, start > D.LONG_AGO), "valid_to": D.to_strings(end, end < D.NEVER),
     })
-    truth["addresses"] = truth_dir / "addresses.csv"
-    _write_csv(addresses, truth["addresses"])
-    truth["schools"] = truth_dir / "schools.csv"
-    _write_csv(fps.schools, truth["schools"])
 
-    # ---- truth: noise log (every record that differs from the truth, and how)
+
+def _truth_noise(fps, fhd, dhs) -> pd.DataFrame:  # noqa: ANN001
+    """The noise log: every record that differs from the truth, and how."""
     st_keys = (fps.students.student_id + "|" + fps.students.school_id + "|" + fps.students.school_year.astype(str)
                + "|" + fps.students.enroll_date).to_numpy()
-    noise = pd.concat([
+    return pd.concat([
         _noise_rows("fps", "students", st_keys, fps.student_flags),
         _noise_rows("fhd", "patients", fhd.patients.patient_id.to_numpy(), fhd.patient_flags),
         _noise_rows("dhs", "clients", dhs.clients.client_id.to_numpy(), dhs.client_flags),
     ], ignore_index=True)
-    truth["noise"] = truth_dir / "noise.csv"
-    _write_csv(noise[NOISE_COLUMNS], truth["noise"])
-
-    hard, rates, noise_by_agency = _hard_cases(pop, fps, fhd, dhs, tables, idf, noise)
-    summary = {
-        "generator": "synthetic.city.generate_city",
-        "parameters": {"children": int(children), "seed": int(seed), "as_of": as_of.isoformat(),
-                       "first_school_year": int(first_school_year), "last_school_year": int(last_school_year)},
-        "files": {f"{a}/{e}": {"path": str(files[(a, e)].relative_to(out)), "rows": rows[(a, e)]} for a, e in EXTRACTS},
-        "truth_files": {k: str(v.relative_to(out)) for k, v in truth.items()} | {"summary": "truth/summary.json"},
-        "population": {"persons": int(len(ps)), "children_aged_0_18": int(ps.aged_0_18.sum()),
-                       "children_all": int(ps.is_child.sum()), "adults": int((~ps.is_child).sum()),
-                       "families": int(len(fams)), "schools": int(len(fps.schools))},
-        "hard_cases": hard,
-        "noise_records_by_agency": noise_by_agency,
-        "rates": rates,
-    }
-    if city_errors().name != "default":
-        summary["error_profile"] = dataclasses.asdict(city_errors())
-    truth["summary"] = truth_dir / "summary.json"
-    truth["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return CitySummary(out=out, files=files, truth=truth, rows=rows, hard_cases=hard, rates=rates)
 
 
 def _hard_cases(pop: Population, fps, fhd, dhs, tables, idf: pd.DataFrame, noise: pd.DataFrame):  # noqa: ANN001
+    hard: dict[str, int] = {}
+    _people_cases(pop, fps, fhd, dhs, hard)
+    _identifier_cases(pop, idf, hard)
+    _file_cases(fps, fhd, dhs, tables, hard)
+    # noise, across agencies and per agency
+    # records (students rows, patients, clients) per kind of variation, e.g. records_birth_date_day_month_swap
+    for (fld, kind), n in noise.groupby(["field", "kind"]).size().items():
+        hard[f"records_{fld}_{kind}"] = int(n)
+    noise_by_agency = {
+        agency: {f"{f}:{k}": int(n) for (f, k), n in grp.groupby(["field", "kind"]).size().items()}
+        for agency, grp in noise.groupby("agency")
+    }
+    # headline rates on the truth (plausibility, not the pipeline's answer)
+    rates = _truth_rates(pop, fps, fhd, dhs, tables, idf)
+    return hard, rates, noise_by_agency
+
+
+def _people_cases(pop: Population, fps, fhd, dhs, hard: dict[str, int]) -> None:  # noqa: ANN001
+    """Twins, siblings, surname changes, moves, arrivals and departures."""
     ps = pop.persons
-    params = pop.params
     is_child = ps.is_child.to_numpy()
     pf = ps.family.to_numpy()
-    hard: dict[str, int] = {}
     si = fps.internal
-
-    # people
     hard["twin_pairs"] = int((ps.twin_of.to_numpy() >= 0).sum() // 2)
     st_people = pd.DataFrame({"person": si._person.to_numpy(), "sy": fps.students.school_year.to_numpy(),
                               "fam": pf[si._person.to_numpy()], "addr": si._addr.to_numpy()})
@@ -354,12 +390,15 @@ def _hard_cases(pop: Population, fps, fhd, dhs, tables, idf: pd.DataFrame, noise
     n_addr = addr_seen.groupby("person").size()
     hard["children_recorded_at_two_or_more_addresses"] = int((n_addr[is_child[n_addr.index.to_numpy()]] >= 2).sum())
 
-    # identifiers
+
+def _identifier_cases(pop: Population, idf: pd.DataFrame, hard: dict[str, int]) -> None:
+    """People with two ids of one agency; children per combination of agencies; parents known to agencies."""
+    is_child = pop.persons.is_child.to_numpy()
     per = idf.groupby(["id_type", "person"]).size()
     for id_type, label in (("student", "students"), ("patient", "patients"), ("client", "clients")):
         s = per.xs(id_type, level="id_type") if id_type in per.index.get_level_values(0) else pd.Series(dtype=int)
         hard[f"{label}_with_two_ids"] = int((s >= 2).sum())
-    bits = np.zeros(len(ps), dtype=np.int64)
+    bits = np.zeros(len(pop.persons), dtype=np.int64)
     for bit, agency in enumerate(("fps", "fhd", "dhs")):
         bits[idf.person.to_numpy()[idf.agency.to_numpy() == agency]] |= 1 << bit
     kid_bits = bits[is_child]
@@ -372,7 +411,10 @@ def _hard_cases(pop: Population, fps, fhd, dhs, tables, idf: pd.DataFrame, noise
     hard["parents_in_dhs"] = int(adults_ids[adults_ids.agency == "dhs"].person.nunique())
     hard["parents_in_fhd"] = int(adults_ids[(adults_ids.agency == "fhd") & (adults_ids.id_type == "patient")].person.nunique())
 
-    # files
+
+def _file_cases(fps, fhd, dhs, tables, hard: dict[str, int]) -> None:  # noqa: ANN001
+    """Exact repeats, transfers and returns, retests, graduation outcomes, doses recorded twice, open spells."""
+    si = fps.internal
     for key in (("fps", "attendance"), ("fps", "assessments"), ("fhd", "immunizations")):
         df = tables[key]
         hard[f"exact_duplicate_rows_{key[0]}_{key[1]}"] = int(df.duplicated().sum())
@@ -395,19 +437,6 @@ def _hard_cases(pop: Population, fps, fhd, dhs, tables, idf: pd.DataFrame, noise
     hard["mmr_doses_in_two_patient_records"] = int(fhd.counts["mmr_doses_in_two_patient_records"])
     hard["mmr_dose_recorded_under_both_codes"] = int(fhd.counts["mmr_dose_recorded_under_both_codes"])
     hard["program_spells_ongoing"] = int(dhs.program_enrollments.end_date.isna().sum())
-
-    # noise, across agencies and per agency
-    # records (students rows, patients, clients) per kind of variation, e.g. records_birth_date_day_month_swap
-    for (fld, kind), n in noise.groupby(["field", "kind"]).size().items():
-        hard[f"records_{fld}_{kind}"] = int(n)
-    noise_by_agency = {
-        agency: {f"{f}:{k}": int(n) for (f, k), n in grp.groupby(["field", "kind"]).size().items()}
-        for agency, grp in noise.groupby("agency")
-    }
-
-    # headline rates on the truth (plausibility, not the pipeline's answer)
-    rates = _truth_rates(pop, fps, fhd, dhs, tables, idf)
-    return hard, rates, noise_by_agency
 
 
 def _truth_rates(pop: Population, fps, fhd, dhs, tables, idf: pd.DataFrame) -> dict[str, float]:  # noqa: ANN001

@@ -51,27 +51,42 @@ def _spells(rng: np.random.Generator, owner: np.ndarray, lo: np.ndarray, hi: np.
 
 def build_dhs(pop: Population, rng: np.random.Generator, homeless_years: np.ndarray) -> DhsResult:
     P = pop.params
-    as_of = P.as_of
     ps = pop.persons
     fams = pop.families
     counts: dict[str, int] = {}
-    n_p = len(ps)
     pf = ps.family.to_numpy()
-    is_child = ps.is_child.to_numpy()
-    role = ps.role.to_numpy()
-    birth = ps.birth.to_numpy()
-    death = ps.death.to_numpy()
-    fam_arrive = fams.arrive.to_numpy()
-    fam_leave = fams.leave.to_numpy()
-    n_f = len(fams)
     lookback = P.window_start - 3 * 365
-    f_lo = np.maximum(fam_arrive, lookback)
-    f_hi = np.minimum(fam_leave, as_of)
+    f_lo = np.maximum(fams.arrive.to_numpy(), lookback)
+    f_hi = np.minimum(fams.leave.to_numpy(), P.as_of)
     dhs_fam = fams.dhs.to_numpy() & (f_hi > f_lo)
-    fam_idx = np.flatnonzero(dhs_fam)
-    poverty = fams.poverty.to_numpy()
+    fs = _family_spells(pop, rng, homeless_years, dhs_fam, f_lo, f_hi)
 
-    # ---- family-level spells
+    # every member of the family alive and born during the spell
+    birth = ps.birth.to_numpy()
+    members = pd.DataFrame({"person": np.arange(len(ps)), "fam": pf})
+    members = members[dhs_fam[pf]]
+    rows = fs.merge(members, on="fam", how="inner")
+    rp = rows.person.to_numpy()
+    r_start = np.maximum(rows.start.to_numpy(), birth[rp])
+    r_end = rows.end.to_numpy()
+    rows = pd.DataFrame({"person": rp, "prog": rows.prog.to_numpy(), "start": r_start, "end": r_end})
+    indiv = _individual_spells(pop, rng, dhs_fam, f_lo, f_hi)
+    rows = pd.concat([rows] + [pd.DataFrame({"person": a, "prog": b, "start": c, "end": d}) for a, b, c, d in indiv],
+                     ignore_index=True)
+    rows = _clip_spells(pop, rows)
+    rec_person, rec_second, rec_id, enrollments = _client_records(pop, rng, rows, counts)
+    clients, flags, addr = _client_rows(pop, rng, rec_person, rec_second, rec_id, enrollments)
+    ids = pd.DataFrame({"id_type": "client", "source_id": rec_id, "person": rec_person})
+    res = DhsResult(clients, flags, enrollments, ids, counts)
+    res.addr = addr  # type: ignore[attr-defined]
+    return res
+
+
+def _family_spells(pop: Population, rng: np.random.Generator, homeless_years: np.ndarray, dhs_fam: np.ndarray,
+                   f_lo: np.ndarray, f_hi: np.ndarray) -> pd.DataFrame:
+    """Household programs' spells (SNAP, TANF, housing, homeless services): fam, prog, start, end."""
+    fam_idx = np.flatnonzero(dhs_fam)
+    poverty = pop.families.poverty.to_numpy()
     fam_spells = []  # (family, program, start, end)
     for prog, share, mean_days, max_sp, p_more in ((SNAP, 0.8, 540, 3, 0.35), (TANF, 0.22, 300, 2, 0.2),
                                                    (HA, 0.2, 1100, 1, 0.0)):
@@ -79,7 +94,7 @@ def build_dhs(pop: Population, rng: np.random.Generator, homeless_years: np.ndar
         o, s, e = _spells(rng, sel, f_lo[sel], f_hi[sel], mean_days, max_sp, p_more)
         fam_spells.append((o, np.full(len(o), prog), s, e))
     # homeless services around the school years a family was homeless, and some others
-    years = np.array(P.years)
+    years = np.array(pop.params.years)
     hf, hy = np.nonzero(homeless_years & dhs_fam[:, None])
     take = rng.random(len(hf)) < 0.7
     hf, hy = hf[take], hy[take]
@@ -90,22 +105,20 @@ def build_dhs(pop: Population, rng: np.random.Generator, homeless_years: np.ndar
     s = np.concatenate([hs_start, extra_start])
     e = s + 20 + np.round(rng.exponential(120, len(o))).astype(np.int64)
     fam_spells.append((o, np.full(len(o), HS), s, e))
-    fs = pd.DataFrame({
+    return pd.DataFrame({
         "fam": np.concatenate([x[0] for x in fam_spells]), "prog": np.concatenate([x[1] for x in fam_spells]),
         "start": np.concatenate([x[2] for x in fam_spells]), "end": np.concatenate([x[3] for x in fam_spells]),
     })
 
-    # every member of the family alive and born during the spell
-    members = pd.DataFrame({"person": np.arange(n_p), "fam": pf})
-    members = members[dhs_fam[pf]]
-    rows = fs.merge(members, on="fam", how="inner")
-    rp = rows.person.to_numpy()
-    r_start = np.maximum(rows.start.to_numpy(), birth[rp])
-    r_end = rows.end.to_numpy()
-    rows = pd.DataFrame({"person": rp, "prog": rows.prog.to_numpy(), "start": r_start, "end": r_end})
 
-    # ---- individual spells: WIC (under 5, with the mother), child care (under 13), child welfare, foster care
-    kids_in = np.flatnonzero(is_child & dhs_fam[pf])
+def _individual_spells(pop: Population, rng: np.random.Generator, dhs_fam: np.ndarray, f_lo: np.ndarray,
+                       f_hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """WIC (under 5, with the mother), child care (under 13), child welfare, foster care: (person, prog, start, end)."""
+    ps = pop.persons
+    pf = ps.family.to_numpy()
+    birth = ps.birth.to_numpy()
+    role = ps.role.to_numpy()
+    kids_in = np.flatnonzero(ps.is_child.to_numpy() & dhs_fam[pf])
     k_lo = np.maximum(birth[kids_in], f_lo[pf[kids_in]])
     k_hi = f_hi[pf[kids_in]]
     indiv = []
@@ -132,20 +145,31 @@ def build_dhs(pop: Population, rng: np.random.Generator, homeless_years: np.ndar
     sel_fc = (sel_cw & (rng.random(len(kids_in)) < 0.25)) | (rng.random(len(kids_in)) < 0.002)
     o, s, e = _spells(rng, kids_in[sel_fc], k_lo[sel_fc], k_hi[sel_fc], 420, 1, 0.0)
     indiv.append((o, np.full(len(o), FC), s, e))
-    rows = pd.concat([rows] + [pd.DataFrame({"person": a, "prog": b, "start": c, "end": d}) for a, b, c, d in indiv],
-                     ignore_index=True)
+    return indiv
 
-    # ---- clip to life in the city and to the as-of date
+
+def _clip_spells(pop: Population, rows: pd.DataFrame) -> pd.DataFrame:
+    """Spells clipped to life in the city and to the as-of date (open when ending after it), one per start."""
+    ps, fams, as_of = pop.persons, pop.families, pop.params.as_of
+    pf = ps.family.to_numpy()
+    birth = ps.birth.to_numpy()
     rp = rows.person.to_numpy()
-    start = np.maximum.reduce([rows.start.to_numpy(), birth[rp], fam_arrive[pf[rp]], np.full(len(rp), D.day(dt.date(1990, 1, 1)))])
-    end = np.minimum.reduce([rows.end.to_numpy(), fam_leave[pf[rp]], death[rp]])
+    start = np.maximum.reduce([rows.start.to_numpy(), birth[rp], fams.arrive.to_numpy()[pf[rp]],
+                               np.full(len(rp), D.day(dt.date(1990, 1, 1)))])
+    end = np.minimum.reduce([rows.end.to_numpy(), fams.leave.to_numpy()[pf[rp]], ps.death.to_numpy()[rp]])
     ok = (start <= as_of) & (end >= start)
     rows = pd.DataFrame({"person": rp[ok], "prog": rows.prog.to_numpy()[ok], "start": start[ok], "end": end[ok]})
     rows["end"] = np.where(rows.end.to_numpy() > as_of, D.NEVER, rows.end.to_numpy())
     rows = rows.sort_values(["person", "prog", "start", "end"], kind="stable")
-    rows = rows.drop_duplicates(["person", "prog", "start"], keep="last").reset_index(drop=True)
+    return rows.drop_duplicates(["person", "prog", "start"], keep="last").reset_index(drop=True)
 
-    # ---- clients: everyone with a spell; a few get a second client id
+
+def _client_records(
+    pop: Population, rng: np.random.Generator, rows: pd.DataFrame, counts: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Clients: everyone with a spell; a few get a second client id. (record's person, is second, id, enrollments)."""
+    n_p = len(pop.persons)
+    is_child = pop.persons.is_child.to_numpy()
     who = np.unique(rows.person.to_numpy())
     dup = np.zeros(n_p, dtype=bool)
     dup[who] = rng.random(len(who)) < city_errors().reregistration * np.where(is_child[who], 0.012, 0.008)
@@ -176,9 +200,15 @@ def build_dhs(pop: Population, rng: np.random.Generator, homeless_years: np.ndar
     })
     enrollments = enrollments.drop_duplicates(["client_id", "program", "start_date"]).reset_index(drop=True)
     counts["parents_with_spells"] = int(np.unique(ep[~is_child[ep]]).size)
+    return rec_person, rec_second, rec_id, enrollments
 
-    # ---- how each client record names the person (as of its latest spell)
+
+def _client_rows(pop: Population, rng: np.random.Generator, rec_person: np.ndarray, rec_second: np.ndarray,
+                 rec_id: np.ndarray, enrollments: pd.DataFrame) -> tuple[pd.DataFrame, Flags, np.ndarray]:
+    """How each client record names the person (as of its latest spell): (clients, flags, address of each record)."""
+    ps, as_of = pop.persons, pop.params.as_of
     p_ = rec_person
+    n_rec = len(p_)
     by_person = pd.Series(enrollments._start.to_numpy()).groupby(enrollments._person.to_numpy())
     updated = by_person.max().reindex(p_).to_numpy()
     opened = by_person.min().reindex(p_).to_numpy()
@@ -190,7 +220,7 @@ def build_dhs(pop: Population, rng: np.random.Generator, homeless_years: np.ndar
         "last1": np.where(use_new, new_last, ps.last1.to_numpy()[p_]),
         "last2": np.where(use_new, "", ps.last2.to_numpy()[p_]),
         "last_sep": np.where(use_new, "", ps.last_sep.to_numpy()[p_]),
-        "birth": birth[p_], "sex": ps.sex.to_numpy()[p_],
+        "birth": ps.birth.to_numpy()[p_], "sex": ps.sex.to_numpy()[p_],
     }
     out: dict[str, np.ndarray] = {}
     flags: Flags = {}
@@ -206,14 +236,11 @@ def build_dhs(pop: Population, rng: np.random.Generator, homeless_years: np.ndar
         for k, v in f.items():
             flags.setdefault(k, np.zeros(n_rec, dtype=bool))[sub] = v
     flags["last_name:surname_changed"] = use_new
-    addr = pop.address_at(pf[p_], updated)
+    addr = pop.address_at(ps.family.to_numpy()[p_], updated)
     street, zipc, aflags = render_address(pop.book.parts(addr), pop.book.zip[addr], DHS, rng)
     flags.update(aflags)
     clients = pd.DataFrame({
         "client_id": rec_id, "first_name": out["first_name"], "last_name": out["last_name"],
         "birth_date": D.to_strings(out["birth"]), "sex": out["sex"], "street_address": street, "zip": zipc,
     })
-    ids = pd.DataFrame({"id_type": "client", "source_id": rec_id, "person": rec_person})
-    res = DhsResult(clients, flags, enrollments, ids, counts)
-    res.addr = addr  # type: ignore[attr-defined]
-    return res
+    return clients, flags, addr

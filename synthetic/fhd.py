@@ -55,56 +55,96 @@ def _between(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> np.nda
     return lo + np.floor(rng.random(len(lo)) * np.maximum(hi - lo + 1, 1)).astype(np.int64)
 
 
-def build_fhd(pop: Population, rng: np.random.Generator, kg: np.ndarray, kids: np.ndarray) -> FhdResult:
-    P = pop.params
-    as_of = P.as_of
-    ps = pop.persons
-    fams = pop.families
-    counts: dict[str, int] = {}
-    n_p = len(ps)
-    pf = ps.family.to_numpy()
-    is_child = ps.is_child.to_numpy()
-    role = ps.role.to_numpy()
-    birth = ps.birth.to_numpy()
-    death = ps.death.to_numpy()
-    arrive = fams.arrive.to_numpy()[pf]
-    leave = fams.leave.to_numpy()[pf]
-    poverty = fams.poverty.to_numpy()[pf]
-    fam_fhd = fams.fhd.to_numpy()[pf]
-    window_start = P.window_start
+@dataclass
+class _Patients:
+    """Per-person arrays of the population and the patient records drawn for them."""
 
-    # ---- who is a patient
+    pop: Population
+    rng: np.random.Generator
+    counts: dict[str, int]
+    is_child: np.ndarray
+    role: np.ndarray
+    birth: np.ndarray
+    death: np.ndarray
+    arrive: np.ndarray
+    leave: np.ndarray
+    life_end: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    reg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    who: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # persons with a (first) record
+    rec_person: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    rec_second: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    rec_id: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+    first_rec: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    second_rec: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def n_p(self) -> int:
+        return len(self.birth)
+
+    @property
+    def n_rec(self) -> int:
+        return len(self.rec_person)
+
+
+def build_fhd(pop: Population, rng: np.random.Generator, kg: np.ndarray, kids: np.ndarray) -> FhdResult:
+    ps, fams = pop.persons, pop.families
+    pf = ps.family.to_numpy()
+    ctx = _Patients(
+        pop, rng, {}, ps.is_child.to_numpy(), ps.role.to_numpy(), ps.birth.to_numpy(), ps.death.to_numpy(),
+        fams.arrive.to_numpy()[pf], fams.leave.to_numpy()[pf],
+    )
+    _register_patients(ctx, fams.fhd.to_numpy()[pf])
+    # ---- medicaid: a per-person id, shown on most of the person's records
+    poverty = fams.poverty.to_numpy()[pf]
+    has_mcd = rng.random(ctx.n_p) < np.clip(np.where(ctx.is_child, 0.45, 0.3) + 0.25 * poverty, 0.02, 0.95)
+    mcd_num = unique_numbers(rng, ctx.n_p, 100_000_000, 999_999_999)
+    mcd_id = make_ids(mcd_num, "MA", 9)
+    shown = has_mcd[ctx.rec_person] & (rng.random(ctx.n_rec) < 0.85)
+    patients, flags, addr = _patient_rows(ctx, mcd_id, shown)
+    encounters = _encounters(ctx)
+    immunizations = _immunizations(ctx, kg, kids)
+    rp = ctx.rec_person
+    ids = pd.concat([
+        pd.DataFrame({"id_type": "patient", "source_id": ctx.rec_id, "person": rp}),
+        pd.DataFrame({"id_type": "medicaid", "source_id": mcd_id[rp[shown]], "person": rp[shown]}).drop_duplicates(),
+    ], ignore_index=True)
+    res = FhdResult(patients, flags, encounters, immunizations, ids, ctx.counts)
+    res.addr = addr  # type: ignore[attr-defined]
+    return res
+
+
+def _register_patients(ctx: _Patients, fam_fhd: np.ndarray) -> None:
+    """Who is a patient, when registered, and the few re-registered under a second record."""
+    rng, n_p, is_child, role = ctx.rng, ctx.n_p, ctx.is_child, ctx.role
+    P = ctx.pop.params
     r = rng.random(n_p)
     patient = np.where(is_child, (fam_fhd & (r < 0.985)) | (~fam_fhd & (r < 0.05)),
                        fam_fhd & (r < np.where(role == "mother", 0.4, 0.2)))
-    life_end = np.minimum.reduce([leave, death, np.full(n_p, as_of)])
-    reg = np.maximum.reduce([birth, arrive, np.full(n_p, window_start - 5 * 365)])
-    patient &= reg <= life_end
+    ctx.life_end = np.minimum.reduce([ctx.leave, ctx.death, np.full(n_p, P.as_of)])
+    ctx.reg = np.maximum.reduce([ctx.birth, ctx.arrive, np.full(n_p, P.window_start - 5 * 365)])
+    patient &= ctx.reg <= ctx.life_end
     who = np.flatnonzero(patient)
     dup = np.zeros(n_p, dtype=bool)
     dup[who] = rng.random(len(who)) < city_errors().reregistration * np.where(is_child[who], 0.015, 0.005)
-    counts["patients_with_two_ids"] = int(dup.sum())
+    ctx.counts["patients_with_two_ids"] = int(dup.sum())
     dup_who = np.flatnonzero(dup)
-    rec_person = np.concatenate([who, dup_who])
-    rec_second = np.concatenate([np.zeros(len(who), dtype=bool), np.ones(len(dup_who), dtype=bool)])
-    n_rec = len(rec_person)
-    rec_id = make_ids(unique_numbers(rng, n_rec, 10_000_000, 99_999_999), "FH", 8)
-    first_rec = np.full(n_p, -1, dtype=np.int64)
-    first_rec[who] = np.arange(len(who))
-    second_rec = np.full(n_p, -1, dtype=np.int64)
-    second_rec[dup_who] = len(who) + np.arange(len(dup_who))
+    ctx.who = who
+    ctx.rec_person = np.concatenate([who, dup_who])
+    ctx.rec_second = np.concatenate([np.zeros(len(who), dtype=bool), np.ones(len(dup_who), dtype=bool)])
+    ctx.rec_id = make_ids(unique_numbers(rng, ctx.n_rec, 10_000_000, 99_999_999), "FH", 8)
+    ctx.first_rec = np.full(n_p, -1, dtype=np.int64)
+    ctx.first_rec[who] = np.arange(len(who))
+    ctx.second_rec = np.full(n_p, -1, dtype=np.int64)
+    ctx.second_rec[dup_who] = len(who) + np.arange(len(dup_who))
 
-    # ---- medicaid: a per-person id, shown on most of the person's records
-    has_mcd = rng.random(n_p) < np.clip(np.where(is_child, 0.45, 0.3) + 0.25 * poverty, 0.02, 0.95)
-    mcd_num = unique_numbers(rng, n_p, 100_000_000, 999_999_999)
-    mcd_id = make_ids(mcd_num, "MA", 9)
-    shown = has_mcd[rec_person] & (rng.random(n_rec) < 0.85)
 
-    # ---- how each record names the person, as of its last update
-    lo, hi = reg[rec_person], life_end[rec_person]
+def _patient_rows(ctx: _Patients, mcd_id: np.ndarray, shown: np.ndarray) -> tuple[pd.DataFrame, Flags, np.ndarray]:
+    """How each record names the person, as of its last update: (patients, flags, address of each record)."""
+    rng, pop, n_rec, rp = ctx.rng, ctx.pop, ctx.n_rec, ctx.rec_person
+    ps, as_of = pop.persons, pop.params.as_of
+    lo, hi = ctx.reg[rp], ctx.life_end[rp]
     updated = _between(rng, lo, hi)
     updated = np.where(rng.random(n_rec) < 0.7, hi, updated)
-    rp = rec_person
     new_last = ps.new_last.to_numpy()[rp]
     use_new = (new_last != "") & (updated >= ps.change_date.to_numpy()[rp]) & (rng.random(n_rec) < 0.7)
     truth = {
@@ -112,12 +152,12 @@ def build_fhd(pop: Population, rng: np.random.Generator, kg: np.ndarray, kids: n
         "last1": np.where(use_new, new_last, ps.last1.to_numpy()[rp]),
         "last2": np.where(use_new, "", ps.last2.to_numpy()[rp]),
         "last_sep": np.where(use_new, "", ps.last_sep.to_numpy()[rp]),
-        "birth": birth[rp], "sex": ps.sex.to_numpy()[rp],
+        "birth": ctx.birth[rp], "sex": ps.sex.to_numpy()[rp],
     }
     out: dict[str, np.ndarray] = {}
     flags: Flags = {}
     for is2 in (False, True):
-        sub = np.flatnonzero(rec_second == is2)
+        sub = np.flatnonzero(ctx.rec_second == is2)
         o, f = render_person({k: v[sub] for k, v in truth.items()}, FHD.boosted(4.0) if is2 else FHD, rng,
                              birth_min=D.day(dt.date(1900, 1, 1)), birth_max=np.full(len(sub), as_of),
                              with_middle=False)
@@ -130,21 +170,25 @@ def build_fhd(pop: Population, rng: np.random.Generator, kg: np.ndarray, kids: n
     flags["last_name:surname_changed"] = use_new
     stale = rng.random(n_rec) < 0.2
     addr_day = np.where(stale, lo, updated)
-    addr = pop.address_at(pf[rp], addr_day)
+    addr = pop.address_at(ps.family.to_numpy()[rp], addr_day)
     street, zipc, aflags = render_address(pop.book.parts(addr), pop.book.zip[addr], FHD, rng)
     flags.update(aflags)
     patients = pd.DataFrame({
-        "patient_id": rec_id, "first_name": out["first_name"], "last_name": out["last_name"],
+        "patient_id": ctx.rec_id, "first_name": out["first_name"], "last_name": out["last_name"],
         "birth_date": D.to_strings(out["birth"]), "sex": out["sex"], "street_address": street, "zip": zipc,
         "medicaid_id": np.where(shown, mcd_id[rp], None),
     })
+    return patients, flags, addr
 
-    # ---- encounters, school year by school year
-    years = np.array(P.years, dtype=np.int64)
+
+def _encounters(ctx: _Patients) -> pd.DataFrame:
+    """Clinic encounters, school year by school year."""
+    rng, who, birth, is_child = ctx.rng, ctx.who, ctx.birth, ctx.is_child
+    years = np.array(ctx.pop.params.years, dtype=np.int64)
     pp = np.repeat(who, len(years))
     yy = np.tile(years, len(who))
-    lo_y = np.maximum.reduce([D.sy_start(yy), reg[pp], birth[pp]])
-    hi_y = np.minimum(D.sy_end(yy), life_end[pp])
+    lo_y = np.maximum.reduce([D.sy_start(yy), ctx.reg[pp], birth[pp]])
+    hi_y = np.minimum(D.sy_end(yy), ctx.life_end[pp])
     live = hi_y >= lo_y
     pp, yy, lo_y, hi_y = pp[live], yy[live], lo_y[live], hi_y[live]
     age = (D.sy_start(yy) - birth[pp]) / 365.25
@@ -175,19 +219,40 @@ def build_fhd(pop: Population, rng: np.random.Generator, kg: np.ndarray, kids: n
     nodot = rng.random(m_e) < 0.05
     diag[nodot] = pd.Series(diag[nodot], dtype=object).str.replace(".", "", regex=False).to_numpy(object)
     diag = np.where(rng.random(m_e) < 0.12, None, diag)
-    e_rec = np.where((second_rec[e_person] >= 0) & (rng.random(m_e) < 0.35), second_rec[e_person], first_rec[e_person])
+    second_rec = ctx.second_rec
+    e_rec = np.where((second_rec[e_person] >= 0) & (rng.random(m_e) < 0.35), second_rec[e_person], ctx.first_rec[e_person])
     enc_num = unique_numbers(rng, m_e, 1_000_000_000, 9_999_999_999)
     enc_id = make_ids(enc_num, "E", 10)
     order = np.lexsort((enc_num, e_date))
-    encounters = pd.DataFrame({
-        "encounter_id": enc_id[order], "patient_id": rec_id[e_rec[order]],
+    return pd.DataFrame({
+        "encounter_id": enc_id[order], "patient_id": ctx.rec_id[e_rec[order]],
         "encounter_date": D.to_strings(e_date[order]), "encounter_type": e_type[order], "diagnosis_code": diag[order],
     })
 
-    # ---- immunizations: the childhood schedule for child patients
-    ch = who[is_child[who]]
-    kg_of = np.full(n_p, 0, dtype=np.int64)
+
+def _immunizations(ctx: _Patients, kg: np.ndarray, kids: np.ndarray) -> pd.DataFrame:
+    """The immunization registry: scheduled and flu doses, as recorded (some twice, some in both records)."""
+    ch = ctx.who[ctx.is_child[ctx.who]]
+    kg_of = np.full(ctx.n_p, 0, dtype=np.int64)
     kg_of[kids] = kg
+    imm = _childhood_doses(ctx, ch, kg_of)
+    imm_person = ch[imm.k.to_numpy()]
+    flu = _flu_doses(ctx)
+    imm = pd.DataFrame({"person": imm_person, "code": imm.code.to_numpy(), "date": imm.date.to_numpy()})
+    imm = pd.concat([imm, flu], ignore_index=True)
+    ip = imm.person.to_numpy()
+    idate = imm.date.to_numpy()
+    # only what happened by the as-of date, while alive; history from before an arrival is often missing
+    hist_kept = ctx.rng.random(ctx.n_p) < 0.7
+    ok = ((idate <= np.minimum(ctx.pop.params.as_of, ctx.death[ip])) & (idate >= ctx.birth[ip])
+          & ((idate >= ctx.arrive[ip]) | hist_kept[ip]))
+    ok &= idate <= ctx.leave[ip]
+    return _dose_rows(ctx, imm[ok].reset_index(drop=True))
+
+
+def _childhood_doses(ctx: _Patients, ch: np.ndarray, kg_of: np.ndarray) -> pd.DataFrame:
+    """The childhood schedule for child patients ``ch``: k (position in ``ch``), code, date."""
+    rng, birth = ctx.rng, ctx.birth
     nc = len(ch)
     adherence = rng.choice(4, size=nc, p=[0.88, 0.07, 0.025, 0.025])  # full, delayed, partial, none
     delay = np.where(adherence == 1, 1.35, 1.0)
@@ -222,34 +287,34 @@ def build_fhd(pop: Population, rng: np.random.Generator, kg: np.ndarray, kids: n
     v2 = np.flatnonzero(has2 & (code2 == "03") & (rng.random(nc) < 0.93))
     recs.append(pd.DataFrame({"k": v1, "code": "21", "date": d1[v1]}))
     recs.append(pd.DataFrame({"k": v2, "code": "21", "date": d2[v2]}))
-    imm = pd.concat(recs, ignore_index=True)
-    imm_person = ch[imm.k.to_numpy()]
-    # flu seasons inside the window, for everyone who is a patient
+    return pd.concat(recs, ignore_index=True)
+
+
+def _flu_doses(ctx: _Patients) -> pd.DataFrame:
+    """Flu seasons inside the window, for everyone who is a patient: person, code, date."""
+    rng, who = ctx.rng, ctx.who
+    years = np.array(ctx.pop.params.years, dtype=np.int64)
     fl_p = np.repeat(who, len(years))
     fl_y = np.tile(years, len(who))
     season_lo = D.from_ymd(fl_y - 1, np.full(len(fl_y), 9), np.full(len(fl_y), 15))
     season_hi = D.from_ymd(fl_y, np.full(len(fl_y), 3), np.full(len(fl_y), 31))
-    got_flu = rng.random(len(fl_p)) < np.where(is_child[fl_p], 0.45, 0.35)
+    got_flu = rng.random(len(fl_p)) < np.where(ctx.is_child[fl_p], 0.45, 0.35)
     flu_date = _between(rng, season_lo, season_hi)
-    ok_flu = got_flu & (flu_date >= birth[fl_p] + 183)
-    flu = pd.DataFrame({"person": fl_p[ok_flu], "code": FLU_CODES[rng.integers(0, len(FLU_CODES), int(ok_flu.sum()))],
-                        "date": flu_date[ok_flu]})
-    imm = pd.DataFrame({"person": imm_person, "code": imm.code.to_numpy(), "date": imm.date.to_numpy()})
-    imm = pd.concat([imm, flu], ignore_index=True)
-    ip = imm.person.to_numpy()
-    idate = imm.date.to_numpy()
-    # only what happened by the as-of date, while alive; history from before an arrival is often missing
-    hist_kept = rng.random(n_p) < 0.7
-    ok = (idate <= np.minimum(as_of, death[ip])) & (idate >= birth[ip]) & ((idate >= arrive[ip]) | hist_kept[ip])
-    ok &= idate <= leave[ip]
-    imm = imm[ok].reset_index(drop=True)
+    ok_flu = got_flu & (flu_date >= ctx.birth[fl_p] + 183)
+    return pd.DataFrame({"person": fl_p[ok_flu], "code": FLU_CODES[rng.integers(0, len(FLU_CODES), int(ok_flu.sum()))],
+                         "date": flu_date[ok_flu]})
+
+
+def _dose_rows(ctx: _Patients, imm: pd.DataFrame) -> pd.DataFrame:
+    """The registry rows of doses ``imm`` (person, code, date), by patient record, date and code."""
+    rng, counts, second_rec, rec_id, n_rec = ctx.rng, ctx.counts, ctx.second_rec, ctx.rec_id, ctx.n_rec
     ip = imm.person.to_numpy()
     m_i = len(imm)
     is_mmr = imm.code.isin(["03", "94"]).to_numpy()
     # a child with two records: each dose in one record, or in both
     has2rec = second_rec[ip] >= 0
     where = rng.choice(3, size=m_i, p=[0.55, 0.2, 0.25])  # first, second, both
-    rec_a = np.where(has2rec & (where == 1), second_rec[ip], first_rec[ip])
+    rec_a = np.where(has2rec & (where == 1), second_rec[ip], ctx.first_rec[ip])
     both = has2rec & (where == 2)
     counts["doses_in_two_patient_records"] = int(both.sum())
     counts["mmr_doses_in_two_patient_records"] = int((both & is_mmr).sum())
@@ -274,14 +339,6 @@ def build_fhd(pop: Population, rng: np.random.Generator, kg: np.ndarray, kids: n
     key = np.sort(np.concatenate([key, key[twice]]))
     k_rec = key // 64 // 100_000
     k_date = key // 64 % 100_000 + D.day(dt.date(1900, 1, 1))
-    immunizations = pd.DataFrame({"patient_id": rec_id[rank_rec[k_rec]], "vaccine_code": codes_all[key % 64],
-                                  "administered_date": D.to_strings(k_date)})
     counts["immunization_doses_recorded_twice_same_record"] = int(twice.sum())
-
-    ids = pd.concat([
-        pd.DataFrame({"id_type": "patient", "source_id": rec_id, "person": rec_person}),
-        pd.DataFrame({"id_type": "medicaid", "source_id": mcd_id[rp[shown]], "person": rp[shown]}).drop_duplicates(),
-    ], ignore_index=True)
-    res = FhdResult(patients, flags, encounters, immunizations, ids, counts)
-    res.addr = addr  # type: ignore[attr-defined]
-    return res
+    return pd.DataFrame({"patient_id": rec_id[rank_rec[k_rec]], "vaccine_code": codes_all[key % 64],
+                         "administered_date": D.to_strings(k_date)})

@@ -15,19 +15,10 @@ import numpy as np
 import pandas as pd
 
 from synthetic import _dates as D
-from synthetic.names import NICKNAMES, SPELLING_GROUPS, STREET_SUFFIX, STREET_SUFFIX_LONG
+from synthetic.names import STREET_SUFFIX, STREET_SUFFIX_LONG
+from synthetic.strings import NICKNAME_TABLE, SPELLING_TABLE, _obj, concat, lower, strip_accents, typo, upper
 
 Flags = dict[str, np.ndarray]
-
-_ACCENTED = "ÁÉÍÓÚÜÑÀÈÌÒÙÂÊÎÔÛÄËÏÖÇÃÕáéíóúüñàèìòùâêîôûäëïöçãõ"
-_PLAIN = "AEIOUUNAEIOUAEIOUAEIOCAOaeiouunaeiouaeiouaeiocao"
-_ASCII_TABLE = str.maketrans(_ACCENTED, _PLAIN)
-_LETTERS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8).astype(np.uint32)
-# code point -> lower-case ASCII letter it folds to (Latin-1 and Latin Extended-A), for typos that must stay
-# visible after an agency strips accents and changes case
-_FOLD = np.arange(0x250, dtype=np.uint32)
-_FOLD[[ord(c) for c in _ACCENTED]] = [ord(c) for c in _PLAIN]
-_FOLD[65:91] += 32
 
 
 @dataclass(frozen=True)
@@ -66,125 +57,11 @@ class NoiseProfile:
         return dataclasses.replace(self, **changes)
 
 
-def _obj(values: np.ndarray | list) -> np.ndarray:
-    return np.asarray(values, dtype=object)
-
-
 def _set(flags: Flags, key: str, mask: np.ndarray) -> None:
     if key in flags:
         flags[key] = flags[key] | mask
     else:
         flags[key] = mask.copy()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# String primitives
-# ---------------------------------------------------------------------------------------------------------
-
-
-def typo(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One keyboard slip per value: substitution, transposition, deletion or a doubled letter.
-
-    Always returns a different, non-empty string.
-    """
-    vals = _obj(values)
-    n = len(vals)
-    if n == 0:
-        return vals.copy()
-    u = vals.astype(str)
-    w = u.dtype.itemsize // 4
-    codes = np.zeros((n, w + 2), dtype=np.uint32)
-    codes[:, :w] = u.view(np.uint32).reshape(n, w)
-    length = (codes != 0).sum(axis=1)
-    kind = rng.choice(4, size=n, p=[0.4, 0.25, 0.2, 0.15])
-    # A letter (never a space, hyphen or apostrophe), rarely the first one.
-    is_letter = ((codes >= 65) & (codes <= 90)) | ((codes >= 97) & (codes <= 122)) | ((codes >= 192) & (codes < 0x250))
-    is_letter[:, w:] = False
-    keys = rng.random((n, w + 2)) * is_letter
-    keys[:, 0] *= 0.1
-    pos = keys.argmax(axis=1).astype(np.int64)
-    rows = np.arange(n)
-    cols = np.arange(w + 2)[None, :]
-    at = codes[rows, pos]
-    nxt = codes[rows, np.minimum(pos + 1, w + 1)]
-    nxt_letter = is_letter[rows, np.minimum(pos + 1, w + 1)]
-    transpose = (kind == 1) & (pos + 1 < length) & (at != nxt) & nxt_letter
-    delete = (kind == 2) & (length >= 4)
-    double = (kind == 3) & (length >= 2)
-    subst = ~(transpose | delete | double)
-    out = codes.copy()
-    # substitution: a different letter, keeping the case of the original
-    letter = _LETTERS[rng.integers(0, 26, n)]
-    is_upper = (at >= 65) & (at <= 90)
-    letter = np.where(is_upper, letter - 32, letter)
-    at_fold = _FOLD[np.minimum(at, 0x24F)]
-    at_fold = np.where(at_fold < 0x250, _FOLD[np.minimum(at_fold, 0x24F)], at_fold)
-    same = (letter | 32) == (at_fold | 32)
-    letter = np.where(same, np.where(letter % 32 == 26, letter - 1, letter + 1), letter)
-    out[rows[subst], pos[subst]] = letter[subst]
-    if transpose.any():
-        r, p = rows[transpose], pos[transpose]
-        out[r, p], out[r, p + 1] = codes[r, p + 1], codes[r, p]
-    if delete.any():
-        idx = np.minimum(cols + (cols >= pos[delete][:, None]), w + 1)
-        out[delete] = np.take_along_axis(codes[delete], idx, axis=1)
-    if double.any():
-        idx = cols - (cols > pos[double][:, None])
-        out[double] = np.take_along_axis(codes[double], idx, axis=1)
-    res = np.ascontiguousarray(out).view(f"<U{w + 2}").ravel()
-    return res.astype(object)
-
-
-def strip_accents(values: np.ndarray) -> np.ndarray:
-    return pd.Series(_obj(values), dtype=object).str.translate(_ASCII_TABLE).to_numpy(dtype=object)
-
-
-def upper(values: np.ndarray) -> np.ndarray:
-    return pd.Series(_obj(values), dtype=object).str.upper().to_numpy(dtype=object)
-
-
-def lower(values: np.ndarray) -> np.ndarray:
-    return pd.Series(_obj(values), dtype=object).str.lower().to_numpy(dtype=object)
-
-
-def concat(*parts: np.ndarray | str) -> np.ndarray:
-    """Element-wise string concatenation of object arrays and constants."""
-    out = None
-    for p in parts:
-        p = p if isinstance(p, str) else _obj(p)
-        out = p if out is None else out + p
-    return _obj(out)
-
-
-class VariantTable:
-    """name -> list of alternatives, looked up for whole columns at once."""
-
-    def __init__(self, mapping: dict[str, list[str]]) -> None:
-        keys = sorted(mapping)
-        self.index = pd.Index(keys)
-        counts = np.array([len(mapping[k]) for k in keys])
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        self.counts = counts
-        self.flat = _obj([v for k in keys for v in mapping[k]])
-
-    def lookup(self, names: np.ndarray) -> np.ndarray:
-        return self.index.get_indexer(pd.Index(_obj(names)))
-
-    def pick(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        choice = rng.integers(0, self.counts[idx])
-        return self.flat[self.starts[idx] + choice]
-
-
-NICKNAME_TABLE = VariantTable(NICKNAMES)
-SPELLING_TABLE = VariantTable({n: [m for m in group if m != n] for group in SPELLING_GROUPS for n in group})
-
-
-def is_nickname_of(formal: str, written: str) -> bool:
-    return written in NICKNAMES.get(formal, [])
-
-
-def is_spelling_variant_of(formal: str, written: str) -> bool:
-    return any(formal in g and written in g and formal != written for g in SPELLING_GROUPS)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -240,10 +117,31 @@ def render_person(
     """
     n = len(truth["first"])
     flags: Flags = {}
-    false = np.zeros(n, dtype=bool)
     p = city_errors().adjust(p)
+    first, middle, has_middle, merged = _render_first(truth, p, rng, flags, n, with_middle)
+    fields: dict[str, np.ndarray] = {"first_name": first}
+    if with_middle:
+        fields["middle_name"] = _render_middle(middle, has_middle, merged, p, rng, flags, n)
+    last = _render_last(truth, p, rng, flags, n)
+    fields["first_name"], fields["last_name"] = city_name_errors(fields["first_name"], last, middle, rng, flags)
+    birth = _render_birth(truth, p, rng, flags, n, birth_min, birth_max)
 
-    # -- first name: nickname or spelling variant, a merged middle name, typos
+    sex = _obj(truth["sex"]).copy()
+    se = (rng.random(n) < p.sex_error) & (sex != "X")
+    sex[se] = np.where(sex[se] == "F", "M", "F")
+    flags["sex:error"] = se
+
+    _style(fields, p, rng, flags, n)
+    out = dict(fields)
+    out["birth"] = birth
+    out["sex"] = sex
+    return out, flags
+
+
+def _render_first(
+    truth: dict[str, np.ndarray], p: NoiseProfile, rng: np.random.Generator, flags: Flags, n: int, with_middle: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First name: nickname or spelling variant, a merged middle name, typos. (first, middle, has middle, merged)."""
     first = _obj(truth["first"]).copy()
     r = rng.random(n)
     nick_idx = NICKNAME_TABLE.lookup(first)
@@ -258,7 +156,7 @@ def render_person(
     flags["first_name:spelling_variant"] = spell
     middle = _obj(truth["middle"]).copy()
     has_middle = middle != ""
-    merged = false.copy()
+    merged = np.zeros(n, dtype=bool)
     if with_middle:
         merged = has_middle & (rng.random(n) < p.middle_merged)
         first[merged] = concat(first[merged], " ", middle[merged])
@@ -266,41 +164,54 @@ def render_person(
     first[t] = typo(first[t], rng)
     flags["first_name:middle_merged"] = merged
     flags["first_name:typo"] = t
+    return first, middle, has_middle, merged
 
-    # -- middle name: blank, initial, or as is
-    fields: dict[str, np.ndarray] = {"first_name": first}
-    if with_middle:
-        r = rng.random(n)
-        missing = has_middle & ((r < p.middle_missing) | merged)
-        initial = has_middle & ~missing & (r < p.middle_missing + p.middle_initial)
-        out_mid = middle.copy()
-        out_mid[missing] = ""
-        if initial.any():
-            dot = rng.random(int(initial.sum())) < 0.4
-            out_mid[initial] = np.where(dot, concat(pd.Series(middle[initial]).str[0].to_numpy(object), "."),
-                                        pd.Series(middle[initial]).str[0].to_numpy(object))
-        flags["middle_name:missing"] = missing
-        flags["middle_name:initial"] = initial
-        fields["middle_name"] = out_mid
 
-    # -- last name: particles/apostrophes, compound forms, typos
+def _render_middle(
+    middle: np.ndarray, has_middle: np.ndarray, merged: np.ndarray, p: NoiseProfile, rng: np.random.Generator,
+    flags: Flags, n: int,
+) -> np.ndarray:
+    """Middle name: blank (always when merged into the first), initial, or as is."""
+    r = rng.random(n)
+    missing = has_middle & ((r < p.middle_missing) | merged)
+    initial = has_middle & ~missing & (r < p.middle_missing + p.middle_initial)
+    out_mid = middle.copy()
+    out_mid[missing] = ""
+    if initial.any():
+        dot = rng.random(int(initial.sum())) < 0.4
+        out_mid[initial] = np.where(dot, concat(pd.Series(middle[initial]).str[0].to_numpy(object), "."),
+                                    pd.Series(middle[initial]).str[0].to_numpy(object))
+    flags["middle_name:missing"] = missing
+    flags["middle_name:initial"] = initial
+    return out_mid
+
+
+def _punct_variants(part: np.ndarray, p: NoiseProfile, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Particles and apostrophes written another way (in place); which rows changed."""
+    changed = np.zeros(n, dtype=bool)
+    cand = pd.Series(part, dtype=object).str.contains("[' ]", regex=True).to_numpy(dtype=bool)
+    m = cand & (rng.random(n) < p.punct_variant)
+    if m.any():
+        v = pd.Series(part[m])
+        apostrophe = v.str.contains("'", regex=False).to_numpy(dtype=bool)
+        k = rng.integers(0, 3, len(v))
+        k = np.where(apostrophe, k, k % 2)  # a change of case alone would not survive upper-casing
+        alt0 = v.str.replace("'", "", regex=False).str.replace(" ", "", regex=False)
+        alt1 = v.str.replace("'", " ", regex=False).str.replace(" ", "", n=1, regex=False)
+        alt2 = v.str.replace("'", "\u2019", regex=False)
+        new = np.where(k == 0, alt0, np.where(k == 1, alt1, alt2)).astype(object)
+        changed[m] |= new != part[m]
+        part[m] = new
+    return changed
+
+
+def _render_last(truth: dict[str, np.ndarray], p: NoiseProfile, rng: np.random.Generator, flags: Flags, n: int) -> np.ndarray:
+    """Last name: particles/apostrophes, compound forms, typos."""
     parts = []
-    punct = false.copy()
+    punct = np.zeros(n, dtype=bool)
     for key in ("last1", "last2"):
         part = _obj(truth[key]).copy()
-        cand = pd.Series(part, dtype=object).str.contains("[' ]", regex=True).to_numpy(dtype=bool)
-        m = cand & (rng.random(n) < p.punct_variant)
-        if m.any():
-            v = pd.Series(part[m])
-            apostrophe = v.str.contains("'", regex=False).to_numpy(dtype=bool)
-            k = rng.integers(0, 3, len(v))
-            k = np.where(apostrophe, k, k % 2)  # a change of case alone would not survive upper-casing
-            alt0 = v.str.replace("'", "", regex=False).str.replace(" ", "", regex=False)
-            alt1 = v.str.replace("'", " ", regex=False).str.replace(" ", "", n=1, regex=False)
-            alt2 = v.str.replace("'", "\u2019", regex=False)
-            new = np.where(k == 0, alt0, np.where(k == 1, alt1, alt2)).astype(object)
-            punct[m] |= new != part[m]
-            part[m] = new
+        punct |= _punct_variants(part, p, rng, n)
         parts.append(part)
     last1, last2 = parts
     sep = _obj(truth["last_sep"])
@@ -318,9 +229,14 @@ def render_person(
     flags["last_name:punctuation_variant"] = punct
     flags["last_name:compound_variant"] = cv
     flags["last_name:typo"] = t
-    fields["first_name"], fields["last_name"] = city_name_errors(fields["first_name"], last, middle, rng, flags)
+    return last
 
-    # -- birth date: day/month swap, a day slip, a year slip (one at most)
+
+def _render_birth(
+    truth: dict[str, np.ndarray], p: NoiseProfile, rng: np.random.Generator, flags: Flags, n: int, birth_min: int,
+    birth_max: np.ndarray,
+) -> np.ndarray:
+    """Birth date: day/month swap, a day slip, a year slip (one at most), inside ``[birth_min, birth_max]``."""
     birth = np.asarray(truth["birth"], dtype=np.int64).copy()
     r = rng.random(n)
     swapped, ok = D.swap_day_month(birth)
@@ -339,17 +255,7 @@ def render_person(
     flags["birth_date:day_month_swap"] = dm
     flags["birth_date:day_error"] = day_err
     flags["birth_date:year_error"] = year_err
-
-    sex = _obj(truth["sex"]).copy()
-    se = (rng.random(n) < p.sex_error) & (sex != "X")
-    sex[se] = np.where(sex[se] == "F", "M", "F")
-    flags["sex:error"] = se
-
-    _style(fields, p, rng, flags, n)
-    out = dict(fields)
-    out["birth"] = birth
-    out["sex"] = sex
-    return out, flags
+    return birth
 
 
 def render_address(

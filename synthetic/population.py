@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -146,12 +147,35 @@ def _family_batch(rng: np.random.Generator, params: Params, size: int, child_min
     return pd.DataFrame({"fam": fam, "order": order, "birth": birth, "b1": b1[fam]})
 
 
+class _Families(NamedTuple):
+    """The families' frame and the arrays drawn for it (people index these by family)."""
+
+    frame: pd.DataFrame
+    race: np.ndarray
+    last1: np.ndarray
+    last2: np.ndarray
+    last_sep: np.ndarray
+    arrive: np.ndarray
+    leave: np.ndarray
+
+
 def build_population(params: Params, rng: np.random.Generator) -> Population:
+    """Draw the population of ``params`` from ``rng``: each step below draws in a fixed order (seeded output)."""
+    kids, b1 = _draw_children(params, rng)
+    families = _draw_families(params, rng, b1)
+    book, fam_addr, moves, zips = _draw_addresses(params, rng, families)
+    persons = _draw_members(params, rng, kids, b1, families.race)
+    _draw_names(rng, persons, families)
+    _draw_surname_changes(params, rng, persons, families)
+    city_relations(persons, rng)  # same-name siblings and namesakes of the city's error profile (none by default)
+    return Population(params, families.frame, _order_and_ids(persons), book, fam_addr, moves, zips)
+
+
+def _draw_children(params: Params, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """Families and their children, until exactly ``children`` are aged 0-18 on as_of; (children, first births)."""
     as_of = params.as_of
     child_min = int(D.from_ymd(np.array([params.first_sy - 20]), np.array([9]), np.array([2]))[0])
     counted_after = int(D.add_years(np.array([as_of]), -19)[0])  # born after this: aged 0-18 on as_of
-
-    # ---- families and their children, until exactly `children` are aged 0-18 on as_of
     batches = []
     counted_total = 0
     fam_offset = 0
@@ -174,12 +198,14 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     if params.children == 0:
         keep[:] = False
     kids = kids[keep.to_numpy()].reset_index(drop=True)
-    fam_codes, fam_new = np.unique(kids.fam.to_numpy(), return_inverse=True)
+    _, fam_new = np.unique(kids.fam.to_numpy(), return_inverse=True)
     kids["fam"] = fam_new
-    n_fam = len(fam_codes)
-    b1 = kids.groupby("fam").b1.first().to_numpy()
+    return kids, kids.groupby("fam").b1.first().to_numpy()
 
-    # ---- family attributes
+
+def _draw_families(params: Params, rng: np.random.Generator, b1: np.ndarray) -> _Families:
+    """Family attributes: race, poverty, surnames, arrival and departure, the agencies they use."""
+    as_of, n_fam = params.as_of, len(b1)
     races = np.array(list(RACE_SHARES), dtype=object)
     race = rng.choice(races, size=n_fam, p=np.array(list(RACE_SHARES.values())))
     pov_shift = pd.Series({"HI": 0.3, "BL": 0.35, "AI": 0.3, "PI": 0.2, "WH": -0.3, "AS": -0.2, "MR": 0.0})
@@ -194,7 +220,7 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     r = rng.random(n_fam)
     arrive = np.where(r < 0.10, rng.integers(window_start, max(window_start + 1, as_of - 30), n_fam), D.LONG_AGO)
     leave = np.where((r >= 0.10) & (r < 0.21), rng.integers(window_start + 30, as_of + 1, n_fam), D.NEVER)
-    families = pd.DataFrame({
+    frame = pd.DataFrame({
         "race": race, "poverty": poverty, "last1": last1, "last2": last2, "last_sep": last_sep,
         "arrive": arrive, "leave": leave,
         "private_school": rng.random(n_fam) < np.clip(0.11 - 0.04 * poverty, 0.01, 0.3),
@@ -202,11 +228,10 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
         "dhs": rng.random(n_fam) < 1 / (1 + np.exp(-(-0.75 + 1.1 * poverty))),
         "first_birth": b1,
     })
+    return _Families(frame, race, last1, last2, last_sep, arrive, leave)
 
-    # ---- addresses: a street catalogue, three address slots per family, up to two moves
-    n_zip = int(np.clip(round(params.children / 6000), 3, 30))
-    zips = np.array([f"{24601 + 3 * i:05d}" for i in range(n_zip)], dtype=object)
-    n_streets = max(40, n_fam // 20)
+
+def _street_names(rng: np.random.Generator, n_streets: int) -> np.ndarray:
     words = STREET_WORDS[rng.integers(0, len(STREET_WORDS), n_streets)]
     ordinal = rng.random(n_streets) < 0.12
     nums = rng.integers(1, 60, n_streets)
@@ -215,7 +240,19 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     words = np.where(ordinal, (nums.astype(str).astype(object) + suf.astype(object)), words).astype(object)
     direction = np.where(rng.random(n_streets) < 0.15, DIRECTIONS[0], "")
     direction = np.where(direction != "", np.array(DIRECTIONS, dtype=object)[rng.integers(0, 4, n_streets)], "")
-    street_names = np.where(direction != "", direction.astype(object) + " " + words, words).astype(object)
+    return np.where(direction != "", direction.astype(object) + " " + words, words).astype(object)
+
+
+def _draw_addresses(
+    params: Params, rng: np.random.Generator, families: _Families
+) -> tuple[AddressBook, np.ndarray, np.ndarray, np.ndarray]:
+    """A street catalogue, three address slots per family, up to two moves; (book, slots, moves, zips)."""
+    as_of, window_start, n_fam = params.as_of, params.window_start, len(families.frame)
+    arrive, leave = families.arrive, families.leave
+    n_zip = int(np.clip(round(params.children / 6000), 3, 30))
+    zips = np.array([f"{24601 + 3 * i:05d}" for i in range(n_zip)], dtype=object)
+    n_streets = max(40, n_fam // 20)
+    street_names = _street_names(rng, n_streets)
     street_suffix = rng.choice(len(STREET_SUFFIX), size=n_streets, p=STREET_SUFFIX_WEIGHTS)
     street_zip = rng.integers(0, n_zip, n_streets)
     street_u = rng.random(n_streets)
@@ -244,15 +281,20 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     moves[:, 1] = np.where(moves[:, 1] - moves[:, 0] < 60, D.NEVER, moves[:, 1])
     fam_addr[:, 1] = np.where(moves[:, 0] < D.NEVER, fam_addr[:, 1], -1)
     fam_addr[:, 2] = np.where(moves[:, 1] < D.NEVER, fam_addr[:, 2], -1)
+    return book, fam_addr, moves, zips
 
-    # ---- children
+
+def _draw_members(
+    params: Params, rng: np.random.Generator, kids: pd.DataFrame, b1: np.ndarray, race: np.ndarray
+) -> pd.DataFrame:
+    """The children's sex and the parents (a mother in most families, a father in many): one row each."""
+    as_of, n_fam = params.as_of, len(b1)
     n_kids = len(kids)
     kfam = kids.fam.to_numpy()
     kbirth = kids.birth.to_numpy()
     sex = np.where(rng.random(n_kids) < 0.488, "F", "M").astype(object)
     teen = kbirth < D.add_years(np.array([as_of]), -12)[0]
     sex = np.where(teen & (rng.random(n_kids) < 0.004), "X", sex).astype(object)
-    # ---- parents: a mother in most families, a father in many
     r = rng.random(n_fam)
     has_mother = r < 0.92
     has_father = np.where(has_mother, rng.random(n_fam) < 0.62, True)
@@ -277,12 +319,18 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     })
     persons["is_child"] = persons.role == "child"
     persons["race"] = race[fam_]
+    return persons
+
+
+def _draw_names(rng: np.random.Generator, persons: pd.DataFrame, families: _Families) -> None:
+    """First, middle and family surnames (in place); every member of a family has their own first name."""
+    fam_ = persons.family.to_numpy()
     group = _name_group(rng, persons.race.to_numpy())
     adult = ~persons.is_child.to_numpy()
     first = np.where(adult, _draw_given(rng, group, persons.sex.to_numpy(), True),
                      _draw_given(rng, group, persons.sex.to_numpy(), False))
     persons["first"] = first
-    # every member of a family has their own first name (twins included; parents never share a child's)
+    # twins included; parents never share a child's
     for _ in range(30):
         dup = persons.duplicated(["family", "first"]).to_numpy()
         if not dup.any():
@@ -302,14 +350,18 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     no_middle = rng.random(len(persons)) < np.where(adult, 0.3, 0.14)
     middle = np.where(no_middle | (middle == persons["first"].to_numpy()), "", middle).astype(object)
     persons["middle"] = middle
-    persons["last1"] = last1[fam_]
-    persons["last2"] = last2[fam_]
-    persons["last_sep"] = last_sep[fam_]
+    persons["last1"] = families.last1[fam_]
+    persons["last2"] = families.last2[fam_]
+    persons["last_sep"] = families.last_sep[fam_]
 
-    # ---- surname changes (adoption, a parent's marriage; mothers' marriages and divorces)
+
+def _draw_surname_changes(params: Params, rng: np.random.Generator, persons: pd.DataFrame, families: _Families) -> None:
+    """Surname changes (adoption, a parent's marriage; mothers' marriages and divorces), in place; no deaths."""
+    fam_ = persons.family.to_numpy()
+    adult = ~persons.is_child.to_numpy()
     n_p = len(persons)
-    lo = np.maximum(persons.birth.to_numpy() + 365, np.maximum(window_start - 365, arrive[fam_]))
-    hi = np.minimum(as_of, leave[fam_])
+    lo = np.maximum(persons.birth.to_numpy() + 365, np.maximum(params.window_start - 365, families.arrive[fam_]))
+    hi = np.minimum(params.as_of, families.leave[fam_])
     change = (rng.random(n_p) < np.where(persons.role == "mother", 0.025, np.where(adult, 0.0, 0.01))) & (hi > lo)
     change_date = np.where(change, lo + np.floor(rng.random(n_p) * np.maximum(hi - lo, 1)).astype(np.int64),
                            D.NEVER)
@@ -319,13 +371,13 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     persons["new_last"] = np.where(change, new_last, "")
     persons["change_date"] = np.where(change, change_date, D.NEVER)
     persons["death"] = D.NEVER
-    city_relations(persons, rng)  # same-name siblings and namesakes of the city's error profile (none by default)
 
-    # ---- order: families together, children by birth, then parents; ids
+
+def _order_and_ids(persons: pd.DataFrame) -> pd.DataFrame:
+    """Families together, children by birth, then parents; person ids; twins (two children born the same day)."""
     persons["_o"] = np.where(persons.role == "child", 0, np.where(persons.role == "mother", 1, 2))
     persons = persons.sort_values(["family", "_o", "birth"], kind="stable").drop(columns="_o").reset_index(drop=True)
     persons["person_id"] = make_ids(np.arange(1, len(persons) + 1), "p", 7)
-    # twins: two children of a family born the same day
     kidsmask = persons.is_child.to_numpy()
     key = persons.family.to_numpy() * 10**7 + persons.birth.to_numpy()
     twin_of = np.full(len(persons), -1, dtype=np.int64)
@@ -334,4 +386,4 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
     twin_of[i] = i + 1
     twin_of[i + 1] = i
     persons["twin_of"] = twin_of
-    return Population(params, families, persons, book, fam_addr, moves, zips)
+    return persons

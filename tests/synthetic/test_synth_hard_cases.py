@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from synth_support import City  # type: ignore[import-not-found]
-from synthetic.noise import NICKNAMES, SPELLING_GROUPS
+from synthetic.names import NICKNAMES, SPELLING_GROUPS
 
 
 def norm(s: str) -> str:

@@ -118,6 +118,6 @@ def problems_at(result: Any, row_number: int) -> list[Any]:
 @pytest.fixture(scope="session")
 def gx_context() -> Iterator[Any]:
     """The one ephemeral GX context of the session (GX is slow to import)."""
-    from data_sharing import validation
+    from data_sharing.validation import engines
 
-    yield validation._gx_context()
+    yield engines._gx_context()

@@ -199,12 +199,12 @@ def test_data_docs_site_per_agency(tmp_path: Path) -> None:
 def test_arrow_errors_do_not_carry_values(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
-    from data_sharing import validation
+    from data_sharing.validation import table as validation_table
 
     def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise pa.ArrowInvalid("Failed to parse string: 'Zyfirst1q'")
 
-    monkeypatch.setattr(validation, "_build_view", boom)
+    monkeypatch.setattr(validation_table, "_build_view", boom)
     c = contract("fps", "graduation")
     with pytest.raises(ValidationInputError) as info:
         validate_table(table_of(valid_rows(c, 2)), c)
