@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 
 from e2e_support import isolate_env, settings_env
 
-CHILDREN = 600
+CHILDREN = 400
 SEED = 20261207
 RENAME = {"fps": "schools", "fhd": "health_dept", "dhs": "county_hs"}
 _ID = re.compile(r"\b(" + "|".join(RENAME) + r")\b")
