@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from data_sharing.linkage import state as st
+from data_sharing.linkage.area import LinkageArea
 from data_sharing.linkage.evidence import distinct_common as _distinct_common
 from data_sharing.linkage.evidence import twin_evidence
 from data_sharing.linkage.estimates import with_estimates
@@ -55,7 +56,6 @@ from data_sharing.linkage.records import LinkageInputError, load_records
 from data_sharing.linkage.review import merge_decisions, validate_decisions
 from data_sharing.linkage.settings import LinkageSettings
 
-DB_NAME = "linkage.duckdb"
 PREDICT_FLOOR_WEIGHT = -10.0  # Splink match weight below which scored pairs are not kept (p < 0.001)
 #: Records (variants) per side of one predict chunk. Splink joins every candidate pair to both records;
 #: with all of a state's records on each side those joins outgrow DuckDB's memory and spill the wide
@@ -219,7 +219,7 @@ def link(
     records_by_agency: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     model: LinkageModel,
     *,
-    workdir: Path | str,
+    workdir: LinkageArea | Path | str,
     run_id: str,
     previous_state: Path | str | None = None,
     decisions: pd.DataFrame | None = None,
@@ -253,9 +253,9 @@ def link(
             f"the settings' comparisons differ from those model {model.model_id} was trained with "
             f"({settings.label} vs {model.settings.label}); retrain the model"
         )
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    db = workdir / DB_NAME
+    area = LinkageArea.of(workdir)
+    area.root.mkdir(parents=True, exist_ok=True)
+    db = area.state_db
     if previous_state is not None:
         src = Path(previous_state)
         if src.resolve() != db.resolve():
@@ -267,7 +267,7 @@ def link(
     new_decisions = validate_decisions(decisions)
     attrs = _attributes(attributes)
 
-    con = work_connection(workdir, threads=threads, memory_limit=memory_limit)
+    con = work_connection(area, threads=threads, memory_limit=memory_limit)
     try:
         st.attach(con, db)
         salt = st.ensure_schema(con)
@@ -560,7 +560,7 @@ def _level_weights(model: LinkageModel, settings: LinkageSettings, levels: pd.Da
     return out
 
 
-def rekey_state(workdir: Path | str, mapping: pd.DataFrame, *, label: str, now: dt.datetime | None = None) -> int:
+def rekey_state(workdir: LinkageArea | Path | str, mapping: pd.DataFrame, *, label: str, now: dt.datetime | None = None) -> int:
     """Carry the linkage state over a key rotation: every stored ``source_key`` becomes its new value.
 
     After a pseudonym-key (or linkage-key) rotation the same agency ids arrive under new source keys;
@@ -576,10 +576,11 @@ def rekey_state(workdir: Path | str, mapping: pd.DataFrame, *, label: str, now: 
     m = mapping[["old_source_key", "new_source_key"]].dropna().astype(str).drop_duplicates()
     if not m.old_source_key.is_unique or not m.new_source_key.is_unique:
         raise ValueError("rekey_state: the mapping must be one-to-one (each old and each new source key once)")
-    db = Path(workdir) / DB_NAME
+    area = LinkageArea.of(workdir)
+    db = area.state_db
     if not db.is_file():
         raise st.LinkageStateError(f"{db}: no linkage state")
-    con = work_connection(workdir)
+    con = work_connection(area)
     try:
         st.attach(con, db)
         st.ensure_schema(con)
@@ -625,11 +626,11 @@ def rekey_state(workdir: Path | str, mapping: pd.DataFrame, *, label: str, now: 
         con.close()
 
 
-def read_state(workdir: Path | str) -> dict[str, pd.DataFrame]:
+def read_state(workdir: LinkageArea | Path | str) -> dict[str, pd.DataFrame]:
     """The state tables of a linkage area (read-only), e.g. for review tools and tests."""
     import duckdb
 
-    db = Path(workdir) / DB_NAME
+    db = LinkageArea.of(workdir).state_db
     if not db.is_file():
         raise st.LinkageStateError(f"{db}: no linkage state")
     con = duckdb.connect(":memory:")
@@ -643,7 +644,7 @@ def read_state(workdir: Path | str) -> dict[str, pd.DataFrame]:
         con.close()
 
 
-def quality_of_run(workdir: Path | str, run_id: str) -> dict[str, Any]:
+def quality_of_run(workdir: LinkageArea | Path | str, run_id: str) -> dict[str, Any]:
     doc = read_state(workdir)["quality"]
     row = doc[doc.run_id == run_id]
     if row.empty:
@@ -651,4 +652,4 @@ def quality_of_run(workdir: Path | str, run_id: str) -> dict[str, Any]:
     return json.loads(row.document.iloc[0])
 
 
-__all__ = ["DB_NAME", "LinkageResult", "link", "quality_of_run", "read_state", "rekey_state"]
+__all__ = ["LinkageResult", "link", "quality_of_run", "read_state", "rekey_state"]
