@@ -103,7 +103,7 @@ def _period_attributes(
     periods: Sequence[ConcurrentIds], attributes: dict[str, list[pd.DataFrame]],
 ) -> None:
     """Add each ``guards.concurrent_ids`` source's rows (source_key, value) to its agency's attributes."""
-    from data_sharing.linkage.run import period_rows
+    from data_sharing.linkage.guards import period_rows
 
     by_extract = {(t.agency, t.extract): t.contract for t in partnership}
     for ci in periods:
