@@ -241,8 +241,7 @@ def cmd_linkage_train(args: argparse.Namespace) -> int:
     if trained is None:
         print("c2c linkage: no person extracts have been taken in yet", file=sys.stderr)
         return 2
-    model, files = trained
-    print(f"c2c linkage: trained model {model.model_id} on {files} current file(s); the nightly run uses it from now on")
+    print(f"c2c linkage: trained model {trained.model_id} on {trained.files} current file(s); the nightly run uses it from now on")
     return 0
 
 

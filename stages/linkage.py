@@ -184,16 +184,22 @@ def rotation_mapping(
     return pd.concat(pairs, ignore_index=True).drop_duplicates()
 
 
-def train(store: ManifestStore, partnership: Partnership, keyset: KeySet, area: LinkageArea | Path) -> tuple[Any, int] | None:
-    """``c2c linkage train``: (the model trained on the current person extracts, the number of files), or
-    None when no person extract has been taken in yet."""
+@dataclass(frozen=True)
+class TrainedModel:
+    model_id: str
+    files: int  # the current files it was trained on
+
+
+def train(store: ManifestStore, partnership: Partnership, keyset: KeySet, area: LinkageArea | Path) -> TrainedModel | None:
+    """``c2c linkage train``: a model trained on the current person extracts and saved in the area (the
+    nightly run uses the newest), or None when no person extract has been taken in yet."""
     from data_sharing.linkage import train_model
 
     inputs = gather_linkage_inputs(store, partnership, keyset, area)
     if not inputs.records:
         return None
     model = train_model(inputs.records, load_settings(partnership.linkage_settings_path), workdir=LinkageArea.of(area))
-    return model, len(inputs.sources)
+    return TrainedModel(model.model_id, len(inputs.sources))
 
 
 def _model(records: Mapping[str, list[pd.DataFrame]], settings: Any, area: LinkageArea) -> tuple[Any, bool]:
