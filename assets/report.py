@@ -1,5 +1,5 @@
-"""The cabinet's report: after every release, the static site of the current release (thin: the builder is
-``warehouse.reports.cabinet``)."""
+"""The cabinet's report: after every release, the static site of the current release (thin: the stage is
+``stages.report``, the builder ``warehouse.reports.cabinet``)."""
 
 from pathlib import Path
 
@@ -8,9 +8,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets import names
 from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
 from pipelines.retries import IO_RETRY, retry_transient_only
-from warehouse.reports.cabinet import ReportError, build_cabinet_report
-
-REPORTS_DIR = "reports"
+from stages.report import write_cabinet_report
 
 
 @asset(
@@ -31,11 +29,11 @@ REPORTS_DIR = "reports"
 def cabinet_report(
     context: AssetExecutionContext, c2c_paths: C2CPaths, warehouse: WarehouseResource, partnership: PartnershipResource
 ) -> MaterializeResult:
-    try:
-        result = build_cabinet_report(warehouse.engine(), Path(c2c_paths.home) / REPORTS_DIR, partnership=partnership.load())
-    except ReportError as exc:  # a new hub before its first release: nothing to report yet
-        context.log.warning(str(exc))
-        return MaterializeResult(metadata={"written": False, "status": str(exc)})
+    outcome = write_cabinet_report(warehouse.engine(), Path(c2c_paths.home), partnership.load())
+    if outcome.result is None:  # a new hub before its first release: nothing to report yet
+        context.log.warning(str(outcome.status))
+        return MaterializeResult(metadata={"written": False, "status": str(outcome.status)})
+    result = outcome.result
     return MaterializeResult(
         metadata={
             "written": True,

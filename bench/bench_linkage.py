@@ -68,7 +68,7 @@ def _add_periods(attributes: dict, city: Path, keyset: Any) -> None:
     linkage asset gathers them, appended to each agency's attribute rows."""
     import pandas as pd
 
-    from data_sharing.linkage.run import period_rows
+    from data_sharing.linkage.guards import period_rows
     from data_sharing.linkage.settings import load_settings
     from data_sharing.linkage.truth import PERSON_EXTRACTS, latest_file, read_extract
     from data_sharing.pseudonyms import pseudonymize_ids

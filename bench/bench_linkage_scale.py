@@ -304,7 +304,7 @@ def step_link(work: Path, n: int, model_path: str, threads: int | None, abort_gi
               blocking: str = "shipped") -> dict[str, Any]:
     import pandas as pd
 
-    from data_sharing.linkage import link, load_model
+    from data_sharing.linkage import LinkageArea, link, load_model
 
     area = work / f"area-{n:02d}{'' if blocking == 'shipped' else '-' + blocking}"
     if area.exists():
@@ -315,7 +315,7 @@ def step_link(work: Path, n: int, model_path: str, threads: int | None, abort_gi
     t_read = time.perf_counter() - t
     rss_inputs = _rss_gib()
     model = load_model(model_path)
-    with Sampler(area / "duckdb_tmp", abort_gib=abort_gib) as sampler:
+    with Sampler(LinkageArea(area).duckdb_tmp, abort_gib=abort_gib) as sampler:
         t = time.perf_counter()
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         settings = bounded_settings(model.settings) if blocking == "bounded" else None
@@ -324,7 +324,7 @@ def step_link(work: Path, n: int, model_path: str, threads: int | None, abort_gi
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     rss = _rss_gib()
     _save(result.crosswalk, work / f"crosswalk-{n:02d}{'' if blocking == 'shipped' else '-' + blocking}.parquet")
-    db = area / "linkage.duckdb"
+    db = LinkageArea(area).state_db
     return {"chunks": n, "blocking": blocking, "inputs": "lazy" if lazy else "eager", "read_inputs_s": t_read, "rss_after_reading_inputs_gib": rss_inputs, "link_s": wall,
             "link_cpu_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
             "load_average_1_5_15": os.getloadavg(), "timings": result.timings, "counts": result.counts, "peak_rss_gib": rss, **sampler.report(),

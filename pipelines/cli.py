@@ -229,20 +229,19 @@ def cmd_warehouse_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_linkage_train(args: argparse.Namespace) -> int:
-    from assets.linkage import gather_linkage_inputs
     from data_sharing.keys import load_keyset
-    from data_sharing.linkage import load_settings, train_model
+    from data_sharing.linkage.area import LinkageArea
     from data_sharing.partnership import load_partnership
+    from stages.linkage import train
     from warehouse.manifest import ManifestStore
 
     settings = _settings(args)
     parts, keyset = load_partnership(root=settings.partnership), load_keyset(settings.key_file)
-    records, _, sources = gather_linkage_inputs(ManifestStore(_engine(args)), parts, keyset, settings.linkage_dir)
-    if not records:
+    trained = train(ManifestStore(_engine(args)), parts, keyset, LinkageArea(settings.linkage_dir))
+    if trained is None:
         print("c2c linkage: no person extracts have been taken in yet", file=sys.stderr)
         return 2
-    model = train_model(records, load_settings(parts.linkage_settings_path), workdir=settings.linkage_dir)
-    print(f"c2c linkage: trained model {model.model_id} on {len(sources)} current file(s); the nightly run uses it from now on")
+    print(f"c2c linkage: trained model {trained.model_id} on {trained.files} current file(s); the nightly run uses it from now on")
     return 0
 
 
@@ -306,7 +305,6 @@ def _record_decisions(args: argparse.Namespace, new, *, via: str, resolve: bool 
     import pandas as pd
     from sqlalchemy.orm import Session
 
-    from assets.warehouse import CROSSWALK_FILE
     from data_sharing.linkage.review import (
         audit_details,
         check_new_decisions,
@@ -320,7 +318,7 @@ def _record_decisions(args: argparse.Namespace, new, *, via: str, resolve: bool 
 
     settings = _settings(args)
     queue = read_queue(settings.linkage_dir)
-    known = known_source_keys(settings.linkage_dir / CROSSWALK_FILE) if args.allow_unqueued else None
+    known = known_source_keys(settings.linkage_dir) if args.allow_unqueued else None
     if resolve:
         candidates = pd.Index(pd.concat([queue.source_key_l, queue.source_key_r]).astype(str))
         if known is not None:

@@ -19,21 +19,23 @@ Public API::
     rekey_state(linkage_dir, old_to_new, label=...)              # after a key rotation (child keys kept)
     evaluate_against_truth(result.crosswalk, truth, persons)      # tests and benchmarks
 
-Everything persistent lives in the linkage area (``workdir``): ``linkage.duckdb`` (state and Splink's
-working tables) and ``models/*.json``. No Dagster here: the pipeline wraps these calls in assets.
+Everything persistent lives in the linkage area (``workdir``, a path or a :class:`LinkageArea`, the one
+owner of its layout): ``linkage.duckdb`` (state and Splink's working tables) and ``models/*.json``. No
+Dagster here: the pipeline's stages wrap these calls.
 """
 
+from data_sharing.linkage.area import LinkageArea
 from data_sharing.linkage.model import LinkageModel, LinkageModelError, load_model, train_model
 from data_sharing.linkage.quality import LinkageQuality, evaluate_against_truth
 from data_sharing.linkage.records import LinkageInputError
 from data_sharing.linkage.review import DecisionError, validate_decisions
-from data_sharing.linkage.run import DB_NAME, LinkageResult, link, quality_of_run, read_state, rekey_state
+from data_sharing.linkage.run import LinkageResult, link, quality_of_run, read_state, rekey_state
 from data_sharing.linkage.settings import LinkageSettings, load_settings, parse_settings
 from data_sharing.linkage.state import LinkageStateError
 
 __all__ = [
-    "DB_NAME",
     "DecisionError",
+    "LinkageArea",
     "LinkageInputError",
     "LinkageModel",
     "LinkageModelError",

@@ -37,6 +37,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from data_sharing.linkage.area import LinkageArea
 from data_sharing.linkage.records import LinkageInputError, RecordSummary, load_records
 from data_sharing.linkage.settings import LinkageSettings, load_settings, parse_settings
 
@@ -166,13 +167,13 @@ def linkage_memory_limit(memory_limit: str | None = None) -> str:
     return f"{max(limit // 2**20, 256)}MiB"
 
 
-def work_connection(workdir: Path | str, *, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def work_connection(workdir: LinkageArea | Path | str, *, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection for Splink whose spill files stay in the linkage area.
 
     Memory: :func:`linkage_memory_limit` (the argument, else ``C2C_LINKAGE_MEMORY_LIMIT``, else a
     sixth of the physical memory capped at 8 GiB); what does not fit spills to ``<workdir>/duckdb_tmp``.
     """
-    tmp = Path(workdir) / "duckdb_tmp"
+    tmp = LinkageArea.of(workdir).duckdb_tmp
     tmp.mkdir(parents=True, exist_ok=True)
     limit = linkage_memory_limit(memory_limit)
     config: dict[str, Any] = {"temp_directory": str(tmp), "memory_limit": limit}
@@ -333,7 +334,7 @@ def train_model(
     records: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     settings: LinkageSettings | None = None,
     *,
-    workdir: Path | str,
+    workdir: LinkageArea | Path | str,
     save: bool = True,
     now: dt.datetime | None = None,
 ) -> LinkageModel:
@@ -348,8 +349,8 @@ def train_model(
     import splink
 
     settings = settings or load_settings()
-    workdir = Path(workdir)
-    con = work_connection(workdir)
+    area = LinkageArea.of(workdir)
+    con = work_connection(area)
     try:
         summary: RecordSummary = load_records(con, records, settings)
         total = sum(summary.variants.values())
@@ -398,6 +399,6 @@ def train_model(
                          settings=settings, splink=model_dict, training=training, parameters=params,
                          splink_version=splink.__version__)
     if save:
-        path = model.save(workdir / "models" / f"{model_id}.json")
+        path = model.save(area.model_file(model_id))
         model = LinkageModel(**{**model.__dict__, "path": path})
     return model

@@ -104,6 +104,56 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return label
 
 
+def _edge_indices(index: pd.Index, frame: pd.DataFrame | None,
+                  *cols: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The node indices of a frame's pairs (both ends known, not a loop) and the columns ``cols`` of those."""
+    if frame is None or len(frame) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, [np.zeros(0) for _ in cols]
+    a = index.get_indexer(frame["source_key_l"].astype(str))
+    b = index.get_indexer(frame["source_key_r"].astype(str))
+    ok = (a >= 0) & (b >= 0) & (a != b)
+    return a[ok], b[ok], [frame[c].to_numpy()[ok] for c in cols]
+
+
+def _complex_components(comp: np.ndarray, agency: np.ndarray, year: np.ndarray, cannot: tuple[np.ndarray, np.ndarray],
+                        max_birth_year_gap: int | None) -> np.ndarray:
+    """Per component: whether its records could conflict (an agency twice, birth years the gap apart, or a
+    cannot-link inside)."""
+    complex_comp = np.zeros(len(comp), dtype=bool)
+    codes = pd.Index(sorted(set(agency.tolist()))).get_indexer(agency)
+    per = pd.DataFrame({"comp": comp, "ag": codes}).value_counts()
+    complex_comp[per[per > 1].index.get_level_values("comp").to_numpy()] = True
+    if max_birth_year_gap is not None and not np.isnan(year).all():
+        yy = pd.DataFrame({"comp": comp, "y": year}).dropna().groupby("comp").y.agg(["min", "max"])
+        complex_comp[yy.index[(yy["max"] - yy["min"]) >= max_birth_year_gap].to_numpy()] = True
+    ca, cb = cannot
+    if len(ca):
+        inside = comp[ca] == comp[cb]
+        complex_comp[comp[ca[inside]]] = True
+    return complex_comp
+
+
+def _clusters(sk: np.ndarray, agency: np.ndarray, labels_root: np.ndarray, refused: list[tuple[str, str, str]]) -> Clusters:
+    """Dense cluster ids ordered by each cluster's smallest source key, and the refused joins (each pair once)."""
+    n = len(sk)
+    order = np.argsort(sk, kind="stable")
+    key_rank = np.empty(n, dtype=np.int64)
+    key_rank[order] = np.arange(n)
+    first = np.full(n, n, dtype=np.int64)
+    np.minimum.at(first, labels_root, key_rank)
+    root_ids = np.flatnonzero(first < n)
+    dense = np.full(n, -1, dtype=np.int64)
+    dense[root_ids[np.argsort(first[root_ids], kind="stable")]] = np.arange(len(root_ids))
+    labels = pd.DataFrame({"source_key": sk, "agency": agency, "cluster": dense[labels_root]})
+    ref = pd.DataFrame(refused, columns=["source_key_l", "source_key_r", "reason"])
+    if len(ref):
+        lo_k = np.minimum(ref.source_key_l, ref.source_key_r)
+        hi_k = np.maximum(ref.source_key_l, ref.source_key_r)
+        ref = ref.assign(source_key_l=lo_k, source_key_r=hi_k).drop_duplicates(["source_key_l", "source_key_r"])
+    return Clusters(labels, ref.reset_index(drop=True))
+
+
 def cluster(
     nodes: pd.DataFrame,
     links: pd.DataFrame,
@@ -134,20 +184,10 @@ def cluster(
     n = len(sk)
     agency = nodes["agency"].astype(str).to_numpy()
     year = pd.to_numeric(nodes.get("birth_year", pd.Series(np.nan, index=nodes.index)), errors="coerce").to_numpy(dtype=float)
-
-    def idx(frame: pd.DataFrame | None, *cols: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        if frame is None or len(frame) == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, [np.zeros(0) for _ in cols]
-        a = index.get_indexer(frame["source_key_l"].astype(str))
-        b = index.get_indexer(frame["source_key_r"].astype(str))
-        ok = (a >= 0) & (b >= 0) & (a != b)
-        return a[ok], b[ok], [frame[c].to_numpy()[ok] for c in cols]
-
-    fa, fb, _ = idx(forced)
-    la, lb, (w,) = idx(links, "match_weight")
-    ca, cb, (creason,) = idx(cannot, "reason")
-    wa, wb, _ = idx(within_evidence)
+    fa, fb, _ = _edge_indices(index, forced)
+    la, lb, (w,) = _edge_indices(index, links, "match_weight")
+    ca, cb, (creason,) = _edge_indices(index, cannot, "reason")
+    wa, wb, _ = _edge_indices(index, within_evidence)
     w = w.astype(float)
     # order: forced first (by source keys), then weight descending, then the pair's source keys
     fo = np.lexsort((np.maximum(sk[fa], sk[fb]), np.minimum(sk[fa], sk[fb]))) if len(fa) else np.zeros(0, dtype=np.int64)
@@ -158,46 +198,20 @@ def cluster(
 
     # fast path: components that cannot hold a conflict
     comp = _components(n, ea, eb)
-    complex_comp = np.zeros(n, dtype=bool)
-    codes = pd.Index(sorted(set(agency.tolist()))).get_indexer(agency)
-    per = pd.DataFrame({"comp": comp, "ag": codes}).value_counts()
-    complex_comp[per[per > 1].index.get_level_values("comp").to_numpy()] = True
-    if max_birth_year_gap is not None and not np.isnan(year).all():
-        yy = pd.DataFrame({"comp": comp, "y": year}).dropna().groupby("comp").y.agg(["min", "max"])
-        complex_comp[yy.index[(yy["max"] - yy["min"]) >= max_birth_year_gap].to_numpy()] = True
-    if len(ca):
-        inside = comp[ca] == comp[cb]
-        complex_comp[comp[ca[inside]]] = True
+    complex_comp = _complex_components(comp, agency, year, (ca, cb), max_birth_year_gap)
     labels_root = comp.copy()
     refused: list[tuple[str, str, str]] = []
     hard_nodes = np.flatnonzero(complex_comp[comp])
     if len(hard_nodes):
         edge_hard = complex_comp[comp[ea]]
-        sub = _greedy(
+        roots, ref = _greedy(
             hard_nodes, agency, year, ea[edge_hard], eb[edge_hard], np.flatnonzero(edge_hard) < n_forced,
             forced=(fa, fb), links=(la, lb), within=(wa, wb), cannot=(ca, cb, creason),
             gap=max_birth_year_gap, within_check=within_agency_needs_direct_evidence,
         )
-        roots, ref = sub
         labels_root[hard_nodes] = roots
         refused = [(sk[a], sk[b], r) for a, b, r in ref]
-
-    # dense cluster ids ordered by each cluster's smallest source key
-    order = np.argsort(sk, kind="stable")
-    key_rank = np.empty(n, dtype=np.int64)
-    key_rank[order] = np.arange(n)
-    first = np.full(n, n, dtype=np.int64)
-    np.minimum.at(first, labels_root, key_rank)
-    root_ids = np.flatnonzero(first < n)
-    dense = np.full(n, -1, dtype=np.int64)
-    dense[root_ids[np.argsort(first[root_ids], kind="stable")]] = np.arange(len(root_ids))
-    labels = pd.DataFrame({"source_key": sk, "agency": agency, "cluster": dense[labels_root]})
-    ref = pd.DataFrame(refused, columns=["source_key_l", "source_key_r", "reason"])
-    if len(ref):
-        lo_k = np.minimum(ref.source_key_l, ref.source_key_r)
-        hi_k = np.maximum(ref.source_key_l, ref.source_key_r)
-        ref = ref.assign(source_key_l=lo_k, source_key_r=hi_k).drop_duplicates(["source_key_l", "source_key_r"])
-    return Clusters(labels, ref.reset_index(drop=True))
+    return _clusters(sk, agency, labels_root, refused)
 
 
 def _greedy(
@@ -311,6 +325,162 @@ def _resolve(key: str | None, successor: dict[str, str]) -> str | None:
     return key
 
 
+def _current_rows(labels: pd.DataFrame, prev: pd.DataFrame, successor: dict[str, str], *, run_id: str,
+                  seq: int) -> pd.DataFrame:
+    """This run's source keys with their cluster, their previous key (resolved through retirements) and first sighting."""
+    cur = labels[["source_key", "agency", "cluster"]].copy()
+    cur["source_key"] = cur.source_key.astype(str)
+    old_key = prev["child_key"].reindex(cur.source_key).to_numpy(dtype=object) if len(prev) else np.full(len(cur), None, dtype=object)
+    cur["old_key"] = [_resolve(k, successor) if isinstance(k, str) else None for k in old_key]
+    fs = prev["first_seen_seq"].reindex(cur.source_key).to_numpy() if len(prev) else np.full(len(cur), np.nan)
+    cur["first_seen_seq"] = np.where(pd.isna(fs), seq, fs).astype(np.int64)
+    fr = prev["first_seen_run"].reindex(cur.source_key).to_numpy(dtype=object) if len(prev) else np.full(len(cur), None, dtype=object)
+    cur["first_seen_run"] = np.where(pd.isna(fr), run_id, fr)
+    return cur
+
+
+def _heirs(cur: pd.DataFrame) -> dict[str, int]:
+    """The heir cluster of each old key: most of its source keys, then the earliest seen, then the smallest."""
+    had = cur[cur.old_key.notna()]
+    if not len(had):
+        return {}
+    g = had.groupby(["old_key", "cluster"]).agg(n=("source_key", "size"), s=("first_seen_seq", "min"),
+                                                 k=("source_key", "min")).reset_index()
+    g = g.sort_values(["old_key", "n", "s", "k"], ascending=[True, False, True, True], kind="stable")
+    top = g.drop_duplicates("old_key")
+    return dict(zip(top.old_key, top.cluster, strict=True))
+
+
+@dataclass(frozen=True)
+class _ClusterKeys:
+    cluster_key: dict[int, str]
+    new_keys: list[str]
+    retired: dict[str, str]  # retired key -> its successor
+    merges: list[tuple[list[str], str, int]]  # (old keys, the key kept, source keys)
+
+
+def _cluster_keys(cur: pd.DataFrame, heir: dict[str, int], keys: pd.DataFrame, salt: str) -> _ClusterKeys:
+    """Each cluster's key: a new one, its one inherited key, or (a merge) the inherited key most of it carried.
+    ``cur`` is sorted by cluster, first sighting and source key."""
+    anchor = cur.drop_duplicates("cluster").set_index("cluster").source_key.sort_index()
+    heirs_of: dict[int, list[str]] = {}
+    for k, c in heir.items():
+        heirs_of.setdefault(int(c), []).append(k)
+    taken: set[str] = set(keys.child_key.astype(str)) if len(keys) else set()
+    out = _ClusterKeys({}, [], {}, [])
+    inherited_rows = cur[cur.old_key.notna()]
+    first_with_key = inherited_rows.drop_duplicates(["cluster", "old_key"])  # already sorted by seen, key
+    multi = [c for c, hs in heirs_of.items() if len(hs) > 1]
+    first_with_key = first_with_key[first_with_key.cluster.isin(multi)]
+    inherited_rows = inherited_rows[inherited_rows.cluster.isin(multi)]
+    cluster_size = cur.cluster.value_counts()
+    for c, anchor_key in zip(anchor.index.tolist(), anchor.tolist(), strict=True):
+        hs = heirs_of.get(int(c), [])
+        if not hs:
+            key = new_child_key(salt, anchor_key, taken)
+            taken.add(key)
+            out.new_keys.append(key)
+        elif len(hs) == 1:
+            key = hs[0]
+        else:
+            cand = first_with_key[(first_with_key.cluster == c) & first_with_key.old_key.isin(hs)].copy()
+            sizes = inherited_rows[inherited_rows.cluster == c].old_key.value_counts()
+            cand["n"] = -sizes.reindex(cand.old_key).to_numpy()
+            cand = cand.sort_values(["n", "first_seen_seq", "source_key"], kind="stable")
+            key = str(cand.old_key.iloc[0])
+            for other in sorted(hs):
+                if other != key:
+                    out.retired[other] = key
+            out.merges.append((sorted(hs), key, int(cluster_size[c])))
+        out.cluster_key[int(c)] = key
+    return out
+
+
+def _splits(with_old: pd.DataFrame, heir: dict[str, int], cluster_key: dict[int, str]) -> list[tuple[str, list[str], int]]:
+    """An old key whose present source keys now carry several keys: (old key, the keys now, source keys moved)."""
+    splits = []
+    if len(with_old):
+        spread = with_old.groupby("old_key").child_key.nunique()
+        split_keys = spread[spread > 1].index
+        sub = with_old[with_old.old_key.isin(split_keys)]
+        for k, grp in sub.groupby("old_key", sort=True):
+            dest = sorted(set(grp.child_key))
+            n = int((grp.child_key != heir_key(k, heir, cluster_key)).sum())
+            splits.append((k, dest, n))
+    return splits
+
+
+def _history(ck: _ClusterKeys, splits: list[tuple[str, list[str], int]], with_old: pd.DataFrame, heir: dict[str, int],
+             decided_pairs: Iterable[tuple[str, str, str]], *, run_id: str, seq: int) -> pd.DataFrame:
+    """This run's merges and splits, each a reviewer's (``review_decision``) or the model's (``linkage``)."""
+    decided = {(min(a, b), max(a, b)): d for a, b, d in decided_pairs}
+
+    def reason_for(sks_a: set[str], sks_b: set[str], decision: str) -> str:
+        for (a, b), d in decided.items():
+            if d == decision and ((a in sks_a and b in sks_b) or (a in sks_b and b in sks_a)):
+                return "review_decision"
+        return "linkage"
+
+    history = []
+    involved = {k for olds, _, _ in ck.merges for k in olds}
+    by_old = with_old[with_old.old_key.isin(involved)].groupby("old_key").source_key.agg(set).to_dict()
+    for olds, key, n in ck.merges:
+        members_key = by_old.get(key, set())
+        others = set().union(*[by_old.get(o, set()) for o in olds if o != key])
+        history.append({"event": "merge", "old_keys": olds, "new_keys": [key],
+                        "reason": reason_for(members_key, others, "match"), "source_keys": n})
+    for k, dest, n in splits:
+        grp = with_old[with_old.old_key == k]
+        mine = set(grp[grp.child_key == heir_key(k, heir, ck.cluster_key)].source_key)
+        gone = set(grp[grp.child_key != heir_key(k, heir, ck.cluster_key)].source_key)
+        history.append({"event": "split", "old_keys": [k], "new_keys": dest,
+                        "reason": reason_for(mine, gone, "non_match"), "source_keys": n})
+    hist = pd.DataFrame(history, columns=["event", "old_keys", "new_keys", "reason", "source_keys"])
+    hist.insert(0, "seq", seq)
+    hist.insert(0, "run_id", run_id)
+    return hist
+
+
+def _state_crosswalk(cur: pd.DataFrame, prev: pd.DataFrame, successor: dict[str, str], retired: dict[str, str],
+                     run_id: str) -> pd.DataFrame:
+    """The state's crosswalk: this run's source keys (active) and all earlier ones (inactive, keys resolved)."""
+    now = cur.set_index("source_key")
+    cw_new = pd.DataFrame({
+        "source_key": now.index, "agency": now.agency.to_numpy(), "child_key": now.child_key.to_numpy(),
+        "first_seen_run": now.first_seen_run.to_numpy(), "first_seen_seq": now.first_seen_seq.to_numpy(),
+        "last_seen_run": run_id, "active": True,
+    })
+    if len(prev):
+        gone_rows = prev[~prev.index.isin(now.index)].reset_index()
+        gone_rows["child_key"] = [_resolve(k, {**successor, **retired}) for k in gone_rows.child_key]
+        gone_rows["active"] = False
+        crosswalk = pd.concat([cw_new, gone_rows[cw_new.columns]], ignore_index=True)
+    else:
+        crosswalk = cw_new
+    return crosswalk.sort_values("source_key", kind="stable").reset_index(drop=True)
+
+
+def _state_keys(keys: pd.DataFrame, ck: _ClusterKeys, *, run_id: str, seq: int) -> pd.DataFrame:
+    """The state's child_keys: retirements, active/dormant status, and this run's new keys."""
+    active_keys = set(ck.cluster_key.values())
+    kt = keys.copy() if len(keys) else pd.DataFrame(columns=["child_key", "created_run", "created_seq", "status",
+                                                            "successor", "updated_run"])
+    kt = kt.set_index("child_key") if len(kt) else kt.set_index("child_key")
+    for k, succ in ck.retired.items():
+        kt.loc[k, ["status", "successor", "updated_run"]] = ["retired", succ, run_id]
+    for k in kt.index[(kt.status != "retired")]:
+        status = "active" if k in active_keys else "dormant"
+        if kt.at[k, "status"] != status:
+            kt.loc[k, ["status", "updated_run"]] = [status, run_id]
+    if ck.new_keys:
+        add = pd.DataFrame({"created_run": run_id, "created_seq": seq, "status": "active", "successor": None,
+                            "updated_run": run_id}, index=pd.Index(ck.new_keys, name="child_key"))
+        kt = pd.concat([kt, add])
+    kt = kt.reset_index().rename(columns={"index": "child_key"}).sort_values("child_key", kind="stable")
+    kt["created_seq"] = kt.created_seq.astype(np.int64)
+    return kt.reset_index(drop=True)
+
+
 def assign_child_keys(
     labels: pd.DataFrame,
     previous: pd.DataFrame,
@@ -333,139 +503,21 @@ def assign_child_keys(
         successor = dict(zip(ret.child_key.astype(str), ret.successor.astype(str), strict=True))
     prev = previous.set_index("source_key") if len(previous) else pd.DataFrame(
         columns=["agency", "child_key", "first_seen_run", "first_seen_seq", "last_seen_run", "active"])
-    cur = labels[["source_key", "agency", "cluster"]].copy()
-    cur["source_key"] = cur.source_key.astype(str)
-    old_key = prev["child_key"].reindex(cur.source_key).to_numpy(dtype=object) if len(prev) else np.full(len(cur), None, dtype=object)
-    cur["old_key"] = [_resolve(k, successor) if isinstance(k, str) else None for k in old_key]
-    fs = prev["first_seen_seq"].reindex(cur.source_key).to_numpy() if len(prev) else np.full(len(cur), np.nan)
-    cur["first_seen_seq"] = np.where(pd.isna(fs), seq, fs).astype(np.int64)
-    fr = prev["first_seen_run"].reindex(cur.source_key).to_numpy(dtype=object) if len(prev) else np.full(len(cur), None, dtype=object)
-    cur["first_seen_run"] = np.where(pd.isna(fr), run_id, fr)
-
-    # heir cluster of each old key
-    had = cur[cur.old_key.notna()]
-    heir: dict[str, int] = {}
-    if len(had):
-        g = had.groupby(["old_key", "cluster"]).agg(n=("source_key", "size"), s=("first_seen_seq", "min"),
-                                                     k=("source_key", "min")).reset_index()
-        g = g.sort_values(["old_key", "n", "s", "k"], ascending=[True, False, True, True], kind="stable")
-        top = g.drop_duplicates("old_key")
-        heir = dict(zip(top.old_key, top.cluster, strict=True))
+    cur = _current_rows(labels, prev, successor, run_id=run_id, seq=seq)
+    heir = _heirs(cur)
     # anchor (earliest seen, then smallest source key) of each cluster, and of each inherited key in it
     cur = cur.sort_values(["cluster", "first_seen_seq", "source_key"], kind="stable")
-    anchor = cur.drop_duplicates("cluster").set_index("cluster").source_key.sort_index()
-    heirs_of: dict[int, list[str]] = {}
-    for k, c in heir.items():
-        heirs_of.setdefault(int(c), []).append(k)
-
-    taken: set[str] = set(keys.child_key.astype(str)) if len(keys) else set()
-    cluster_key: dict[int, str] = {}
-    new_keys: list[str] = []
-    retired: dict[str, str] = {}
-    merges: list[tuple[list[str], str, int]] = []
-    inherited_rows = cur[cur.old_key.notna()]
-    first_with_key = inherited_rows.drop_duplicates(["cluster", "old_key"])  # already sorted by seen, key
-    multi = [c for c, hs in heirs_of.items() if len(hs) > 1]
-    first_with_key = first_with_key[first_with_key.cluster.isin(multi)]
-    inherited_rows = inherited_rows[inherited_rows.cluster.isin(multi)]
-    cluster_size = cur.cluster.value_counts()
-    for c, anchor_key in zip(anchor.index.tolist(), anchor.tolist(), strict=True):
-        hs = heirs_of.get(int(c), [])
-        if not hs:
-            key = new_child_key(salt, anchor_key, taken)
-            taken.add(key)
-            new_keys.append(key)
-        elif len(hs) == 1:
-            key = hs[0]
-        else:
-            cand = first_with_key[(first_with_key.cluster == c) & first_with_key.old_key.isin(hs)].copy()
-            sizes = inherited_rows[inherited_rows.cluster == c].old_key.value_counts()
-            cand["n"] = -sizes.reindex(cand.old_key).to_numpy()
-            cand = cand.sort_values(["n", "first_seen_seq", "source_key"], kind="stable")
-            key = str(cand.old_key.iloc[0])
-            for other in sorted(hs):
-                if other != key:
-                    retired[other] = key
-            merges.append((sorted(hs), key, int(cluster_size[c])))
-        cluster_key[int(c)] = key
-    cur["child_key"] = cur.cluster.map(cluster_key)
-
-    # splits: an old key whose present source keys now carry several keys
-    splits = []
+    ck = _cluster_keys(cur, heir, keys, salt)
+    cur["child_key"] = cur.cluster.map(ck.cluster_key)
     with_old = cur[cur.old_key.notna()]
-    if len(with_old):
-        spread = with_old.groupby("old_key").child_key.nunique()
-        split_keys = spread[spread > 1].index
-        sub = with_old[with_old.old_key.isin(split_keys)]
-        for k, grp in sub.groupby("old_key", sort=True):
-            dest = sorted(set(grp.child_key))
-            n = int((grp.child_key != heir_key(k, heir, cluster_key)).sum())
-            splits.append((k, dest, n))
-
-    decided = {(min(a, b), max(a, b)): d for a, b, d in decided_pairs}
-
-    def reason_for(sks_a: set[str], sks_b: set[str], decision: str) -> str:
-        for (a, b), d in decided.items():
-            if d == decision and ((a in sks_a and b in sks_b) or (a in sks_b and b in sks_a)):
-                return "review_decision"
-        return "linkage"
-
-    history = []
-    involved = {k for olds, _, _ in merges for k in olds}
-    by_old = with_old[with_old.old_key.isin(involved)].groupby("old_key").source_key.agg(set).to_dict()
-    for olds, key, n in merges:
-        members_key = by_old.get(key, set())
-        others = set().union(*[by_old.get(o, set()) for o in olds if o != key])
-        history.append({"event": "merge", "old_keys": olds, "new_keys": [key],
-                        "reason": reason_for(members_key, others, "match"), "source_keys": n})
-    for k, dest, n in splits:
-        grp = with_old[with_old.old_key == k]
-        mine = set(grp[grp.child_key == heir_key(k, heir, cluster_key)].source_key)
-        gone = set(grp[grp.child_key != heir_key(k, heir, cluster_key)].source_key)
-        history.append({"event": "split", "old_keys": [k], "new_keys": dest,
-                        "reason": reason_for(mine, gone, "non_match"), "source_keys": n})
-    hist = pd.DataFrame(history, columns=["event", "old_keys", "new_keys", "reason", "source_keys"])
-    hist.insert(0, "seq", seq)
-    hist.insert(0, "run_id", run_id)
-
-    # state: crosswalk (all ever seen) and keys
-    now = cur.set_index("source_key")
-    cw_new = pd.DataFrame({
-        "source_key": now.index, "agency": now.agency.to_numpy(), "child_key": now.child_key.to_numpy(),
-        "first_seen_run": now.first_seen_run.to_numpy(), "first_seen_seq": now.first_seen_seq.to_numpy(),
-        "last_seen_run": run_id, "active": True,
-    })
-    if len(prev):
-        gone_rows = prev[~prev.index.isin(now.index)].reset_index()
-        gone_rows["child_key"] = [_resolve(k, {**successor, **retired}) for k in gone_rows.child_key]
-        gone_rows["active"] = False
-        crosswalk = pd.concat([cw_new, gone_rows[cw_new.columns]], ignore_index=True)
-    else:
-        crosswalk = cw_new
-    crosswalk = crosswalk.sort_values("source_key", kind="stable").reset_index(drop=True)
-
-    active_keys = set(cluster_key.values())
-    kt = keys.copy() if len(keys) else pd.DataFrame(columns=["child_key", "created_run", "created_seq", "status",
-                                                            "successor", "updated_run"])
-    kt = kt.set_index("child_key") if len(kt) else kt.set_index("child_key")
-    for k, succ in retired.items():
-        kt.loc[k, ["status", "successor", "updated_run"]] = ["retired", succ, run_id]
-    for k in kt.index[(kt.status != "retired")]:
-        status = "active" if k in active_keys else "dormant"
-        if kt.at[k, "status"] != status:
-            kt.loc[k, ["status", "updated_run"]] = [status, run_id]
-    if new_keys:
-        add = pd.DataFrame({"created_run": run_id, "created_seq": seq, "status": "active", "successor": None,
-                            "updated_run": run_id}, index=pd.Index(new_keys, name="child_key"))
-        kt = pd.concat([kt, add])
-    kt = kt.reset_index().rename(columns={"index": "child_key"}).sort_values("child_key", kind="stable")
-    kt["created_seq"] = kt.created_seq.astype(np.int64)
-
+    splits = _splits(with_old, heir, ck.cluster_key)
+    hist = _history(ck, splits, with_old, heir, decided_pairs, run_id=run_id, seq=seq)
+    crosswalk = _state_crosswalk(cur, prev, successor, ck.retired, run_id)
     current = cur[["source_key", "agency", "child_key"]].sort_values("source_key", kind="stable").reset_index(drop=True)
-    counts = {"child_keys_active": len(active_keys), "child_keys_new": len(new_keys), "merges": len(merges),
-              "splits": len(splits), "keys_retired": len(retired),
+    counts = {"child_keys_active": len(set(ck.cluster_key.values())), "child_keys_new": len(ck.new_keys),
+              "merges": len(ck.merges), "splits": len(splits), "keys_retired": len(ck.retired),
               "source_keys_new": int((cur.first_seen_seq == seq).sum())}
-    return KeyAssignment(crosswalk, kt.reset_index(drop=True), hist, current, counts)
+    return KeyAssignment(crosswalk, _state_keys(keys, ck, run_id=run_id, seq=seq), hist, current, counts)
 
 
 def heir_key(old: str, heir: dict[str, int], cluster_key: dict[int, str]) -> str:

@@ -166,15 +166,7 @@ def _c2(n: pd.Series | np.ndarray) -> int:
     return int((n * (n - 1) // 2).sum())
 
 
-def evaluate_against_truth(crosswalk: pd.DataFrame, truth: pd.DataFrame, persons: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Pairwise and cluster quality of a crosswalk against the truth (source_key -> person_id).
-
-    ``persons`` (optional, the truth's persons: person_id, is_child, twin_of, race_ethnicity) adds the
-    hard cases and recall by race/ethnicity. Only source keys present in both are scored.
-    """
-    t = truth[["source_key", "person_id"]].drop_duplicates("source_key")
-    m = crosswalk[["source_key", "agency", "child_key"]].merge(t, on="source_key", how="inner")
-    unscored = int(len(crosswalk) - len(m))
+def _pairwise_and_clusters(m: pd.DataFrame, unscored: int) -> dict[str, Any]:
     cell = m.groupby(["child_key", "person_id"]).size()
     pred_pairs = _c2(m.groupby("child_key").size())
     true_pairs = _c2(m.groupby("person_id").size())
@@ -188,7 +180,7 @@ def evaluate_against_truth(crosswalk: pd.DataFrame, truth: pd.DataFrame, persons
     members_p = m.groupby("person_id").source_key.agg(frozenset)
     members_c = m.groupby("child_key").source_key.agg(frozenset)
     exact = len(set(members_p.tolist()) & set(members_c.tolist()))
-    out: dict[str, Any] = {
+    return {
         "source_keys_scored": int(len(m)), "source_keys_without_truth": unscored,
         "pairwise": {"true_pairs": true_pairs, "predicted_pairs": pred_pairs, "true_positives": tp,
                      "false_positives": fp, "false_negatives": fn, "precision": precision, "recall": recall, "f1": f1},
@@ -197,7 +189,18 @@ def evaluate_against_truth(crosswalk: pd.DataFrame, truth: pd.DataFrame, persons
                      "persons_split": int((clusters_per_person > 1).sum()),
                      "clusters_merging_persons": int((persons_per_cluster > 1).sum())},
     }
-    # by agency pair (which kind of pair is missed or wrong)
+
+
+def _cross_pairs(m: pd.DataFrame, a: str, b: str, by: list[str] | str) -> int:
+    """Pairs of one record of agency ``a`` and one of ``b`` sharing the ``by`` group(s)."""
+    x = m[m.agency == a].groupby(by).size().rename("x")
+    y = m[m.agency == b].groupby(by).size().rename("y")
+    j = pd.concat([x, y], axis=1, join="inner")
+    return int((j.x * j.y).sum())
+
+
+def _by_agency_pair(m: pd.DataFrame) -> dict[str, Any]:
+    """Which kind of pair is missed or wrong."""
     by_pair: dict[str, Any] = {}
     agencies = sorted(m.agency.unique())
     for i, a in enumerate(agencies):
@@ -208,38 +211,53 @@ def evaluate_against_truth(crosswalk: pd.DataFrame, truth: pd.DataFrame, persons
                 t_ab = _c2(sub.groupby("person_id").size())
                 p_ab = _c2(sub.groupby("child_key").size())
             else:
-                ca = m[m.agency == a].groupby(["child_key", "person_id"]).size().rename("x")
-                cb = m[m.agency == b].groupby(["child_key", "person_id"]).size().rename("y")
-                j = pd.concat([ca, cb], axis=1, join="inner")
-                tp_ab = int((j.x * j.y).sum())
-                pa = m[m.agency == a].groupby("person_id").size().rename("x")
-                pb = m[m.agency == b].groupby("person_id").size().rename("y")
-                jp = pd.concat([pa, pb], axis=1, join="inner")
-                t_ab = int((jp.x * jp.y).sum())
-                qa = m[m.agency == a].groupby("child_key").size().rename("x")
-                qb = m[m.agency == b].groupby("child_key").size().rename("y")
-                jq = pd.concat([qa, qb], axis=1, join="inner")
-                p_ab = int((jq.x * jq.y).sum())
+                tp_ab = _cross_pairs(m, a, b, ["child_key", "person_id"])
+                t_ab = _cross_pairs(m, a, b, "person_id")
+                p_ab = _cross_pairs(m, a, b, "child_key")
             by_pair[f"{a}|{b}"] = {"true_pairs": t_ab, "predicted_pairs": p_ab, "true_positives": tp_ab,
                                    "precision": tp_ab / p_ab if p_ab else None, "recall": tp_ab / t_ab if t_ab else None}
-    out["by_agency_pair"] = by_pair
-    if persons is None:
-        return out
-    p = persons.set_index("person_id")
-    # recall by race/ethnicity (the persons' true group)
-    if "race_ethnicity" in p.columns:
-        race = p.race_ethnicity.reindex(m.person_id).fillna("unknown").to_numpy()
-        mm = m.assign(race=race)
-        rec: dict[str, Any] = {}
-        for r, sub in mm.groupby("race", sort=True):
-            t_r = _c2(sub.groupby("person_id").size())
-            tp_r = _c2(sub.groupby(["child_key", "person_id"]).size())
-            # false links touching the group: pairs in a cluster between this group's record and another person's
-            rec[str(r)] = {"true_pairs": t_r, "true_positives": tp_r, "recall": tp_r / t_r if t_r else None,
-                           "persons": int(sub.person_id.nunique())}
-        out["recall_by_race_ethnicity"] = rec
-        vals = [v["recall"] for v in rec.values() if v["recall"] is not None and v["true_pairs"] >= 20]
-        out["recall_gap_between_race_groups"] = (max(vals) - min(vals)) if vals else None
+    return by_pair
+
+
+def _recall_by_race(m: pd.DataFrame, p: pd.DataFrame) -> dict[str, Any]:
+    """Recall by race/ethnicity (the persons' true group), and the gap between groups."""
+    race = p.race_ethnicity.reindex(m.person_id).fillna("unknown").to_numpy()
+    mm = m.assign(race=race)
+    rec: dict[str, Any] = {}
+    for r, sub in mm.groupby("race", sort=True):
+        t_r = _c2(sub.groupby("person_id").size())
+        tp_r = _c2(sub.groupby(["child_key", "person_id"]).size())
+        # false links touching the group: pairs in a cluster between this group's record and another person's
+        rec[str(r)] = {"true_pairs": t_r, "true_positives": tp_r, "recall": tp_r / t_r if t_r else None,
+                       "persons": int(sub.person_id.nunique())}
+    vals = [v["recall"] for v in rec.values() if v["recall"] is not None and v["true_pairs"] >= 20]
+    return {"recall_by_race_ethnicity": rec, "recall_gap_between_race_groups": (max(vals) - min(vals)) if vals else None}
+
+
+def _adults_and_children(m: pd.DataFrame, p: pd.DataFrame) -> dict[str, Any]:
+    child = p.is_child.astype(str).str.lower().isin(["true", "1", "yes"])
+    is_child = child.reindex(m.person_id).fillna(False).to_numpy()
+    mm = m.assign(child=is_child)
+    adults_dhs = mm[(~mm.child) & (mm.agency == "dhs")].person_id.nunique()
+    mixed = mm.groupby("child_key").child.agg(lambda s: bool(s.any() and (~s).any()))
+    mixed_keys = set(mixed[mixed].index)
+    adults_linked = mm[(~mm.child) & mm.child_key.isin(mixed_keys)].person_id.nunique()
+    hard: dict[str, Any] = {"parents_in_dhs": int(adults_dhs), "adults_in_a_child_cluster": int(adults_linked),
+                            "clusters_mixing_adults_and_children": int(len(mixed_keys))}
+    if "family_id" in p.columns:
+        fam = p.family_id.reindex(mm.person_id).to_numpy()
+        mm = mm.assign(family=fam)
+        sub = mm[mm.child_key.isin(mixed_keys)]
+        own = 0
+        for _, g in sub.groupby("child_key"):
+            if set(g[~g.child].family.dropna()) & set(g[g.child].family.dropna()):
+                own += 1
+        hard["parents_linked_to_their_own_children"] = own
+    return hard
+
+
+def _hard_cases(m: pd.DataFrame, p: pd.DataFrame) -> dict[str, Any]:
+    """Twins, within-agency duplicates, and parents and children (when the truth says who is a child)."""
     hard: dict[str, Any] = {}
     ck = m.groupby("person_id").child_key.agg(set)
     if "twin_of" in p.columns:
@@ -259,24 +277,24 @@ def evaluate_against_truth(crosswalk: pd.DataFrame, truth: pd.DataFrame, persons
     hard["within_agency_duplicates"] = int(len(dups))
     hard["within_agency_duplicates_resolved"] = resolved
     if "is_child" in p.columns:
-        child = p.is_child.astype(str).str.lower().isin(["true", "1", "yes"])
-        is_child = child.reindex(m.person_id).fillna(False).to_numpy()
-        mm = m.assign(child=is_child)
-        adults_dhs = mm[(~mm.child) & (mm.agency == "dhs")].person_id.nunique()
-        mixed = mm.groupby("child_key").child.agg(lambda s: bool(s.any() and (~s).any()))
-        mixed_keys = set(mixed[mixed].index)
-        adults_linked = mm[(~mm.child) & mm.child_key.isin(mixed_keys)].person_id.nunique()
-        hard["parents_in_dhs"] = int(adults_dhs)
-        hard["adults_in_a_child_cluster"] = int(adults_linked)
-        hard["clusters_mixing_adults_and_children"] = int(len(mixed_keys))
-        if "family_id" in p.columns:
-            fam = p.family_id.reindex(mm.person_id).to_numpy()
-            mm = mm.assign(family=fam)
-            sub = mm[mm.child_key.isin(mixed_keys)]
-            own = 0
-            for _, g in sub.groupby("child_key"):
-                if set(g[~g.child].family.dropna()) & set(g[g.child].family.dropna()):
-                    own += 1
-            hard["parents_linked_to_their_own_children"] = own
-    out["hard_cases"] = hard
+        hard.update(_adults_and_children(m, p))
+    return hard
+
+
+def evaluate_against_truth(crosswalk: pd.DataFrame, truth: pd.DataFrame, persons: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Pairwise and cluster quality of a crosswalk against the truth (source_key -> person_id).
+
+    ``persons`` (optional, the truth's persons: person_id, is_child, twin_of, race_ethnicity) adds the
+    hard cases and recall by race/ethnicity. Only source keys present in both are scored.
+    """
+    t = truth[["source_key", "person_id"]].drop_duplicates("source_key")
+    m = crosswalk[["source_key", "agency", "child_key"]].merge(t, on="source_key", how="inner")
+    out = _pairwise_and_clusters(m, int(len(crosswalk) - len(m)))
+    out["by_agency_pair"] = _by_agency_pair(m)
+    if persons is None:
+        return out
+    p = persons.set_index("person_id")
+    if "race_ethnicity" in p.columns:
+        out.update(_recall_by_race(m, p))
+    out["hard_cases"] = _hard_cases(m, p)
     return out

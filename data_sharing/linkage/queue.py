@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_sharing.linkage.area import LinkageArea
+
 MAX_QUEUE_SHARE = 0.005
 AUDIT_PAIRS = 30
 AUDIT_REASON = "audit"
@@ -97,7 +99,7 @@ def finish_queue(q: pd.DataFrame, pairs: pd.DataFrame, levels: pd.DataFrame, wei
     return kept, info
 
 
-def audit_summary(linkage_dir: Path) -> str:
+def audit_summary(linkage_dir: LinkageArea | Path) -> str:
     """``c2c linkage review audit``: one line on the latest queue's audit pairs and the precision they give.
 
     Decisions count whether stored by a run (the linkage state) or still pending; raises DecisionError

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -139,6 +139,96 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, path: Path, name: str, agency:
     rel.project(", ".join(select)).create_view(name, replace=True)
 
 
+@dataclass
+class _Inputs:
+    """The inputs registered in the connection while the records table is built (cleaned up after)."""
+
+    columns: list[str]
+    parts: list[str] = field(default_factory=list)  # one select per input
+    params: list[str] = field(default_factory=list)  # its agency
+    views: list[str] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    key_ids: dict[str, set[str]] = field(default_factory=dict)
+
+    def release(self, con: duckdb.DuckDBPyConnection) -> None:
+        for name in self.registered:
+            con.unregister(name)
+        for name in self.views:
+            con.execute("drop view if exists " + _quote(name))
+
+
+def _add_agency(con: duckdb.DuckDBPyConnection, inputs: _Inputs, agency: str, records: object) -> None:
+    """Register one agency's inputs (views on parquet files, registered frames) and count their rows."""
+    if not _AGENCY_RE.match(str(agency)):
+        raise LinkageInputError("agency ids are lower-case names like 'fps'")
+    cols = ", ".join(_quote(c) for c in inputs.columns)
+    inputs.rows[agency] = inputs.dropped[agency] = 0
+    inputs.key_ids[agency] = set()
+    for j, part in enumerate(_parts_of(records, agency)):
+        name = f"__c2c_in_{agency}_{j}"
+        if isinstance(part, Path):
+            _parquet_view(con, part, name, agency, inputs.columns)
+            inputs.views.append(name)
+        else:
+            con.register(name, _arrow(part, agency, inputs.columns))
+            inputs.registered.append(name)
+        stats_sql = ("select count(*), count(*) filter (where source_key is null), "
+                     "list(distinct linkage_key_id) filter (where linkage_key_id is not null) from " + _quote(name))
+        n, n_null, ids = con.execute(stats_sql).fetchall()[0]
+        inputs.rows[agency] += int(n)
+        inputs.dropped[agency] += int(n_null)
+        inputs.key_ids[agency].update(ids or [])
+        inputs.parts.append("select ? as agency, source_key, " + cols + " from " + _quote(name) + " where source_key is not null")
+        inputs.params.append(agency)
+
+
+def _one_linkage_key(key_ids: dict[str, set[str]]) -> set[str]:
+    all_ids = set().union(*key_ids.values())
+    if len(all_ids) > 1:
+        per = "; ".join(f"{a}: {', '.join(sorted(v)) or 'none'}" for a, v in sorted(key_ids.items()))
+        raise LinkageInputError(
+            "the encodings were made with different linkage keys, so they cannot be compared "
+            f"(key ids by agency: {per}); re-encode with the current linkage key"
+        )
+    return all_ids
+
+
+def _create_sql(table: str, inputs: _Inputs, settings: LinkageSettings) -> str:
+    """The variants, grouped straight from the inputs (no copy of every row first).
+
+    rid: a 63-bit hash of the variant's content (DuckDB's hash: deterministic for one DuckDB version),
+    so no sort of the wide table is needed; a collision (never seen; checked) falls back to a sort.
+    columns: the settings' checked column names; derived: the settings' checked expressions."""
+    columns = inputs.columns
+    derived = settings.used_derived_columns
+    select_cols = ", ".join(columns + [f"({sql}) as {name}" for name, sql in derived.items()])
+    return (
+        "create or replace table " + _quote(table) + " as select (hash(agency, source_key, "
+        + ", ".join(_quote(c) for c in columns) + ") >> 1)::bigint as rid, * from (select agency, source_key, "
+        + select_cols + ", count(*)::bigint as n_rows from (" + " union all ".join(inputs.parts) + ") group by all)"
+    )
+
+
+def _check_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> None:
+    """Refuse a source key under two agencies (two persons' ids colliding); renumber rids on a hash collision."""
+    clash_sql = ("select count(*) from (select source_key from " + _quote(table)
+                 + " group by source_key having count(distinct agency) > 1)")
+    clash = con.execute(clash_sql).fetchall()[0][0]
+    if clash:
+        con.execute("drop table " + _quote(table))
+        raise LinkageInputError(f"{clash} source_key value(s) appear under two agencies; source keys are per agency")
+    count_rids = "select count(*), count(distinct rid) from " + _quote(table)
+    n, distinct = con.execute(count_rids).fetchall()[0]
+    if n != distinct:
+        order = ", ".join(["agency", "source_key", *[c for c in columns if c not in BLOOM_COLUMNS],
+                           *[c for c in columns if c in BLOOM_COLUMNS]])
+        renumber_sql = ("create or replace table " + _quote(table) + " as select (row_number() over (order by "
+                        + order + "))::bigint as rid, * exclude (rid) from " + _quote(table))
+        con.execute(renumber_sql)
+
+
 def load_records(
     con: duckdb.DuckDBPyConnection,
     records_by_agency: Mapping[str, object],
@@ -154,84 +244,24 @@ def load_records(
     """
     if not records_by_agency:
         raise LinkageInputError("no agency encodings were given")
-    columns = list(settings.columns)
-    parts: list[str] = []
-    part_params: list[str] = []
-    views: list[str] = []
-    registered: list[str] = []
-    rows: dict[str, int] = {}
-    dropped: dict[str, int] = {}
-    key_ids: dict[str, set[str]] = {}
-    cols = ", ".join(_quote(c) for c in columns)
+    inputs = _Inputs(list(settings.columns))
     try:
         for agency in sorted(records_by_agency):
-            if not _AGENCY_RE.match(str(agency)):
-                raise LinkageInputError("agency ids are lower-case names like 'fps'")
-            rows[agency] = dropped[agency] = 0
-            key_ids[agency] = set()
-            for j, part in enumerate(_parts_of(records_by_agency[agency], agency)):
-                name = f"__c2c_in_{agency}_{j}"
-                if isinstance(part, Path):
-                    _parquet_view(con, part, name, agency, columns)
-                    views.append(name)
-                else:
-                    con.register(name, _arrow(part, agency, columns))
-                    registered.append(name)
-                stats_sql = ("select count(*), count(*) filter (where source_key is null), "
-                             "list(distinct linkage_key_id) filter (where linkage_key_id is not null) from " + _quote(name))
-                n, n_null, ids = con.execute(stats_sql).fetchall()[0]
-                rows[agency] += int(n)
-                dropped[agency] += int(n_null)
-                key_ids[agency].update(ids or [])
-                parts.append("select ? as agency, source_key, " + cols + " from " + _quote(name) + " where source_key is not null")
-                part_params.append(agency)
-        all_ids = set().union(*key_ids.values())
-        if len(all_ids) > 1:
-            per = "; ".join(f"{a}: {', '.join(sorted(v)) or 'none'}" for a, v in sorted(key_ids.items()))
-            raise LinkageInputError(
-                "the encodings were made with different linkage keys, so they cannot be compared "
-                f"(key ids by agency: {per}); re-encode with the current linkage key"
-            )
-        derived = settings.used_derived_columns
-        select_cols = ", ".join(columns + [f"({sql}) as {name}" for name, sql in derived.items()])
-        order = ", ".join(["agency", "source_key", *[c for c in columns if c not in BLOOM_COLUMNS], *[c for c in columns if c in BLOOM_COLUMNS]])
-        # rid: a 63-bit hash of the variant's content (DuckDB's hash: deterministic for one DuckDB version),
-        # so no sort of the wide table is needed; a collision (never seen; checked) falls back to a sort.
-        # The variants are grouped straight from the inputs (no copy of every row first).
-        # columns: the settings' checked column names; derived: the settings' checked expressions
-        create_sql = (
-            "create or replace table " + _quote(table) + " as select (hash(agency, source_key, "
-            + ", ".join(_quote(c) for c in columns) + ") >> 1)::bigint as rid, * from (select agency, source_key, "
-            + select_cols + ", count(*)::bigint as n_rows from (" + " union all ".join(parts) + ") group by all)"
-        )
-        con.execute(create_sql, part_params)
+            _add_agency(con, inputs, agency, records_by_agency[agency])
+        all_ids = _one_linkage_key(inputs.key_ids)
+        con.execute(_create_sql(table, inputs, settings), inputs.params)
     finally:
-        for name in registered:
-            con.unregister(name)
-        for name in views:
-            con.execute("drop view if exists " + _quote(name))
-    # One source key in two agencies' inputs would be two persons' ids colliding: refuse.
-    clash_sql = ("select count(*) from (select source_key from " + _quote(table)
-                 + " group by source_key having count(distinct agency) > 1)")
-    clash = con.execute(clash_sql).fetchall()[0][0]
-    if clash:
-        con.execute("drop table " + _quote(table))
-        raise LinkageInputError(f"{clash} source_key value(s) appear under two agencies; source keys are per agency")
-    count_rids = "select count(*), count(distinct rid) from " + _quote(table)
-    n, distinct = con.execute(count_rids).fetchall()[0]
-    if n != distinct:
-        renumber_sql = ("create or replace table " + _quote(table) + " as select (row_number() over (order by "
-                        + order + "))::bigint as rid, * exclude (rid) from " + _quote(table))
-        con.execute(renumber_sql)
+        inputs.release(con)
+    _check_table(con, table, inputs.columns)
     per_agency_sql = ("select agency, count(distinct source_key), count(*) from " + _quote(table)
                       + " group by agency order by agency")
     per_agency = con.execute(per_agency_sql).fetchall()
     source_keys = {a: int(k) for a, k, _ in per_agency}
     variants = {a: int(v) for a, _, v in per_agency}
-    for a in rows:
+    for a in inputs.rows:
         source_keys.setdefault(a, 0)
         variants.setdefault(a, 0)
-    return RecordSummary(rows, source_keys, variants, dropped, next(iter(all_ids), None))
+    return RecordSummary(inputs.rows, source_keys, variants, inputs.dropped, next(iter(all_ids), None))
 
 
 __all__ = ["KEY_COLUMNS", "LinkageInputError", "RecordSummary", "load_records"]

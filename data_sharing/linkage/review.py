@@ -46,6 +46,7 @@ from pathlib import Path
 import pandas as pd
 
 from data_sharing._files import write_private_file
+from data_sharing.linkage.area import LinkageArea
 
 DECISIONS = ("match", "non_match")
 DECISION_COLUMNS = ("source_key_l", "source_key_r", "decision", "decided_by", "decided_at", "reason")
@@ -53,9 +54,6 @@ QUEUE_REASONS = ("score_band", "possible_sibling", "conflict_within_agency", "co
                  "decision_conflict", "concurrent_ids", "audit")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_PREFIX = re.compile(r"^[0-9a-f]{12,64}$")
-QUEUE_FILE = Path("review") / "queue.csv"
-PENDING_FILE = Path("review") / "decisions.csv"
-LOCK_FILE = Path("review") / ".decisions.lock"
 QUEUE_COLUMNS = ("run_id", "source_key_l", "source_key_r", "agency_l", "agency_r", "match_probability",
                  "match_weight", "reason", "levels", "weights", "first_queued_run")
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # a decided_at later than now + this is refused (it would win forever)
@@ -142,9 +140,9 @@ def merge_decisions(stored: pd.DataFrame, new: pd.DataFrame, *, run_id: str, seq
 # ------------------------------------------------------------------------------------------ review files
 
 
-def read_queue(linkage_dir: Path) -> pd.DataFrame:
+def read_queue(linkage_dir: LinkageArea | Path) -> pd.DataFrame:
     """The latest run's review queue (``review/queue.csv``), in the run's order (most probable first)."""
-    path = Path(linkage_dir) / QUEUE_FILE
+    path = LinkageArea.of(linkage_dir).queue
     if not path.is_file():
         raise DecisionError("there is no review queue yet: the nightly run (`c2c run`) writes it once linkage has run")
     queue = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -156,11 +154,11 @@ def read_queue(linkage_dir: Path) -> pd.DataFrame:
     return queue[list(QUEUE_COLUMNS)]
 
 
-def known_source_keys(crosswalk_path: Path) -> pd.Index:
+def known_source_keys(linkage_dir: LinkageArea | Path) -> pd.Index:
     """The source keys of the latest run (its crosswalk ``source_key -> child_key``)."""
     import pyarrow.parquet as pq
 
-    path = Path(crosswalk_path)
+    path = LinkageArea.of(linkage_dir).crosswalk
     if not path.is_file():
         raise DecisionError("there is no crosswalk yet: the nightly run writes it once linkage has run")
     return pd.Index(pq.read_table(path, columns=["source_key"]).column("source_key").to_pylist())
@@ -255,8 +253,8 @@ def check_new_decisions(
 
 
 @contextlib.contextmanager
-def _lock(linkage_dir: Path) -> Iterator[None]:
-    path = Path(linkage_dir) / LOCK_FILE
+def _lock(linkage_dir: LinkageArea | Path) -> Iterator[None]:
+    path = LinkageArea.of(linkage_dir).review_lock
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
@@ -275,8 +273,8 @@ def _to_csv(frame: pd.DataFrame) -> bytes:
 class PendingDecisions:
     """The pending decisions file while the review lock is held (see :func:`locked_pending`)."""
 
-    def __init__(self, linkage_dir: Path) -> None:
-        self.path = Path(linkage_dir) / PENDING_FILE
+    def __init__(self, linkage_dir: LinkageArea | Path) -> None:
+        self.path = LinkageArea.of(linkage_dir).pending_decisions
         self._before = self.path.read_bytes() if self.path.is_file() else None
         self.frame = self._read()
         self.written = False
@@ -312,7 +310,7 @@ class PendingDecisions:
 
 
 @contextlib.contextmanager
-def locked_pending(linkage_dir: Path) -> Iterator[PendingDecisions]:
+def locked_pending(linkage_dir: LinkageArea | Path) -> Iterator[PendingDecisions]:
     """Hold the review lock and yield the pending decisions; if the block raises, a write it made is undone
     (so a decision and its audit entry commit together or not at all)."""
     with _lock(linkage_dir):
@@ -324,18 +322,19 @@ def locked_pending(linkage_dir: Path) -> Iterator[PendingDecisions]:
             raise
 
 
-def read_pending(linkage_dir: Path) -> pd.DataFrame:
+def read_pending(linkage_dir: LinkageArea | Path) -> pd.DataFrame:
     with locked_pending(linkage_dir) as pending:
         return pending.frame
 
 
-def claim_pending(linkage_dir: Path, run_tag: str) -> Path | None:
+def claim_pending(linkage_dir: LinkageArea | Path, run_tag: str) -> Path | None:
     """For a run: take the pending file (renamed to ``decisions.claimed.<run_tag>.csv``), or None if none."""
-    with _lock(linkage_dir):
-        path = Path(linkage_dir) / PENDING_FILE
+    area = LinkageArea.of(linkage_dir)
+    with _lock(area):
+        path = area.pending_decisions
         if not path.is_file():
             return None
-        claimed = path.with_name(f"decisions.claimed.{run_tag}.csv")
+        claimed = area.claimed_decisions(run_tag)
         os.replace(path, claimed)
         return claimed
 
@@ -344,13 +343,13 @@ def settle_claim(claimed: Path, run_tag: str, *, applied: bool) -> Path:
     """After the run: ``decisions.applied.<run_tag>.csv`` if it stored them; otherwise the claimed decisions
     go back to the pending file (before any written meanwhile). Returns where they are now."""
     claimed = Path(claimed)
+    area = LinkageArea(claimed.parent.parent)  # <area>/review/decisions.claimed.<run_tag>.csv
     if applied:
-        done = claimed.with_name(f"decisions.applied.{run_tag}.csv")
+        done = area.applied_decisions(run_tag)
         os.replace(claimed, done)
         return done
-    linkage_dir = claimed.parent.parent
-    with _lock(linkage_dir):
-        path = linkage_dir / PENDING_FILE
+    with _lock(area):
+        path = area.pending_decisions
         if not path.is_file():
             os.replace(claimed, path)
             return path

@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from data_sharing.linkage.run import _distinct_common
+from data_sharing.linkage.evidence import distinct_common as _distinct_common
 from data_sharing.linkage.settings import DistinctCommon
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_sharing.linkage.run import _attributes, _periods, _shared_periods, period_rows
+from data_sharing.linkage.guards import _attributes, _periods, _shared_periods, period_rows
 
 
 def _attrs() -> dict[str, pd.DataFrame]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from data_sharing.linkage import DB_NAME, read_state
+from data_sharing.linkage import LinkageArea, read_state
 from data_sharing.linkage.truth import PERSON_EXTRACTS
 
 IDENTIFIERS = ("student_id", "patient_id", "client_id", "medicaid_id", "first_name", "middle_name", "last_name",
@@ -83,7 +83,7 @@ def test_state_database_holds_no_identifier(first_run, inputs) -> None:  # noqa:
 
 def test_database_file_bytes_hold_no_identifier(first_run, inputs) -> None:  # noqa: ANN001
     _, dates, whole = _raw(inputs)
-    blob = b"".join(p.read_bytes() for p in Path(first_run.database.parent).glob(f"{DB_NAME}*"))
+    blob = b"".join(p.read_bytes() for p in Path(first_run.database.parent).glob(f"{LinkageArea.STATE_DB}*"))
     found_dates = {m.decode() for m in re.findall(rb"\d{4}-\d{2}-\d{2}", blob)} & dates
     assert not found_dates
     long_values = sorted((v for v in whole if len(v) >= 8 and not v.isdigit()), key=len, reverse=True)[:400]

@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_sharing.linkage import DecisionError, load_settings, validate_decisions
+from data_sharing.linkage import DecisionError, LinkageArea, load_settings, validate_decisions
 from data_sharing.linkage.review import (
     DECISION_COLUMNS,
-    PENDING_FILE,
     QUEUE_REASONS,
     audit_details,
     check_new_decisions,
@@ -155,7 +154,7 @@ def test_pending_file_writes_are_atomic_private_and_undone_with_their_transactio
     d1 = validate_decisions(_new([(A, B, "match", "2030-01-02T10:00:00Z")]))
     with locked_pending(tmp_path) as pending:
         assert pending.frame.empty and pending.append(d1) == 1
-    path = tmp_path / PENDING_FILE
+    path = LinkageArea(tmp_path).pending_decisions
     assert path.stat().st_mode & 0o777 == 0o600
     assert read_pending(tmp_path).equals(d1)
     d2 = validate_decisions(_new([(C, D, "non_match", "2030-01-02T11:00:00Z")]))
@@ -176,17 +175,17 @@ def test_a_run_claims_pending_decisions_and_puts_them_back_if_it_fails(tmp_path:
         pending.append(validate_decisions(_new([(A, B, "match", "2030-01-02T10:00:00Z")])))
     claimed = claim_pending(tmp_path, "run1")
     assert claimed is not None and claimed.name == "decisions.claimed.run1.csv"
-    assert not (tmp_path / PENDING_FILE).exists()
+    assert not (LinkageArea(tmp_path).pending_decisions).exists()
     # a reviewer records another decision while the run works: it waits for the next run
     with locked_pending(tmp_path) as pending:
         pending.append(validate_decisions(_new([(C, D, "non_match", "2030-01-02T11:00:00Z")])))
     back = settle_claim(claimed, "run1", applied=False)  # the run failed
-    assert back == tmp_path / PENDING_FILE and not claimed.exists()
+    assert back == LinkageArea(tmp_path).pending_decisions and not claimed.exists()
     assert [(r.source_key_l, r.decision) for r in read_pending(tmp_path).itertuples()] == [(A, "match"), (C, "non_match")]
     claimed = claim_pending(tmp_path, "run2")
     assert claimed is not None
     done = settle_claim(claimed, "run2", applied=True)
-    assert done.name == "decisions.applied.run2.csv" and not (tmp_path / PENDING_FILE).exists()
+    assert done.name == "decisions.applied.run2.csv" and not (LinkageArea(tmp_path).pending_decisions).exists()
     assert len(pd.read_csv(done)) == 2
 
 

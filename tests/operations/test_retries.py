@@ -10,7 +10,7 @@ import pytest
 from dagster import Backoff, Failure, Jitter
 from sqlalchemy.exc import OperationalError
 
-import assets.warehouse as warehouse_assets
+import stages.release as release_stage
 from pipelines.definitions import build_definitions
 from pipelines.retries import IO_RETRY, retry_transient_only
 from pipelines.settings import Settings
@@ -73,7 +73,7 @@ def _retries(result) -> list[str]:  # type: ignore[no-untyped-def]
 
 def test_a_transient_database_error_is_retried_and_the_run_succeeds(hub, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     defs, instance = hub
-    real = warehouse_assets.load_current
+    real = release_stage.load_current
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -82,7 +82,7 @@ def test_a_transient_database_error_is_retried_and_the_run_succeeds(hub, monkeyp
             raise OperationalError("INSERT INTO enrolments ...", {}, Exception("database is locked"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(warehouse_assets, "load_current", flaky)
+    monkeypatch.setattr(release_stage, "load_current", flaky)
     result = defs.resolve_job_def("nightly_job").execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
     assert result.success
     assert _retries(result) == ["warehouse_tables"]
@@ -101,7 +101,7 @@ def test_a_deterministic_error_is_not_retried(hub, monkeypatch: pytest.MonkeyPat
         calls["n"] += 1
         raise ValueError("indicator chronic_absence: no agreement for agency fps")
 
-    monkeypatch.setattr(warehouse_assets, "publish_release", broken)
+    monkeypatch.setattr(release_stage, "publish_release", broken)
     result = defs.resolve_job_def("nightly_job").execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
     assert not result.success
     assert calls["n"] == 1 and _retries(result) == []

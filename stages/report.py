@@ -1,0 +1,34 @@
+"""The cabinet's report: after every release, the static site of the current release (the builder is
+``warehouse.reports.cabinet``). Plain Python (no Dagster): the ``cabinet_report`` asset calls it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from data_sharing.partnership import Partnership
+from warehouse.reports.cabinet import ReportError, ReportResult, build_cabinet_report
+
+REPORTS_DIR = "reports"  # <home>/reports/<release_id>/: the cabinet's site and the release's audit.html
+
+
+@dataclass(frozen=True)
+class CabinetOutcome:
+    """The report written (``result``), or why not (``status``: a new hub before its first release)."""
+
+    result: ReportResult | None = None
+    status: str | None = None
+
+    @property
+    def written(self) -> bool:
+        return self.result is not None
+
+
+def write_cabinet_report(engine: Engine, home: Path, partnership: Partnership) -> CabinetOutcome:
+    """Build the current release's site under ``<home>/reports/<release_id>/``."""
+    try:
+        return CabinetOutcome(result=build_cabinet_report(engine, Path(home) / REPORTS_DIR, partnership=partnership))
+    except ReportError as exc:  # a new hub before its first release: nothing to report yet
+        return CabinetOutcome(status=str(exc))
