@@ -92,7 +92,7 @@ def step_prepare(children: int, seed: int, work: Path, profile: str = "default")
     generate_city(children, seed, work / "city", profile=profile)
     t_gen = time.perf_counter() - t
     t = time.perf_counter()
-    keyset = load_keyset()
+    keyset = load_keyset(env=os.environ)
     inputs = encode_city(work / "city", keyset)
     _add_periods(inputs.attributes, work / "city", keyset)
     t_enc = time.perf_counter() - t
@@ -268,7 +268,7 @@ def run_febrl(keep: Path | None) -> dict[str, Any]:
     from schemas.contracts import ExtractContract, parse_model
 
     os.environ.setdefault("C2C_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
-    keyset = load_keyset()
+    keyset = load_keyset(env=os.environ)
     fa, fb, truth = _febrl_frames()
     out: dict[str, Any] = {"benchmark": "febrl4", "records": [len(fa), len(fb)], "true_pairs": len(truth)}
 

@@ -211,7 +211,7 @@ def step_prepare(i: int, children: int, seed: int, work: Path, shared_zips: bool
     persons["person_id"] = tag + persons.person_id
     persons["twin_of"] = persons.twin_of.where(persons.twin_of.isna(), tag + persons.twin_of.astype(str))
     shutil.rmtree(city)
-    keyset = load_keyset()
+    keyset = load_keyset(env=os.environ)
     enc, attrs = protect_frames(frames, keyset)
     truth = truth_source_keys(identities, keyset)
     t_enc = time.perf_counter() - t

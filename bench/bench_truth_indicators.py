@@ -67,7 +67,7 @@ def run(children: int, seed: int, keep: Path | None) -> dict:
             raise SystemExit(f"pipeline run failed: {summary.error or summary.counts}")
         engine = create_engine(f"sqlite:///{home / 'warehouse.db'}")
         t = time.perf_counter()
-        agreement = T.measure(facts, engine, load_keyset())
+        agreement = T.measure(facts, engine, load_keyset(env=os.environ))
         t_measure = time.perf_counter() - t
         engine.dispose()
     finally:

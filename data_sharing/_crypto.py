@@ -11,7 +11,7 @@ Helper processes (``python -m data_sharing._crypto``) are started on first use f
 packed messages over a pipe and answer with packed 32-byte digests: nothing is pickled, nothing is
 logged, their stderr is discarded, and ``C2C_MASTER_KEY`` is removed from their environment. If a
 helper cannot start or dies, the same computation runs in-process (a speed fallback, never a weaker
-hash). ``C2C_HASH_WORKERS=0`` disables helpers.
+hash). :func:`configure_workers` sets how many (``C2C_HASH_WORKERS``, read by ``pipelines.settings``; 0 disables them).
 """
 
 from __future__ import annotations
@@ -213,13 +213,18 @@ def _worker_main() -> None:  # pragma: no cover - runs in the helper process
         stdout.flush()
 
 
+_configured_workers: int | None = None
+
+
+def configure_workers(workers: int | None) -> None:
+    """The number of helper processes batches use by default in this process (None: cores - 1, at most 7)."""
+    global _configured_workers
+    _configured_workers = None if workers is None else max(0, int(workers))
+
+
 def _default_workers() -> int:
-    env = os.environ.get("C2C_HASH_WORKERS")
-    if env is not None and env.strip():
-        try:
-            return max(0, int(env))
-        except ValueError:
-            return 0
+    if _configured_workers is not None:
+        return _configured_workers
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -240,7 +245,6 @@ class _Helpers:
         env = {k: v for k, v in os.environ.items() if k != "C2C_MASTER_KEY"}
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env["C2C_HASH_WORKERS"] = "0"
         while len(self.procs) < count:
             self.procs.append(
                 subprocess.Popen(

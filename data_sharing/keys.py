@@ -319,14 +319,15 @@ def init_keyset(path: Path | str, *, randbytes: RandBytes = os.urandom, now: Clo
 
 
 def load_keyset(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> KeySet:
-    """Load the key set from ``C2C_MASTER_KEY`` or from a key file (``path``, else ``C2C_KEY_FILE``).
+    """Load the key set from ``C2C_MASTER_KEY`` or from a key file (``path``, else ``C2C_KEY_FILE``), both
+    looked up in ``env`` (the caller's settings: ``pipelines.settings.Settings.key_env``; None: neither).
 
     A secret manager sets ``C2C_MASTER_KEY`` and there is no key file; a self-hosted hub has a key file
     and no variable. Both at once (the variable set *and* the file existing) is refused as ambiguous
     rather than guessed. No key anywhere is a :class:`KeyMaterialError` (``reason='missing'``): c2c
     never falls back to an unkeyed hash.
     """
-    env = os.environ if env is None else env
+    env = {} if env is None else env
     file = Path(path) if path is not None else (Path(env[KEY_FILE_ENV_VAR]) if env.get(KEY_FILE_ENV_VAR) else None)
     value = env.get(ENV_VAR)
     if value is not None and value.strip():

@@ -18,7 +18,6 @@ point; ``c2c partnership check DIR`` validates one (``check_partnership_dir``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,13 +264,13 @@ def load_partnership(
 ) -> Partnership:
     """Load and cross-check the MOUs and extract contracts.
 
-    ``root``: a partnership directory (``load_partnership_dir``). Otherwise the folders default to
-    ``C2C_AGREEMENTS_DIR`` / ``C2C_EXTRACTS_DIR`` when set, else the ones shipped with c2c.
+    ``root``: a partnership directory (``load_partnership_dir``). Otherwise the two folders given (the
+    settings' ``C2C_AGREEMENTS_DIR`` / ``C2C_EXTRACTS_DIR``), each defaulting to the one shipped with c2c.
     """
     if root:
         return load_partnership_dir(root)
-    a_dir = Path(agreements_dir or os.environ.get("C2C_AGREEMENTS_DIR") or AGREEMENTS_DIR)
-    e_dir = Path(extracts_dir or os.environ.get("C2C_EXTRACTS_DIR") or EXTRACTS_DIR)
+    a_dir = Path(agreements_dir or AGREEMENTS_DIR)
+    e_dir = Path(extracts_dir or EXTRACTS_DIR)
     errors: list[ContractError] = []
     agreements = gather(errors, load_agreements, a_dir) or {}
     contracts = gather(errors, load_extract_contracts, e_dir) or {}

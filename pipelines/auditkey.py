@@ -7,6 +7,7 @@ Nothing here imports Dagster, so the CLI can call it on every command.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -16,20 +17,24 @@ class _HasKeyFile(Protocol):
     warehouse_url: str
     warehouse_schema: str | None
 
+    def key_env(self) -> dict[str, str]: ...
+
 
 S = TypeVar("S", bound=_HasKeyFile)
 
 
-def use_hub_audit_key(key_file: str | Path, warehouse_url: str, warehouse_schema: str | None = None) -> None:
+def use_hub_audit_key(key_file: str | Path, warehouse_url: str, warehouse_schema: str | None = None,
+                      key_env: Mapping[str, str] | None = None) -> None:
     """Key the audit chain of the hub's warehouse with the hub's ``audit`` key (loaded on each append, so
-    a rotation takes effect at once; no key available means unkeyed, which a keyed log refuses)."""
+    a rotation takes effect at once; no key available means unkeyed, which a keyed log refuses).
+    ``key_env``: the master key from the settings (``Settings.key_env()``), if there is one."""
     from data_sharing.errors import KeyMaterialError
     from data_sharing.keys import load_keyset
     from warehouse.audit import AuditKeys, set_key_provider, warehouse_id
 
     def provider() -> AuditKeys | None:
         try:
-            keyset = load_keyset(Path(key_file))
+            keyset = load_keyset(Path(key_file), env=key_env)
         except KeyMaterialError:
             return None
         versions = [keyset.purpose_key("audit", v) for v in keyset.purpose_versions("audit")]
@@ -40,5 +45,5 @@ def use_hub_audit_key(key_file: str | Path, warehouse_url: str, warehouse_schema
 
 def keyed_audit(settings: S) -> S:
     """Register the hub's audit key for ``settings`` and hand the settings back."""
-    use_hub_audit_key(settings.key_file, settings.warehouse_url, settings.warehouse_schema)
+    use_hub_audit_key(settings.key_file, settings.warehouse_url, settings.warehouse_schema, settings.key_env())
     return settings

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,16 +41,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(f"c2c keys: created {settings.key_file} (mode 0600). Back it up somewhere safe: without it the")
             print("  pseudonyms cannot be recomputed and the landing zone cannot be read.")
         elif args.keys_command == "rotate":
-            keyset = load_keyset(settings.key_file)
+            keyset = load_keyset(settings.key_file, env=settings.key_env())
             purposes = tuple(args.purposes.split(",")) if args.purposes else PURPOSES
             keyset.rotate(purposes)  # type: ignore[arg-type]
             print(f"c2c keys: rotated {', '.join(purposes)}; the next run re-keys pseudonyms through the crosswalk")
         elif args.keys_command == "export-linkage":
-            keyset = load_keyset(settings.key_file)
+            keyset = load_keyset(settings.key_file, env=settings.key_env())
             key = export_linkage_key(keyset, Path(args.out))
             print(f"c2c keys: wrote the linkage key {key.label} to {args.out} (mode 0600) for agencies that tokenize")
         else:
-            keyset = load_keyset(settings.key_file)
+            keyset = load_keyset(settings.key_file, env=settings.key_env())
         for purpose, label in keyset.key_labels().items():
             print(f"  {purpose}: {label}")
     except KeyMaterialError as exc:
@@ -72,7 +71,9 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    partnership = load_partnership(root=_settings(args).partnership)
+    settings = _settings(args)
+    settings.apply_process_defaults()
+    partnership = load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership)
     terms = partnership.terms(args.agency, args.extract)
     if terms is None:
         print(f"c2c tokenize: {args.agency!r} has no extract {args.extract!r} under its MOU", file=sys.stderr)
@@ -97,9 +98,9 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def _ensure_demo_keys(settings: Settings) -> None:
-    from data_sharing.keys import ENV_VAR, init_keyset
+    from data_sharing.keys import init_keyset
 
-    if not settings.key_file.exists() and not os.environ.get(ENV_VAR):
+    if not settings.key_file.exists() and not settings.master_key:
         init_keyset(settings.key_file)
         print(f"c2c demo: created a key set for this demo at {settings.key_file} (0600; never commit it)")
 
@@ -126,7 +127,9 @@ def cmd_check_extract(args: argparse.Namespace) -> int:
     from data_sharing.partnership import load_partnership
     from data_sharing.validation import check_extract
 
-    report = check_extract(Path(args.file), args.agency, load_partnership(root=_settings(args).partnership))
+    settings = _settings(args)
+    report = check_extract(Path(args.file), args.agency,
+                           load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership))
     print(report.text())
     return report.exit_code
 
@@ -136,7 +139,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from schemas.errors import ContractError, ContractErrors
 
     try:
-        partnership = load_partnership(args.agreements, args.extracts)
+        settings = _settings(args)
+        partnership = load_partnership(args.agreements or settings.agreements_dir, args.extracts or settings.extracts_dir)
     except (ContractError, ContractErrors) as exc:
         print(f"c2c: configuration is wrong:\n{exc}", file=sys.stderr)
         return 2
@@ -221,7 +225,9 @@ def cmd_warehouse_grant(args: argparse.Namespace) -> int:
     from data_sharing.partnership import load_partnership
     from warehouse.access import grant_access_tiers
 
-    report = grant_access_tiers(_engine(args), load_partnership(root=_settings(args).partnership))
+    settings = _settings(args)
+    report = grant_access_tiers(_engine(args), load_partnership(settings.agreements_dir, settings.extracts_dir,
+                                                                root=settings.partnership))
     print(f"c2c warehouse: {report.message}")
     for role, relations in sorted(report.grants.items()):
         print(f"  {role}: SELECT on {', '.join(relations)}")
@@ -236,7 +242,9 @@ def cmd_linkage_train(args: argparse.Namespace) -> int:
     from warehouse.manifest import ManifestStore
 
     settings = _settings(args)
-    parts, keyset = load_partnership(root=settings.partnership), load_keyset(settings.key_file)
+    settings.apply_process_defaults()
+    parts = load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership)
+    keyset = load_keyset(settings.key_file, env=settings.key_env())
     trained = train(ManifestStore(_engine(args)), parts, keyset, LinkageArea(settings.linkage_dir))
     if trained is None:
         print("c2c linkage: no person extracts have been taken in yet", file=sys.stderr)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from pipelines.settings import (
     SettingsError,
     check_warehouse_url,
     debug_enabled,
+    point_dagster_at,
     read_config_file,
     write_config_file,
 )
@@ -101,7 +101,7 @@ def check_keys(settings: Settings) -> None:
     from data_sharing.keys import load_keyset
 
     try:
-        load_keyset(settings.key_file)
+        load_keyset(settings.key_file, env=settings.key_env())
     except KeyMaterialError as exc:
         if exc.reason == "missing" or not settings.key_file.exists():
             raise UserError(f"no key set at {settings.key_file}: {keys_hint(settings)}") from exc
@@ -237,7 +237,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     open_warehouse(settings, create=True).dispose()
     drop.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        keyset = load_keyset(settings.key_file)
+        keyset = load_keyset(settings.key_file, env=settings.key_env())
         keys = f"kept the existing key set ({keyset.source or ENV_VAR})"
     except KeyMaterialError as exc:
         if exc.reason != "missing" or settings.key_file.exists():
@@ -262,7 +262,7 @@ def _last_run(settings: Settings) -> str:
         return "none yet"
     from dagster import DagsterInstance
 
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    point_dagster_at(settings.dagster_home)
     instance = DagsterInstance.get()
     try:
         records = instance.get_run_records(limit=1)
@@ -293,7 +293,7 @@ def _late_agencies(settings: Settings, store) -> str:  # type: ignore[no-untyped
     from assets.intake import agency_lateness
     from data_sharing.partnership import load_partnership
 
-    late = {a: v for a, v in agency_lateness(store.current_snapshot(), load_partnership(root=settings.partnership), settings.today()).items() if v["late"]}
+    late = {a: v for a, v in agency_lateness(store.current_snapshot(), load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership), settings.today()).items() if v["late"]}
     if not late:
         return "none"
     return ", ".join(f"{a} (newest as-of {v['newest_as_of'] or 'never'}, every {v['cadence_days']} days)" for a, v in sorted(late.items()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         from pipelines.runner import fail_stale_runs_at_start
 
         fail_stale_runs_at_start(settings)
-    env = {**os.environ, **settings.environment()}
+    env = settings.subprocess_environment()
     root = Path(__file__).resolve().parent.parent
     workspace = str(root / "workspace.yaml")
 

@@ -17,7 +17,7 @@ from pipelines.auditkey import use_hub_audit_key
 from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import drop_folder_sensor
-from pipelines.settings import Settings
+from pipelines.settings import MASTER_KEY_ENV, Settings, process_env_agrees, process_environment
 
 
 def _env_or(var: str, value: str, env: dict[str, str]) -> str | EnvVar:
@@ -26,18 +26,15 @@ def _env_or(var: str, value: str, env: dict[str, str]) -> str | EnvVar:
     An EnvVar is read from the process environment when the run starts, so it is used only when the
     mapping given agrees with this process's environment.
     """
-    import os
-
-    return EnvVar(var) if env.get(var) and os.environ.get(var) == env.get(var) else value
+    return EnvVar(var) if env.get(var) and process_env_agrees(var, env[var]) else value
 
 
 def build_definitions(settings: Settings | None = None, env: dict[str, str] | None = None) -> Definitions:
-    import os
-
-    env = dict(os.environ) if env is None else env
+    env = process_environment() if env is None else env
     settings = settings or Settings.from_env(env)
+    settings.apply_process_defaults()  # hashing helpers and linkage memory for the runs of this process
     use_hub_audit_key(env.get("C2C_KEY_FILE") or settings.key_file, env.get("C2C_WAREHOUSE_URL") or settings.warehouse_url,
-                      settings.warehouse_schema)  # the warehouse's audit chain is keyed with the hub's audit key
+                      settings.warehouse_schema, settings.key_env())  # the warehouse's audit chain is keyed with the hub's audit key
     return Definitions(
         assets=[
             intake_file, validated_file, protected_file, current_snapshots, raw_retention, data_quality_scorecard,
@@ -65,10 +62,12 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
                 url=_env_or("C2C_WAREHOUSE_URL", settings.warehouse_url, env),
                 db_schema=settings.warehouse_schema or "",
             ),
-            "keys": KeysResource(key_file=_env_or("C2C_KEY_FILE", str(settings.key_file), env)),
+            # the master key reaches the runs as an EnvVar (resolved in the run's process, never shown in the UI)
+            "keys": KeysResource(key_file=_env_or("C2C_KEY_FILE", str(settings.key_file), env),
+                                 master_key=EnvVar(MASTER_KEY_ENV) if settings.master_key else ""),
             "partnership": PartnershipResource(
-                agreements_dir=env.get("C2C_AGREEMENTS_DIR", ""),
-                extracts_dir=env.get("C2C_EXTRACTS_DIR", ""),
+                agreements_dir=env.get("C2C_AGREEMENTS_DIR") or str(settings.agreements_dir or ""),
+                extracts_dir=env.get("C2C_EXTRACTS_DIR") or str(settings.extracts_dir or ""),
                 root=str(settings.partnership or ""),
             ),
         },

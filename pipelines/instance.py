@@ -1,7 +1,8 @@
 """The local Dagster instance under the data directory (``DAGSTER_HOME``), written on first use."""
 
-import os
 from pathlib import Path
+
+from pipelines.settings import point_dagster_at
 
 RUN_MONITORING_YAML = """\
 # Runs whose process died do not stay STARTED (the daemon's run monitoring): a run still STARTING after
@@ -42,5 +43,5 @@ def ensure_dagster_home(dagster_home: Path) -> Path:
     elif "run_monitoring:" not in config.read_text(encoding="utf-8"):
         with open(config, "a", encoding="utf-8") as fh:
             fh.write("\n" + RUN_MONITORING_YAML)
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    point_dagster_at(dagster_home)
     return dagster_home

@@ -60,7 +60,7 @@ def nightly_inputs(settings: Settings, store: ManifestStore, key_labels: dict[st
         f"{agency}/{extract}": sorted([str(period), int(e.id), str(e.sha256)] for period, e in owners.items())
         for (agency, extract), owners in sorted(store.current_snapshot().items())
     }
-    env_dirs = [Path(os.environ[v]) for v in ("C2C_AGREEMENTS_DIR", "C2C_EXTRACTS_DIR") if os.environ.get(v)]
+    env_dirs = [d for d in (settings.agreements_dir, settings.extracts_dir) if d is not None]
     linkage = settings.linkage_dir
     decisions = linkage / "review" / "decisions.csv"
     url = make_url(settings.warehouse_url).render_as_string(hide_password=True)

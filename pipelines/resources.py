@@ -88,9 +88,10 @@ class KeysResource(ConfigurableResource):
     """The hub's key set: a 0600 key file, or ``C2C_MASTER_KEY`` from a secret manager. Never logged."""
 
     key_file: str
+    master_key: str = ""  # an EnvVar("C2C_MASTER_KEY") from the settings when the key comes from a secret manager
 
     def load(self) -> KeySet:
-        return load_keyset(Path(self.key_file))
+        return load_keyset(Path(self.key_file), env={"C2C_MASTER_KEY": self.master_key} if self.master_key else {})
 
     def landing_zone(self, root: str | Path) -> LandingZone:
         return LandingZone(Path(root), self.load())

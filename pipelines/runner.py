@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -88,7 +87,7 @@ def run_pipeline(
     apply_umask()
     summary = RunSummary(settings=settings)
     try:
-        load_keyset(settings.key_file)
+        load_keyset(settings.key_file, env=settings.key_env())
     except KeyMaterialError as exc:
         summary.error = f"{exc} ({key_error_hint(settings.landing_dir, settings.linkage_dir)})"
         echo(f"c2c: cannot run: {summary.error}")
@@ -98,7 +97,7 @@ def run_pipeline(
     if instance is None:
         ensure_dagster_home(settings.dagster_home)
         instance = DagsterInstance.get()
-    defs = build_definitions(settings, env={k: v for k, v in os.environ.items() if k in ("C2C_AGREEMENTS_DIR", "C2C_EXTRACTS_DIR")})
+    defs = build_definitions(settings, env={})
     intake_job = defs.resolve_job_def("intake_job")
     nightly_job = defs.resolve_job_def("nightly_job")
     engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
@@ -168,7 +167,7 @@ def run_pipeline(
 def _run_nightly(job, instance: DagsterInstance, summary: RunSummary, settings: Settings, engine, quiet: dict,  # type: ignore[no-untyped-def]
                  echo: Callable[[str], None]) -> None:
     """The cross-agency run; its outcome (and the release it published) read back from the instance."""
-    nightly, _ = run_nightly(job, instance, quiet, settings, ManifestStore(engine), load_keyset(settings.key_file).key_labels(),
+    nightly, _ = run_nightly(job, instance, quiet, settings, ManifestStore(engine), load_keyset(settings.key_file, env=settings.key_env()).key_labels(),
                              engine, echo, tags=launch_tags())
     night = run_outcome(instance, nightly.run_id)
     summary.nightly_success = night.outcome != "failed"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -35,6 +35,13 @@ _DROP_ENV = {
     "drop_max_line_bytes": ("C2C_DROP_MAX_LINE_BYTES", int),
 }
 
+
+# Settings of this process, not of the hub (not in c2c.yaml): the master key from a secret manager, a
+# city's own MOU and contract folders, and two performance knobs. ``Settings.from_env(mapping)`` takes
+# them from the mapping, else from this process's environment (the lower layers used to read them there
+# at use; they now take them as parameters from these settings).
+MASTER_KEY_ENV = "C2C_MASTER_KEY"
+_PROCESS_ENV = ("C2C_MASTER_KEY", "C2C_AGREEMENTS_DIR", "C2C_EXTRACTS_DIR", "C2C_HASH_WORKERS", "C2C_LINKAGE_MEMORY_LIMIT")
 
 CONFIG_FILE = "c2c.yaml"
 
@@ -98,6 +105,21 @@ def write_config_file(home: Path, values: Mapping[str, str]) -> Path:
     return path
 
 
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment (for a child process's ``env``, or ``Settings.from_env``)."""
+    return dict(os.environ)
+
+
+def process_env_agrees(var: str, value: str) -> bool:
+    """This process's environment holds ``var`` with exactly ``value`` (a Dagster ``EnvVar`` resolves the same)."""
+    return os.environ.get(var) == value
+
+
+def point_dagster_at(dagster_home: Path) -> None:
+    """Point this process's Dagster (``DagsterInstance.get()``, the UI and daemon it starts) at ``dagster_home``."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+
+
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
     """``C2C_DEBUG`` set (and not 0): errors show their traceback, as with ``--debug``."""
     env = os.environ if env is None else env
@@ -150,10 +172,18 @@ class Settings:
     alerts_file: Path | None = None
     alert_webhook: str | None = None
     config_file: Path | None = None  # the c2c.yaml these settings were read from (None: there is none)
+    agreements_dir: Path | None = None  # C2C_AGREEMENTS_DIR: a city's own MOUs (None: the shipped ones)
+    extracts_dir: Path | None = None  # C2C_EXTRACTS_DIR: a city's own extract contracts (None: the shipped ones)
+    hash_workers: int | None = None  # C2C_HASH_WORKERS: helper processes for batch HMAC (None: cores - 1, at most 7)
+    linkage_memory_limit: str | None = None  # C2C_LINKAGE_MEMORY_LIMIT: DuckDB's memory limit in linkage
+    master_key: str | None = field(default=None, repr=False)  # C2C_MASTER_KEY (a secret: never shown)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None) -> Settings:
-        env = os.environ if env is None else env
+        if env is None:
+            env = os.environ
+        else:  # the secret and the process-level knobs come from this process unless the mapping names them
+            env = {**{v: os.environ[v] for v in _PROCESS_ENV if os.environ.get(v)}, **env}
         root = Path(home or env.get("C2C_HOME") or DEFAULT_HOME).expanduser().absolute()
         config = read_config_file(root)
         # c2c.yaml first, the environment over it (relative paths in c2c.yaml are relative to the home)
@@ -189,6 +219,11 @@ class Settings:
             alerts_file=path("C2C_ALERTS_FILE", root / "alerts.jsonl"),
             alert_webhook=env.get("C2C_ALERT_WEBHOOK") or None,
             config_file=(root / CONFIG_FILE) if config else None,
+            agreements_dir=path("C2C_AGREEMENTS_DIR", Path()) if env.get("C2C_AGREEMENTS_DIR") else None,
+            extracts_dir=path("C2C_EXTRACTS_DIR", Path()) if env.get("C2C_EXTRACTS_DIR") else None,
+            hash_workers=_hash_workers(env.get("C2C_HASH_WORKERS")),
+            linkage_memory_limit=(env.get("C2C_LINKAGE_MEMORY_LIMIT") or "").strip() or None,
+            master_key=env.get(MASTER_KEY_ENV) or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -202,6 +237,18 @@ class Settings:
             settle_s=self.drop_settle_s, max_files=self.drop_max_files, max_bytes=self.drop_max_bytes,
             max_file_bytes=self.drop_max_file_bytes, max_line_bytes=self.drop_max_line_bytes,
         )
+
+    def key_env(self) -> dict[str, str]:
+        """What ``data_sharing.keys.load_keyset`` takes besides the key file: the master key, when one is set."""
+        return {MASTER_KEY_ENV: self.master_key} if self.master_key else {}
+
+    def apply_process_defaults(self) -> None:
+        """Hand this process's knobs to the layers below (helper processes for hashing, linkage memory)."""
+        from data_sharing import _crypto
+        from data_sharing.linkage import model
+
+        _crypto.configure_workers(self.hash_workers)
+        model.configure_memory_limit(self.linkage_memory_limit)
 
     def today(self) -> dt.date:
         """The local date in the partnership's time zone (used for 'future date' and MOU windows)."""
@@ -236,7 +283,25 @@ class Settings:
             out["C2C_ALERTS_FILE"] = str(self.alerts_file)
         if self.alert_webhook:
             out["C2C_ALERT_WEBHOOK"] = self.alert_webhook
+        for var, value in (("C2C_AGREEMENTS_DIR", self.agreements_dir), ("C2C_EXTRACTS_DIR", self.extracts_dir),
+                           ("C2C_HASH_WORKERS", self.hash_workers), ("C2C_LINKAGE_MEMORY_LIMIT", self.linkage_memory_limit)):
+            if value is not None:
+                out[var] = str(value)
         return out
+
+    def subprocess_environment(self) -> dict[str, str]:
+        """This process's environment with these settings over it (the master key passes through as it came)."""
+        return {**os.environ, **self.environment()}
+
+
+def _hash_workers(raw: str | None) -> int | None:
+    """``C2C_HASH_WORKERS``: a whole number of helper processes (0: none); unset: the default; not a number: 0."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return 0
 
 
 def _drop_limits_from(env: Mapping[str, str]) -> dict[str, float | int]:

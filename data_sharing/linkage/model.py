@@ -149,13 +149,23 @@ DEFAULT_MEMORY_FRACTION = 1 / 6
 DEFAULT_MEMORY_CAP_GIB = 8
 
 
+_configured_memory_limit: str | None = None
+
+
+def configure_memory_limit(memory_limit: str | None) -> None:
+    """This process's default DuckDB memory limit for linkage (``C2C_LINKAGE_MEMORY_LIMIT``, read by
+    ``pipelines.settings``); None: a sixth of the physical memory, at most 8 GiB."""
+    global _configured_memory_limit
+    _configured_memory_limit = (memory_limit or "").strip() or None
+
+
 def linkage_memory_limit(memory_limit: str | None = None) -> str:
-    """The DuckDB ``memory_limit`` linkage runs with: ``memory_limit`` if given, else the environment
-    variable ``C2C_LINKAGE_MEMORY_LIMIT`` (a DuckDB size such as ``12GiB`` or ``60%``), else a sixth
+    """The DuckDB ``memory_limit`` linkage runs with: ``memory_limit`` if given, else this process's
+    default (:func:`configure_memory_limit`, from ``C2C_LINKAGE_MEMORY_LIMIT``: a DuckDB size such as ``12GiB`` or ``60%``), else a sixth
     of the physical memory, at most 8 GiB. DuckDB spills what does not fit to the linkage area's
     ``duckdb_tmp``; the limit covers DuckDB's buffers, not the pandas frames of the run.
     """
-    value = (memory_limit or os.environ.get(MEMORY_LIMIT_ENV, "")).strip()
+    value = (memory_limit or _configured_memory_limit or "").strip()
     if value:
         return value
     try:
@@ -170,7 +180,7 @@ def linkage_memory_limit(memory_limit: str | None = None) -> str:
 def work_connection(workdir: LinkageArea | Path | str, *, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection for Splink whose spill files stay in the linkage area.
 
-    Memory: :func:`linkage_memory_limit` (the argument, else ``C2C_LINKAGE_MEMORY_LIMIT``, else a
+    Memory: :func:`linkage_memory_limit` (the argument, else the configured default, else a
     sixth of the physical memory capped at 8 GiB); what does not fit spills to ``<workdir>/duckdb_tmp``.
     """
     tmp = LinkageArea.of(workdir).duckdb_tmp

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 import time
 import warnings
@@ -338,7 +339,7 @@ def test_nothing_leaks(
 
     # ---- what may hold the canaries: the landing zone, encrypted
     landing = home / "landing"
-    zone = LandingZone(landing, load_keyset(home / "keys" / "master.key"))
+    zone = LandingZone(landing, load_keyset(home / "keys" / "master.key", env=os.environ))
     landed = sorted(landing.rglob("*.c2cland"))
     assert landed, "nothing in the landing zone"
     clear_hits = find_needles([Doc(str(p), p.read_bytes()) for p in landed], canaries.needles())

@@ -11,6 +11,7 @@ with its SHA-256, size and rule, and ``c2c audit verify`` passes. A second run s
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -100,7 +101,7 @@ def test_fps_raw_files_are_destroyed_with_evidence_and_the_others_kept(
 
     # fps: nothing left in the landing zone; fhd, dhs: every accepted file still there and readable
     assert _landed(home, "fps") == []
-    zone = LandingZone(home / "landing", load_keyset())
+    zone = LandingZone(home / "landing", load_keyset(env=os.environ))
     for agency in ("fhd", "dhs"):
         mine = [e for e in entries if e.agency == agency]
         assert mine and _landed(home, agency) == sorted(expected_name[e.id] for e in mine), agency

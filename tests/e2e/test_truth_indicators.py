@@ -23,6 +23,7 @@ The whole pipeline runs once for the module (about a minute: 1,500 children, fiv
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Measured]:
         summary = run_pipeline(Settings.from_env(env), settle_s=0, echo=lambda _m: None)
         assert summary.ok and summary.counts == {"accepted": 9}, (summary.error, summary.counts)
         engine = create_engine(f"sqlite:///{home / 'warehouse.db'}")
-        agreement = T.measure(facts, engine, load_keyset())
+        agreement = T.measure(facts, engine, load_keyset(env=os.environ))
         engine.dispose()
     yield Measured(agreement.cells, T.agreement_summary(agreement.cells), agreement.error_rates, agreement.truth,
                    agreement.replay, agreement.pipeline, summary.release or {})

@@ -9,10 +9,18 @@ import pytest
 
 from data_sharing.linkage import model as lm
 from data_sharing.linkage.model import MEMORY_LIMIT_ENV, linkage_memory_limit, work_connection
+from pipelines.settings import Settings
 
 
 def _setting(con, name: str) -> str:  # noqa: ANN001
     return con.execute("select current_setting(?)", [name]).fetchall()[0][0]
+
+
+def _configure(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
+    """The process default the doors set from ``C2C_LINKAGE_MEMORY_LIMIT`` (pipelines.settings), restored after."""
+    monkeypatch.setattr(lm, "_configured_memory_limit", None)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, value or "")
+    lm.configure_memory_limit(Settings.from_env().linkage_memory_limit)
 
 
 def _physical(monkeypatch: pytest.MonkeyPatch, gib: int) -> None:
@@ -22,7 +30,7 @@ def _physical(monkeypatch: pytest.MonkeyPatch, gib: int) -> None:
 
 
 def test_default_is_a_sixth_of_the_physical_memory_capped_at_8_gib(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    _configure(monkeypatch, None)
     _physical(monkeypatch, 6)
     assert linkage_memory_limit() == "1024MiB"
     con = work_connection(tmp_path)
@@ -40,7 +48,7 @@ def test_default_is_a_sixth_of_the_physical_memory_capped_at_8_gib(monkeypatch: 
 
 
 def test_environment_variable_and_argument_override_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(MEMORY_LIMIT_ENV, "1500MiB")
+    _configure(monkeypatch, "1500MiB")
     con = work_connection(tmp_path, threads=1)
     try:
         assert _setting(con, "memory_limit") == "1.4 GiB"
@@ -52,13 +60,13 @@ def test_environment_variable_and_argument_override_the_default(monkeypatch: pyt
         assert _setting(con, "memory_limit") == "2.0 GiB"
     finally:
         con.close()
-    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+    _configure(monkeypatch, "lots")
     with pytest.raises(ValueError, match=MEMORY_LIMIT_ENV):
         work_connection(tmp_path)
 
 
 def test_what_does_not_fit_spills_into_the_linkage_area(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(MEMORY_LIMIT_ENV, "64MiB")
+    _configure(monkeypatch, "64MiB")
     area = tmp_path / "area"
     con = work_connection(area, threads=1)
     try:

@@ -211,7 +211,7 @@ def test_declared_staging_lineage_matches_the_protection_step(tmp_path: Path) ->
     from data_sharing.protect import protect_raw
 
     small_city(tmp_path / "city", children=20, extracts=("fps/students", "fps/attendance", "fhd/patients", "dhs/clients"))
-    keyset = load_keyset(tmp_path / "no-key-file")  # C2C_MASTER_KEY from the test environment
+    keyset = load_keyset(tmp_path / "no-key-file", env=os.environ)  # C2C_MASTER_KEY from the test environment
     parts = load_partnership()
     checked = defaultdict(int)
     for path in sorted((tmp_path / "city" / "drop").glob("*/*.csv")):

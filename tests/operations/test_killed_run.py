@@ -83,7 +83,7 @@ def _state(home: Path, key: str) -> dict[str, object]:
             releases = pd.read_sql_query("SELECT rows, suppressed_rows, source_files FROM releases", conn)
             events = Counter(pd.read_sql_query("SELECT event_type FROM audit_log", conn)["event_type"])
         # the chain is keyed with the hub's audit key (C2C_MASTER_KEY here, as the runs had it)
-        use_hub_audit_key(home / "keys" / "master.key", str(engine.url))
+        use_hub_audit_key(home / "keys" / "master.key", str(engine.url), key_env=os.environ)
         with mock.patch.dict(os.environ, {"C2C_MASTER_KEY": key}):
             audit = verify(engine)
     finally:

@@ -32,7 +32,7 @@ def resources(settings: Settings) -> tuple[C2CPaths, WarehouseResource, Partners
         drop_max_bytes=settings.drop_max_bytes, drop_max_file_bytes=settings.drop_max_file_bytes,
         drop_max_line_bytes=settings.drop_max_line_bytes,
     )
-    return paths, WarehouseResource(url=settings.warehouse_url), PartnershipResource(), KeysResource(key_file=str(settings.key_file))
+    return paths, WarehouseResource(url=settings.warehouse_url), PartnershipResource(), KeysResource(key_file=str(settings.key_file), master_key=settings.master_key or "")
 
 
 def manifest(settings: Settings) -> list:

@@ -49,7 +49,7 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
     upgrade(engine)
     set_key_provider(None)  # an old hub: no audit key yet
     record_events(engine, [AuditEvent("file_accepted", f"fps/students_2026080{i}.csv", {"rows": i}) for i in (1, 2, 3)], now=T0)
-    use_hub_audit_key(key_file, url)
+    use_hub_audit_key(key_file, url, key_env=os.environ)
     yield home, key_file, keyset, engine
     set_key_provider(None)
     engine.dispose()
@@ -126,7 +126,7 @@ def test_a_rewrite_dropping_the_keyed_part_is_caught_by_the_release_head(hub, pa
     set_key_provider(None)
     result = verify(engine)
     assert not result.ok and f"before entry {head['seq']}" in (result.problem or "") and "release" in (result.problem or "")
-    use_hub_audit_key(key_file, str(engine.url))
+    use_hub_audit_key(key_file, str(engine.url), key_env=os.environ)
     proc = _cli_verify(home, key_file)
     assert proc.returncode == 1 and "entries removed from the end" in proc.stderr
 

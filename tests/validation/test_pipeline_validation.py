@@ -60,7 +60,7 @@ def test_one_percent_bad_rows_are_quarantined_and_the_rest_go_on(tmp_path: Path,
     assert numbers == [i for i in range(1, 201) if i not in (17, 150)]
 
     # the quarantined rows are kept, encrypted, in the landing zone: exactly rows 17 and 150
-    zone = LandingZone(settings.landing_dir, load_keyset(settings.key_file))
+    zone = LandingZone(settings.landing_dir, load_keyset(settings.key_file, env=settings.key_env()))
     [q] = [f for f in zone.files("fps") if f.name.endswith(".quarantine.csv")]
     assert b"Testfirst17" not in q.path.read_bytes()
     quarantined = pd.read_csv(pd.io.common.BytesIO(zone.read(q)), dtype=str)
