@@ -29,7 +29,7 @@ from data_sharing.header import Refuse as _Refuse
 from data_sharing.header import check_header as _check_header
 from data_sharing.header import read_header as _read_header
 from data_sharing.marker import MARKER_SUFFIX, Marker
-from data_sharing.partnership import Partnership
+from schemas.partnership import Partnership
 
 FEEDBACK_DIR = "feedback"
 ROW_DROP_LIMIT = 0.5  # SPEC: a snapshot whose row count falls by more than half is refused

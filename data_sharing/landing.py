@@ -105,7 +105,7 @@ class DestructionEvidence:
 
 
 def retention_rules(agreements: Mapping[str, Any]) -> dict[str, RetentionRule]:
-    """Retention rules from MOUs (``data_sharing.agreements.Agreement``: ``raw_retention_days``, ``label``)."""
+    """Retention rules from MOUs (``schemas.agreements.Agreement``: ``raw_retention_days``, ``label``)."""
     return {
         agency: RetentionRule(int(a.raw_retention_days), f"{a.label}") for agency, a in agreements.items()
     }

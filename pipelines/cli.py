@@ -484,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_extract)
 
     p = sub.add_parser("check-config", help="load and cross-check the MOUs and extract contracts")
-    p.add_argument("--agreements", help="MOU folder (default: the shipped data_sharing/agreements)")
+    p.add_argument("--agreements", help="MOU folder (default: the shipped schemas/agreements)")
     p.add_argument("--extracts", help="extract contracts folder (default: the shipped schemas/extracts)")
     p.set_defaults(func=cmd_check_config)
 

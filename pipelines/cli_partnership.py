@@ -13,7 +13,7 @@ from typing import Any
 
 
 def cmd_partnership_export(args: argparse.Namespace) -> int:
-    from data_sharing.partnership import export_reference
+    from schemas.partnership import export_reference
     from schemas.errors import ContractError
 
     try:

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from data_sharing.keys import KeySet, load_keyset
 from data_sharing.landing import LandingZone
-from data_sharing.partnership import Partnership, load_partnership
+from data_sharing.partnership import load_partnership
+from schemas.partnership import Partnership
 from warehouse.db import make_engine, upgrade
 from warehouse.manifest import ManifestStore
 

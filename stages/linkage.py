@@ -25,7 +25,7 @@ from data_sharing.encodings import rekey_encodings_file
 from data_sharing.keys import KeySet
 from data_sharing.linkage.area import LinkageArea
 from data_sharing.linkage.settings import ConcurrentIds, load_settings
-from data_sharing.partnership import Partnership
+from schemas.partnership import Partnership
 from data_sharing.pseudonyms import key_column_names, source_keys_from_tokens
 from data_sharing.publication import publishable_quality
 from schemas.contracts import ExtractContract

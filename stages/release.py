@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from data_sharing.keys import KeySet
 from data_sharing.linkage.area import LinkageArea
-from data_sharing.partnership import Partnership
+from schemas.partnership import Partnership
 from schemas.indicators import load_indicator_definitions
 from stages.linkage import read_staging
 from stages.report import REPORTS_DIR

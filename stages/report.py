@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from data_sharing.partnership import Partnership
+from schemas.partnership import Partnership
 from warehouse.reports.cabinet import ReportError, ReportResult, build_cabinet_report
 
 REPORTS_DIR = "reports"  # <home>/reports/<release_id>/: the cabinet's site and the release's audit.html

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_sharing.partnership import Partnership
+from schemas.partnership import Partnership
 from schemas.contracts import ExtractContract, load_extract_contracts
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from data_sharing.partnership import Partnership, load_partnership
+from data_sharing.partnership import load_partnership
+from schemas.partnership import Partnership
 
 # The modules that take longest (measured with --durations on this 2-core machine, heaviest first). xdist
 # hands whole modules to workers in collection order (--dist loadscope), so these go first and the short

@@ -25,7 +25,7 @@ from warehouse.load import extract_tables
 from warehouse.models import Child
 
 if TYPE_CHECKING:
-    from data_sharing.partnership import Partnership
+    from schemas.partnership import Partnership
 
 PUBLIC_ROLE = "c2c_public"
 PARTNERS_ROLE = "c2c_partners"

@@ -48,7 +48,7 @@ from warehouse.load import ExtractTable, bulk_insert, extract_tables, loaded_fil
 from warehouse.models import CurrentRelease, Enrolment, IndicatorValue, Release
 
 if TYPE_CHECKING:
-    from data_sharing.partnership import Partnership
+    from schemas.partnership import Partnership
 
 DEFAULT_KEEP = 5
 POINTER = "indicators"
@@ -128,7 +128,7 @@ def _min_cell_sizes(
     the largest of the agencies sending an extract of that role.
     """
     if partnership is None and min_cell_sizes is None:
-        from data_sharing.partnership import load_partnership
+        from schemas.partnership import load_partnership
 
         partnership = load_partnership()
     contracts = partnership.contracts if partnership is not None else load_extract_contracts()

@@ -18,7 +18,7 @@ from data_sharing.validation.table import read_extract, validate_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from data_sharing.intake import IntakeDecision
-    from data_sharing.partnership import Partnership
+    from schemas.partnership import Partnership
 
 
 @dataclass

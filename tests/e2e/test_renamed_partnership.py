@@ -65,7 +65,7 @@ def run_city(tmp: Path, name: str, drop: Path, partnership: Path | None, key: st
 
 
 def test_renamed_agencies_publish_the_same_release(tmp_path: Path) -> None:
-    from data_sharing.partnership import export_reference
+    from schemas.partnership import export_reference
     from synthetic.city import generate_city
 
     key = base64.b64encode(secrets.token_bytes(32)).decode()

@@ -168,7 +168,7 @@ def test_check_config_accepts_the_shipped_files(cli_env: Path, capsys) -> None:
 
 def test_check_config_names_file_and_key_of_a_broken_mou(cli_env: Path, tmp_path: Path, capsys) -> None:
     agreements = tmp_path / "agreements"
-    shutil.copytree(REPO / "data_sharing/agreements", agreements, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(REPO / "schemas/agreements", agreements, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     mou = agreements / "fps.yaml"
     text = mou.read_text(encoding="utf-8")
     assert "min_cell_size: 10\n" in text

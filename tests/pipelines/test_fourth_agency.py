@@ -97,7 +97,7 @@ def config_with_elc(tmp_path: Path) -> tuple[Path, Path]:
     agreements = tmp_path / "config" / "agreements"
     extracts = tmp_path / "config" / "extracts"
     agreements.mkdir(parents=True)
-    for mou in sorted((REPO / "data_sharing/agreements").glob("*.yaml")):
+    for mou in sorted((REPO / "schemas/agreements").glob("*.yaml")):
         shutil.copy(mou, agreements / mou.name)
     shutil.copytree(REPO / "schemas/extracts", extracts, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     (agreements / "elc.yaml").write_text(ELC_MOU, encoding="utf-8")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from data_sharing.agreements import load_agreements
+from schemas.agreements import load_agreements
 from data_sharing.errors import LandingError
 from data_sharing.keys import KeySet
 from data_sharing.landing import MAGIC, LandingZone, RetentionRule, destroy_expired, read_header, retention_rules

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data_sharing.agreements import AGREEMENTS_DIR, load_agreement
+from schemas.agreements import AGREEMENTS_DIR, load_agreement
 from data_sharing.partnership import load_partnership
 from schemas.contracts import EXTRACTS_DIR, load_extract_contract, load_extract_contracts
 from schemas.errors import ContractError, ContractErrors

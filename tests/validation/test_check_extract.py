@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from data_sharing.partnership import Partnership
+from schemas.partnership import Partnership
 from data_sharing.validation import check_extract
 from schemas.contracts import ExtractContract
 from tests.conftest import STUDENT_HEADER, TODAY, csv_bytes, student_row

@@ -45,7 +45,7 @@ from warehouse.reports.cabinet_text import (
 from warehouse.releases import ReleaseInfo, current_indicator_values, current_release_id, k_by_role, list_releases
 
 if TYPE_CHECKING:
-    from data_sharing.partnership import Partnership
+    from schemas.partnership import Partnership
 
 CITY = "ALL"  # school_id of the city-wide rows (data_sharing.disclosure.CITY)
 ALL = "all"  # dimension and group of the all-students rows
