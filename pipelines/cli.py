@@ -61,7 +61,6 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    import pyarrow.csv as pacsv
 
     from data_sharing.errors import IdentifierDataError, KeyMaterialError
     from data_sharing.intake import read_extract_table

@@ -41,7 +41,6 @@ from schemas.contracts import ExtractContract, load_extract_contracts
 from schemas.roles import PERSON_ROLES, ROLES, staging_column, staging_columns
 from warehouse.audit import AuditEvent, append_events
 from warehouse.bulk import deferred_indexes, insert_frame, worth_deferring
-from warehouse.values import INT32_MAX
 from warehouse.values import parse as _parse
 from warehouse.values import text as _text
 from warehouse.models import Base, Child, LoadedFile

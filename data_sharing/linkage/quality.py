@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_sharing.publication import publishable_quality  # what may be published of it (release rows, the UI)
 
 DIMENSIONS = ("race_ethnicity", "sex", "grade_band")
 

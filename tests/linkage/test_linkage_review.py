@@ -97,8 +97,8 @@ def _queue(*pairs: tuple[str, str]) -> pd.DataFrame:
 
 def _new(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
     """(l, r, decision, decided_at) rows by reviewer-1."""
-    return pd.DataFrame([{"source_key_l": l, "source_key_r": r, "decision": d, "decided_by": "reviewer-1",
-                          "decided_at": at, "reason": "checked"} for l, r, d, at in rows])
+    return pd.DataFrame([{"source_key_l": left, "source_key_r": r, "decision": d, "decided_by": "reviewer-1",
+                          "decided_at": at, "reason": "checked"} for left, r, d, at in rows])
 
 
 def test_new_decisions_must_be_queued_pairs_once_each() -> None:

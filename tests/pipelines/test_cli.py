@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_URL, csv_bytes, students_csv
+from tests.conftest import csv_bytes, students_csv
 from pipelines.cli import main
 from warehouse.db import make_engine
 from warehouse.manifest import ManifestStore

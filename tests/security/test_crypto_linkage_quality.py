@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from data_sharing.linkage.quality import publishable_quality
+from data_sharing.publication import publishable_quality
 from warehouse.db import make_engine, upgrade
 from warehouse.models import Release
 

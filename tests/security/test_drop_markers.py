@@ -4,7 +4,6 @@ the key file is refused and never read, and nothing of its target is echoed (man
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
