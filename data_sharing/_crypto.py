@@ -26,6 +26,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -123,6 +124,7 @@ class Packed:
         """Pack a string/binary Arrow array without nulls (zero-copy of the offsets where possible)."""
         if arr.null_count:
             raise ValueError("packed messages cannot hold nulls; filter them first")
+        off_type: type[np.signedinteger[Any]]
         if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
             off_type = np.int64
         elif pa.types.is_string(arr.type) or pa.types.is_binary(arr.type):
@@ -297,10 +299,10 @@ class _Helpers:
         if chain_key is None:
             return b"".join(parts)
         firsts, seconds = [], []
-        for part in parts:
-            half = len(part) // 2
-            firsts.append(part[:half])
-            seconds.append(part[half:])
+        for digests in parts:
+            half = len(digests) // 2
+            firsts.append(digests[:half])
+            seconds.append(digests[half:])
         return b"".join(firsts) + b"".join(seconds)
 
 

@@ -103,7 +103,7 @@ import pyarrow.compute as pc
 
 from data_sharing import _crypto
 from data_sharing.errors import IdentifierDataError
-from data_sharing.keys import KeySet, PurposeKey, resolve_key
+from data_sharing.keys import KeySet, Purpose, PurposeKey, resolve_key
 from data_sharing.normalize import (
     address_core,
     canonical_first_name,
@@ -292,7 +292,7 @@ def dice_sql(left: str, right: str) -> str:
 # The hub-only layer
 # ----------------------------------------------------------------------------------------------
 
-HUB_PURPOSE = "linkage_hub"
+HUB_PURPOSE: Purpose = "linkage_hub"
 HUB_KEY_METADATA = "key_linkage_hub"  # parquet metadata of an encodings file: the hub key label it is under
 _HUB_TOKEN_INFO = b"c2c/hub/tokens/v1"
 _HUB_BLOOM_LABEL = b"c2c/hub/bloom/v1/"

@@ -366,7 +366,7 @@ def build_data_docs(results: Iterable[ValidationResult], agency: str, folder: Pa
         agency,
         {
             "class_name": "SiteBuilder",
-            "show_how_to_buttons": False,
+            "show_how_to_buttons": False,  # type: ignore[typeddict-unknown-key]  # SiteBuilder takes it; GX's TypedDict lacks it
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },

@@ -374,7 +374,7 @@ def _check_marker(d: IntakeDecision, marker: Marker | None) -> None:
 
 def _check_seen(d: IntakeDecision, seen_lookup: Callable[[str], SeenContent | None] | None) -> bool:
     """Step 5: same content already received under another name: processed once (True)."""
-    seen = seen_lookup(d.sha256) if seen_lookup is not None else None
+    seen = seen_lookup(d.sha256) if seen_lookup is not None and d.sha256 is not None else None
     if seen is not None and seen.rel_path != d.rel_path and seen.status in ("accepted", "superseded", "duplicate"):
         d.status = "duplicate"
         d.duplicate_of = seen.manifest_id

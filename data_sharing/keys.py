@@ -146,7 +146,7 @@ class KeySet:
     def __init__(
         self,
         masters: Mapping[int, bytes],
-        purposes: Mapping[str, _PurposeState],
+        purposes: Mapping[Purpose, _PurposeState] | Mapping[str, _PurposeState],
         *,
         path: Path | None = None,
         created_at: Mapping[int, str] | None = None,
@@ -172,7 +172,7 @@ class KeySet:
             if state.current not in state.versions:
                 raise KeyMaterialError("malformed", f"the {purpose} key's current version is not among its versions")
         self._masters = dict(masters)
-        self._purposes = {p: purposes[p] for p in PURPOSES}
+        self._purposes: dict[str, _PurposeState] = {p: purposes[p] for p in PURPOSES}
         self._created_at = dict(created_at or {})
         self.path = path
         self.source = source

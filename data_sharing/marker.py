@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from data_sharing.dropsafe import UnsafeEntry, open_dir_chain, open_entry, read_fd, split_rel
 
@@ -80,7 +81,7 @@ class Marker:
         """A marker's bytes. A marker that is not empty and not the expected JSON records a problem
         (which names no value and no key from the marker)."""
         digest = hashlib.sha256(raw).hexdigest()
-        base = {"present": True, "sha256_of_marker": digest, "identity": identity}
+        base: dict[str, Any] = {"present": True, "sha256_of_marker": digest, "identity": identity}
         if not raw.strip():
             return cls(**base)
         try:

@@ -38,7 +38,7 @@ Y...), so linkage can match "García López" with "López" either way round.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 
 from data_sharing.errors import IdentifierDataError
 
-ArrayLike = pd.Series | pa.Array | pa.ChunkedArray | Sequence[Any]
+ArrayLike: TypeAlias = pd.Series | pa.Array | pa.ChunkedArray | Sequence[Any]
 
 _APOSTROPHES = r"['\x{2018}\x{2019}\x{02BC}\x{02BB}\x{0060}\x{00B4}]"
 # Letters that NFKD does not decompose, after upper-casing.

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 DEFAULT_HOME = "./c2c-data"
@@ -226,7 +227,7 @@ class Settings:
             master_key=env.get(MASTER_KEY_ENV) or None,
         )
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def drop_limits(self):  # type: ignore[no-untyped-def]
@@ -304,10 +305,10 @@ def _hash_workers(raw: str | None) -> int | None:
         return 0
 
 
-def _drop_limits_from(env: Mapping[str, str]) -> dict[str, float | int]:
+def _drop_limits_from(env: Mapping[str, str]) -> dict[str, Any]:
     """The drop folder's settle time and caps from the environment; a value that is not a positive
     number (zero allowed for the settle time) is an error now, not at 02:00."""
-    out: dict[str, float | int] = {}
+    out: dict[str, Any] = {}
     for attr, (var, kind) in _DROP_ENV.items():
         raw = (env.get(var) or "").strip()
         if not raw:

@@ -271,9 +271,8 @@ def _rule_expectation(contract: ExtractContract, rule: RuleSpec, gxe: Any, meta:
             f"rule {rule.id}: {cmp.left} is a {kind} column; comparing it with the number {cmp.right} "
             "needs an integer or number column"
         )
-    value: int | float = float(cmp.right)
-    if kind == "integer" and value.is_integer():
-        value = int(value)
+    number = float(cmp.right)
+    value: int | float = int(number) if kind == "integer" and number.is_integer() else number
     if cmp.op == "<=":
         return gxe.ExpectColumnValuesToBeBetween(column=left, max_value=value, **extra)
     if cmp.op == "<":

@@ -210,7 +210,7 @@ class IndicatorDefinition(_Strict):
     denominator: str = Field(min_length=1)
     numerator: str = Field(min_length=1)
     dimensions: list[Dimension] = Field(min_length=1)
-    levels: list[Level] = Field(default_factory=lambda: ["city", "school"], min_length=1)
+    levels: list[Level] = Field(default_factory=lambda: list[Level](("city", "school")), min_length=1)
     schools_add_up: bool
     per_school_excluded_groups: dict[Dimension, list[Code]] = Field(default_factory=dict)
     roles: list[Name] = Field(default_factory=list)
@@ -228,7 +228,8 @@ class IndicatorDefinition(_Strict):
     def _consistent(self) -> IndicatorDefinition:
         kind = KINDS[self.kind]
         for label, values in (("dimensions", self.dimensions), ("levels", self.levels), ("roles", self.roles)):
-            dupes = sorted({str(v) for v in values if values.count(v) > 1})
+            seen: list[Any] = list(values)
+            dupes = sorted({str(v) for v in seen if seen.count(v) > 1})
             if dupes:
                 raise ValueError(f"{label} lists {', '.join(dupes)} more than once")
         if self.period != kind.period:
@@ -286,8 +287,8 @@ class IndicatorDefinition(_Strict):
 class DefinitionSet(dict[str, IndicatorDefinition]):
     """Definitions by id, with the SHA-256 of each file they were read from (recorded in releases)."""
 
-    def __init__(self, items: Mapping[str, IndicatorDefinition] = (), sha256: Mapping[str, str] | None = None) -> None:
-        super().__init__(items)
+    def __init__(self, items: Mapping[str, IndicatorDefinition] | None = None, sha256: Mapping[str, str] | None = None) -> None:
+        super().__init__(items or {})
         self.sha256: dict[str, str] = dict(sha256 or {})
 
     def versions(self) -> dict[str, dict[str, Any]]:

@@ -163,8 +163,8 @@ def _cross_check(
                             )
                         )
     for agency, extract in sorted(contracts):
-        agreement = agreements.get(agency)
-        if agreement is None or extract not in agreement.extracts:
+        mou = agreements.get(agency)
+        if mou is None or extract not in mou.extracts:
             errors.append(
                 ContractError(
                     extracts_dir / agency / f"{extract}.yaml",

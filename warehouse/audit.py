@@ -311,7 +311,7 @@ def _release_of(engine: Engine, seq: int) -> int | None:
 
 def _release_heads(engine: Engine) -> list[tuple[int, str, str, int | None]]:
     """(seq, entry_hash, where, release id) of the audit head every kept release recorded."""
-    out = []
+    out: list[tuple[int, str, str, int | None]] = []
     with Session(engine) as s:
         for release_id, raw in s.execute(select(Release.release_id, Release.audit_head).order_by(Release.release_id)):
             if not raw:

@@ -80,7 +80,7 @@ def _executemany(conn: Connection, table: Table, batch: pd.DataFrame) -> None:
     assert raw is not None
     cur = raw.cursor()
     try:
-        cur.executemany(_insert_sql(conn, table, cols), zip(*values))
+        cur.executemany(_insert_sql(conn, table, cols), zip(*values))  # type: ignore[arg-type]  # any iterable of rows
     finally:
         cur.close()
 

@@ -31,6 +31,7 @@ import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -202,7 +203,7 @@ def quote_table(conn: Connection, table: Table) -> str:
 
 def temp_table(conn: Connection, name: str, *columns: Column) -> Table:
     """A fresh temporary table on this connection (dropped at commit on PostgreSQL)."""
-    kwargs = {"postgresql_on_commit": "DROP"} if conn.dialect.name == "postgresql" else {}
+    kwargs: dict[str, Any] = {"postgresql_on_commit": "DROP"} if conn.dialect.name == "postgresql" else {}
     table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"], **kwargs)
     # pysqlite runs DDL outside the transaction until the first DML, so an earlier failed run may have
     # left the table behind on this pooled connection; a second computation in one transaction reuses names.

@@ -250,7 +250,7 @@ class ManifestStore:
             superseded: list[int] = []
             if decision.accepted and decision.agency and decision.extract:
                 changed = self._recompute(s, decision.agency, decision.extract, now)
-                superseded += [i for i in changed if i != row.id and (s.get(IntakeManifest, i).status == "superseded")]
+                superseded += [i for i in changed if i != row.id and (getattr(s.get(IntakeManifest, i), "status", None) == "superseded")]
             s.flush()
             append_events(s, _audit_events(s, row, decision, superseded), now=now)
             return RecordOutcome(ManifestEntry.of(row), new=True, superseded=tuple(superseded))

@@ -7,13 +7,14 @@ a migration (``c2c warehouse upgrade`` applies them).
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    pass
+    __table__: ClassVar[Table]  # every model here is a plain table (SQLAlchemy types it as any FromClause)
 
 
 class IntakeManifest(Base):

@@ -258,7 +258,8 @@ def _footer(data: ReportData) -> str:
 def _overview_rows(inds: list[_Indicator]) -> tuple[list[tuple[list[Cell], dict[str, str]]], int]:
     rows, n = [], 0
     for ind in inds:
-        latest, prev = ind.city_row(ind.latest()), (ind.city_row(ind.previous()) if ind.previous() else None)
+        previous = ind.previous()
+        latest, prev = ind.city_row(ind.latest()), (ind.city_row(previous) if previous else None)
         spark = charts.sparkline(ind.trend_points(), f"{ind.title}: city-wide trend")
         n += 1
         link = f'<a href="{escape(ind.id)}.html">{escape(ind.title)}</a>'
@@ -389,14 +390,15 @@ def _school_section(ind: _Indicator) -> str:
 
 
 def indicator_html(data: ReportData, ind: _Indicator, *, audit: bool) -> tuple[str, int]:
-    latest, prev = ind.city_row(ind.latest()), (ind.city_row(ind.previous()) if ind.previous() else None)
+    previous = ind.previous()
+    latest, prev = ind.city_row(ind.latest()), (ind.city_row(previous) if previous else None)
     change = points_gap(_rate(latest), _rate(prev))
     facts = (
         '<ul class="facts">'
         f"<li>City-wide, {escape(ind.label(ind.latest()))}<b>"
         + (escape(pct(_rate(latest))) if latest is not None and not bool(latest.suppressed) else '<span class="supp">suppressed</span>')
         + "</b></li>"
-        + (f"<li>Change since {escape(ind.label(ind.previous()))}<b>{escape(change)}</b></li>" if change else "")
+        + (f"<li>Change since {escape(ind.label(previous))}<b>{escape(change)}</b></li>" if change and previous else "")
         + (f"<li>Disclosure threshold<b>k = {ind.k}</b></li>" if ind.k is not None else "")
         + "</ul>"
     )

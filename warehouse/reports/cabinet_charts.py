@@ -115,7 +115,7 @@ def _accessible(svg: str, title: str, description: str) -> str:
     return head + inner + svg[head_end:]
 
 
-def _trend_spec() -> alt.LayerChart:
+def _trend_spec() -> alt.LayerChart | alt.FacetChart:
     x = alt.X("label:O", title=None, scale=alt.Scale(domain=[LABELS]), axis=alt.Axis(labelAngle=0))
     y = alt.Y("rate:Q", title="Rate", scale=alt.Scale(domain=[0, TOP]), axis=alt.Axis(format=".0%", tickCount=5))
     pts, gaps = alt.Chart(_data("points")), alt.Chart(_data("gaps"))
@@ -128,7 +128,7 @@ def _trend_spec() -> alt.LayerChart:
     ).properties(width=400, height=200)
 
 
-def _spark_spec() -> alt.LayerChart:
+def _spark_spec() -> alt.LayerChart | alt.FacetChart:
     x = alt.X("label:O", axis=None, scale=alt.Scale(domain=[LABELS]))
     y = alt.Y("rate:Q", axis=None, scale=alt.Scale(zero=False, padding=4))
     pts = alt.Chart(_data("points"))
@@ -139,7 +139,7 @@ def _spark_spec() -> alt.LayerChart:
     ).properties(width=130, height=34)
 
 
-def _bars_spec() -> alt.LayerChart:
+def _bars_spec() -> alt.LayerChart | alt.FacetChart:
     y = alt.Y("label:N", title=None, scale=alt.Scale(domain=[LABELS]), axis=alt.Axis(labelLimit=125, labelFontSize=12))
     x = alt.X("rate:Q", title=None, scale=alt.Scale(domain=[0, TOP]), axis=alt.Axis(format=".0%", tickCount=4))
     bars, sup = alt.Chart(_data("points")), alt.Chart(_data("gaps"))
@@ -171,8 +171,8 @@ def _describe(points: Sequence[Point]) -> str:
     return "; ".join(f"{p.label}: {pct(p.rate)}" + (f" ({p.reason})" if p.rate is None and p.reason else "") for p in points)
 
 
-def _domain_max(rates: list[float]) -> float:
-    top = max(rates, default=0.0)
+def _domain_max(rates: Sequence[float | None]) -> float:
+    top = max((r for r in rates if r is not None), default=0.0)
     return 1.0 if top > 0.75 else min(1.0, max(0.1, round(top * 1.25 + 0.05, 1)))
 
 
@@ -194,7 +194,7 @@ def bars_chart(points: Sequence[Point], city: float | None, title: str) -> str:
     """Each group's rate as a bar, the city rate as a dashed line, each bar labelled with its gap to it;
     a suppressed group is a pale full-width band saying so (never a zero-length bar)."""
     published = [p for p in points if p.rate is not None]
-    top = _domain_max([p.rate for p in published] + ([city] if city is not None else []))  # type: ignore[misc]
+    top = _domain_max([p.rate for p in published] + ([city] if city is not None else []))
     bars = [{"label": p.label, "rate": p.rate,
              "text": f"{pct(p.rate)} ({points_gap(p.rate, city)})" if city is not None else pct(p.rate)} for p in published]
     sup = [{"label": p.label, "text": f"suppressed: {p.reason}" if p.reason else "suppressed"} for p in points if p.rate is None]
