@@ -305,7 +305,7 @@ def refusal_or_result(
 
 def _still_being_written(
     context: AssetExecutionContext, path: Path, c2c_paths: C2CPaths, reason: str
-) -> Iterator[AssetMaterialization | AssetCheckResult]:
+) -> Iterator[MaterializeResult | AssetMaterialization | AssetCheckResult]:
     """Nothing decided: the file is left in the drop folder for the next scan (downstream steps skipped;
     the run succeeds with outcome ``waiting``)."""
     rel = escape_name(os.path.relpath(path, c2c_paths.drop).replace(os.sep, "/"))

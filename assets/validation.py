@@ -165,6 +165,7 @@ def validated_file(
         return
     partnership_obj = partnership.load()
     terms = partnership_obj.terms(str(entry.agency), str(entry.extract))
+    assert terms is not None, "an accepted file's extract is one of the partnership's"
     table = landed_table(zone, entry)
     if entry.tokenized:
         # Identifier rules were the agency's to apply; here: every token column must hold tokens only

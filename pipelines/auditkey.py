@@ -13,9 +13,12 @@ from typing import Protocol, TypeVar
 
 
 class _HasKeyFile(Protocol):
-    key_file: Path
-    warehouse_url: str
-    warehouse_schema: str | None
+    @property
+    def key_file(self) -> Path: ...
+    @property
+    def warehouse_url(self) -> str: ...
+    @property
+    def warehouse_schema(self) -> str | None: ...
 
     def key_env(self) -> dict[str, str]: ...
 

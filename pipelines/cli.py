@@ -341,7 +341,7 @@ def _record_decisions(args: argparse.Namespace, new, *, via: str, resolve: bool 
         with locked_pending(settings.linkage_dir) as pending:
             decisions = check_new_decisions(new, queue=queue, pending=pending.frame, known=known,
                                             allow_unqueued=args.allow_unqueued, supersede=args.supersede)
-            events = [AuditEvent("review_decision_recorded", pair_subject(d["source_key_l"], d["source_key_r"]), d,
+            events = [AuditEvent("review_decision_recorded", pair_subject(str(d["source_key_l"]), str(d["source_key_r"])), d,
                                  actor="c2c.review")
                       for d in audit_details(decisions, queue=queue, via=via, os_account=account)]
             with Session(engine) as session, session.begin():  # the file is restored if the commit fails

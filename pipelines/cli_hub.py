@@ -168,7 +168,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     started = time.perf_counter()
-    kwargs: dict[str, object] = {"as_of": as_of} if as_of else {}
+    kwargs: dict[str, Any] = {"as_of": as_of} if as_of else {}
     if getattr(args, "profile", None):
         from synthetic.profiles import load_profile
 

@@ -59,7 +59,7 @@ def extract_schema(contract: ExtractContract | None) -> TableSchema:
         return TableSchema(columns=[])
     cols = []
     for spec in contract.columns.values():
-        tags = {"privacy": spec.privacy}
+        tags: dict[str, str] = {"privacy": spec.privacy}
         if spec.id_type:
             tags["id_type"] = spec.id_type
         cols.append(

@@ -61,7 +61,7 @@ class RunOutcome:
 
 def people_words(error_class: str | None, reason_code: str | None) -> str:
     """An error's class and reason code as a sentence (never the error's own text, which could quote data)."""
-    if (error_class, reason_code) in REASON_WORDS:
+    if error_class is not None and reason_code is not None and (error_class, reason_code) in REASON_WORDS:
         return REASON_WORDS[(error_class, reason_code)]
     if error_class in CLASS_WORDS:
         return CLASS_WORDS[error_class]
@@ -80,6 +80,8 @@ def _first_failure(instance: DagsterInstance, run_id: str) -> tuple[str | None, 
     """(step key, error class, reason code) of the run's first failed step."""
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
         event = entry.dagster_event
+        if event is None:
+            continue
         data = event.event_specific_data
         user = getattr(data, "user_failure_data", None)
         meta = {k: getattr(v, "value", v) for k, v in ((user.metadata if user else None) or {}).items()}
@@ -102,13 +104,14 @@ def run_outcome(instance: DagsterInstance, run_id: str) -> RunOutcome:
     status = run.status.value if run is not None else "MISSING"
     metadata: dict[str, dict] = {}
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
-        metadata[entry.asset_materialization.asset_key.to_user_string()] = _metadata(entry)
+        if entry.asset_materialization is not None:
+            metadata[entry.asset_materialization.asset_key.to_user_string()] = _metadata(entry)
     if run is None or run.status != DagsterRunStatus.SUCCESS:
         step, cls, code = _first_failure(instance, run_id)
         where = STEP_WORDS.get(step or "", (step or "start").replace("_", " "))
-        reason = people_words(cls, code) if step else "the run stopped before any step finished"
-        return RunOutcome(run_id, status, "failed", where, reason, cls, code, metadata)
-    outcome, reason = "accepted", None
+        why = people_words(cls, code) if step else "the run stopped before any step finished"
+        return RunOutcome(run_id, status, "failed", where, why, cls, code, metadata)
+    outcome, reason = "accepted", None  # type: str, str | None
     for asset in (names.INTAKE_FILE, names.VALIDATED_FILE):
         meta = metadata.get(asset, {})
         if meta.get("outcome") in ("refused", "waiting"):  # waiting: still being written, left for the next scan
@@ -144,7 +147,7 @@ def _run_pid(instance: DagsterInstance, run) -> int | None:  # type: ignore[no-u
     if type(instance.run_launcher).__name__ != "DefaultRunLauncher":
         return None
     for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
-        meta = getattr(entry.dagster_event.event_specific_data, "metadata", None) or {}
+        meta = getattr(getattr(entry.dagster_event, "event_specific_data", None), "metadata", None) or {}
         value = getattr(meta.get("pid"), "value", None)
         if value is not None and str(value).isdigit():
             return int(value)
