@@ -226,14 +226,14 @@ def _client_rows(pop: Population, rng: np.random.Generator, rec_person: np.ndarr
     flags: Flags = {}
     for is2 in (False, True):
         sub = np.flatnonzero(rec_second == is2)
-        o, f = render_person({k: v[sub] for k, v in truth.items()}, DHS.boosted(4.0) if is2 else DHS, rng,
-                             birth_min=D.day(dt.date(1900, 1, 1)), birth_max=np.full(len(sub), as_of),
-                             with_middle=False)
+        shown, shown_flags = render_person({k: v[sub] for k, v in truth.items()}, DHS.boosted(4.0) if is2 else DHS, rng,
+                                           birth_min=D.day(dt.date(1900, 1, 1)), birth_max=np.full(len(sub), as_of),
+                                           with_middle=False)
         if is2:
-            force_difference(o, f, np.ones(len(sub), dtype=bool), rng)
-        for k, v in o.items():
+            force_difference(shown, shown_flags, np.ones(len(sub), dtype=bool), rng)
+        for k, v in shown.items():
             out.setdefault(k, np.empty(n_rec, dtype=v.dtype))[sub] = v
-        for k, v in f.items():
+        for k, v in shown_flags.items():
             flags.setdefault(k, np.zeros(n_rec, dtype=bool))[sub] = v
     flags["last_name:surname_changed"] = use_new
     addr = pop.address_at(ps.family.to_numpy()[p_], updated)

@@ -102,7 +102,7 @@ def _write(df: pd.DataFrame, ref: ExtractContract, target: ExtractContract, path
         src = cmap.get(name)
         values = df[src] if src in df.columns else pd.Series("", index=df.index)
         values = values.fillna("").astype(str)
-        if src in df.columns and spec.codes:
+        if src is not None and src in df.columns and spec.codes:
             mapping = _code_map(ref, src, target, name)
             if mapping:
                 values = values.map(lambda v, m=mapping: m.get(v, v) if v else v)
