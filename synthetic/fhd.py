@@ -201,7 +201,7 @@ def _encounters(ctx: _Patients) -> pd.DataFrame:
     n_in = rng.poisson(np.where(child, 0.01, 0.02), k)
     parts = []
     for etype, cnt in (("WELL_CHILD", n_well), ("SICK_VISIT", n_sick), ("ED_VISIT", n_ed), ("INPATIENT", n_in)):
-        parts.append(pd.DataFrame({"i": np.repeat(np.arange(k), cnt), "etype": etype}))
+        parts.append(pd.DataFrame({"i": np.repeat(np.arange(n_pp), cnt), "etype": etype}))
     enc = pd.concat(parts, ignore_index=True)
     ei = enc.i.to_numpy()
     e_date = _between(rng, lo_y[ei], hi_y[ei])
