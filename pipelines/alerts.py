@@ -15,6 +15,7 @@ from pathlib import Path
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
 from assets import names
+from pipelines.resources import AlertsResource
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,8 @@ def alert_for_failure(context: RunFailureSensorContext) -> Alert:
     default_status=DefaultSensorStatus.RUNNING,
     description="Writes an alert for every failed run to $C2C_ALERTS_FILE (default <home>/alerts.jsonl) and $C2C_ALERT_WEBHOOK.",
 )
-def run_failure_alert_sensor(context: RunFailureSensorContext) -> None:
-    from pipelines.settings import Settings
-
-    settings = Settings.from_env()
-    deliver_alert(alert_for_failure(context), file=settings.alerts_file, webhook=settings.alert_webhook)
+def run_failure_alert_sensor(context: RunFailureSensorContext, alerts: AlertsResource) -> None:
+    deliver_alert(alert_for_failure(context), file=Path(alerts.file) if alerts.file else None, webhook=alerts.webhook or None)
 
 
 def alert_for_run(*, job: str, run_id: str, file: str | None, step: str | None, error_class: str | None, reason: str) -> Alert:

@@ -14,7 +14,7 @@ from pipelines.alerts import run_failure_alert_sensor
 from pipelines.hardening import apply_umask
 from pipelines.jobs import intake_job, nightly_job
 from pipelines.auditkey import use_hub_audit_key
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from pipelines.resources import AlertsResource, C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import drop_folder_sensor
 from pipelines.settings import MASTER_KEY_ENV, Settings, process_env_agrees, process_environment
@@ -65,6 +65,8 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
             # the master key reaches the runs as an EnvVar (resolved in the run's process, never shown in the UI)
             "keys": KeysResource(key_file=_env_or("C2C_KEY_FILE", str(settings.key_file), env),
                                  master_key=EnvVar(MASTER_KEY_ENV) if settings.master_key else ""),
+            "alerts": AlertsResource(file=str(settings.alerts_file or ""),
+                                     webhook=_env_or("C2C_ALERT_WEBHOOK", settings.alert_webhook or "", env)),
             "partnership": PartnershipResource(
                 agreements_dir=env.get("C2C_AGREEMENTS_DIR") or str(settings.agreements_dir or ""),
                 extracts_dir=env.get("C2C_EXTRACTS_DIR") or str(settings.extracts_dir or ""),

@@ -85,6 +85,13 @@ class PartnershipResource(ConfigurableResource):
         return self._partnership
 
 
+class AlertsResource(ConfigurableResource):
+    """Where a failed run is reported (from the settings: ``C2C_ALERTS_FILE``, ``C2C_ALERT_WEBHOOK``)."""
+
+    file: str = ""  # a JSON-lines file; empty: none
+    webhook: str = ""  # a URL the alert is POSTed to; empty: none
+
+
 class KeysResource(ConfigurableResource):
     """The hub's key set: a 0600 key file, or ``C2C_MASTER_KEY`` from a secret manager. Never logged."""
 

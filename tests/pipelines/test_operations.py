@@ -78,9 +78,9 @@ def test_failed_intake_run_raises_an_alert_without_file_content(tmp_path: Path, 
     name = "fps/students_20260815.csv"
     (drop / name).write_bytes(students_csv(3))
     settings = Settings.from_env(
-        {"C2C_HOME": str(tmp_path / "home"), "C2C_DROP_DIR": str(drop), "C2C_TODAY": "2026-11-23", "C2C_DROP_SETTLE_S": "0"}
+        {"C2C_HOME": str(tmp_path / "home"), "C2C_DROP_DIR": str(drop), "C2C_TODAY": "2026-11-23", "C2C_DROP_SETTLE_S": "0",
+         "C2C_ALERTS_FILE": str(tmp_path / "alerts.jsonl")}
     )
-    monkeypatch.setenv("C2C_ALERTS_FILE", str(tmp_path / "alerts.jsonl"))
     defs = build_definitions(settings, env={})
     job = defs.resolve_job_def("intake_job")
     tags = {"c2c/stage": "intake", "c2c/file": name}
@@ -98,6 +98,7 @@ def test_failed_intake_run_raises_an_alert_without_file_content(tmp_path: Path, 
             dagster_event=result.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=instance.get_run_by_id(result.run_id),
+            resources={"alerts": defs.resources["alerts"]},
         ).for_run_failure()
         run_failure_alert_sensor(context)
     text = (tmp_path / "alerts.jsonl").read_text()
