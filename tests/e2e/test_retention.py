@@ -109,7 +109,7 @@ def test_fps_raw_files_are_destroyed_with_evidence_and_the_others_kept(
             assert zone.read(home / "landing" / agency / expected_name[e.id]) == retained.originals[Path(e.rel_path)]
 
     # one raw_destroyed entry per destroyed file, with the file's SHA-256, size and the MOU's rule
-    label = load_partnership().agreements["fps"].label
+    label = load_partnership(retained.agreements).agreements["fps"].label  # the module's MOUs (its C2C_AGREEMENTS_DIR)
     destroyed = [a for a in read_entries(engine) if a.event_type == "raw_destroyed"]
     subjects = [a.subject for a in destroyed]
     assert len(subjects) == len(set(subjects)), "a file was recorded as destroyed twice"
