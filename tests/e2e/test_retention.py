@@ -58,7 +58,7 @@ def retained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retained]:
 
     tmp = tmp_path_factory.mktemp("retention")
     agreements = tmp / "agreements"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "data_sharing" / "agreements", agreements)
+    shutil.copytree(Path(__file__).resolve().parents[2] / "schemas" / "agreements", agreements)
     fps = agreements / "fps.yaml"
     text = fps.read_text(encoding="utf-8")
     assert "raw_retention_days: 7" in text
