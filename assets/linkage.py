@@ -3,6 +3,8 @@ them, write the crosswalk ``source_key -> child_key``, quality and review queue 
 The warehouse gets child keys only through this crosswalk; the crosswalk itself never enters the warehouse.
 """
 
+from pathlib import Path
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -69,7 +71,7 @@ def linked_persons(
     keys: KeysResource,
 ) -> MaterializeResult:
     try:
-        outcome = link_persons(warehouse.manifest(), partnership.load(), keys.load(), LinkageArea(c2c_paths.linkage_dir),
+        outcome = link_persons(warehouse.manifest(), partnership.load(), keys.load(), LinkageArea(Path(c2c_paths.linkage_dir)),
                                warehouse.engine(), context.run.run_id)
     except MissingArtifactError as exc:
         raise Failure(str(exc)) from exc

@@ -51,7 +51,7 @@ def warehouse_tables(
 ) -> MaterializeResult:
     try:
         load = load_warehouse(warehouse.engine(), warehouse.manifest(), partnership.load(), keys.load(),
-                              LinkageArea(c2c_paths.linkage_dir))
+                              LinkageArea(Path(c2c_paths.linkage_dir)))
     except MissingArtifactError as exc:
         raise Failure(str(exc)) from exc
     return MaterializeResult(
@@ -98,7 +98,7 @@ def warehouse_tables(
 def indicator_release(
     context: AssetExecutionContext, c2c_paths: C2CPaths, warehouse: WarehouseResource, partnership: PartnershipResource
 ) -> MaterializeResult:
-    outcome = publish(warehouse.engine(), warehouse.manifest(), partnership.load(), LinkageArea(c2c_paths.linkage_dir),
+    outcome = publish(warehouse.engine(), warehouse.manifest(), partnership.load(), LinkageArea(Path(c2c_paths.linkage_dir)),
                       Path(c2c_paths.home), context.run.run_id)
     if outcome.info is None:
         # Nothing to publish. A good release exists: the data vanished, fail the run (alert); it stays current.

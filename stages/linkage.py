@@ -248,7 +248,7 @@ def _link_with_decisions(inputs: LinkageInputs, model: Any, area: LinkageArea, r
     # each pair's entry (subject) pairs with the clerk's `review_decision_recorded` entry; decisions
     # stored earlier keep applying (counted in linkage_run)
     return result, [
-        AuditEvent("review_decision_applied", pair_subject(d["source_key_l"], d["source_key_r"]), d, actor="c2c.linkage")
+        AuditEvent("review_decision_applied", pair_subject(str(d["source_key_l"]), str(d["source_key_r"])), d, actor="c2c.linkage")
         for d in audit_details(applied, recorded_run=run_id, file=claimed.name)
     ]
 

@@ -114,8 +114,9 @@ def contributing_files(
     files: dict[int, dict] = {}
     for tag, found in (("indicators", release_sources), ("linkage", loaded_files(engine, people))):
         for f in found:
-            files[int(f["manifest_id"])] = f
-            via.setdefault(int(f["manifest_id"]), set()).add(tag)
+            mid = int(str(f["manifest_id"]))
+            files[mid] = f
+            via.setdefault(mid, set()).add(tag)
     out = []
     for manifest_id, f in sorted(files.items()):
         entry = store.get(manifest_id)

@@ -201,7 +201,7 @@ def _encounters(ctx: _Patients) -> pd.DataFrame:
     n_in = rng.poisson(np.where(child, 0.01, 0.02), k)
     parts = []
     for etype, cnt in (("WELL_CHILD", n_well), ("SICK_VISIT", n_sick), ("ED_VISIT", n_ed), ("INPATIENT", n_in)):
-        parts.append(pd.DataFrame({"i": np.repeat(np.arange(n_pp), cnt), "etype": etype}))
+        parts.append(pd.DataFrame({"i": np.repeat(np.arange(k), cnt), "etype": etype}))
     enc = pd.concat(parts, ignore_index=True)
     ei = enc.i.to_numpy()
     e_date = _between(rng, lo_y[ei], hi_y[ei])
@@ -218,7 +218,7 @@ def _encounters(ctx: _Patients) -> pd.DataFrame:
         diag[msk] = codes[rng.integers(0, len(codes), int(msk.sum()))]
     nodot = rng.random(m_e) < 0.05
     diag[nodot] = pd.Series(diag[nodot], dtype=object).str.replace(".", "", regex=False).to_numpy(object)
-    diag = np.where(rng.random(m_e) < 0.12, None, diag)
+    diag = np.where(rng.random(m_e) < 0.12, None, diag)  # type: ignore[call-overload]
     second_rec = ctx.second_rec
     e_rec = np.where((second_rec[e_person] >= 0) & (rng.random(m_e) < 0.35), second_rec[e_person], ctx.first_rec[e_person])
     enc_num = unique_numbers(rng, m_e, 1_000_000_000, 9_999_999_999)

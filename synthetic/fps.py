@@ -435,7 +435,7 @@ def _students(c: FpsState, out: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd
     students = pd.DataFrame({
         "student_id": c.id_str[c.row_id],
         "first_name": out["first_name"],
-        "middle_name": np.where(out["middle_name"] == "", None, out["middle_name"]),
+        "middle_name": np.where(out["middle_name"] == "", None, out["middle_name"]),  # type: ignore[call-overload]
         "last_name": out["last_name"],
         "birth_date": D.to_strings(out["birth"]),
         "sex": out["sex"],

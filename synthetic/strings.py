@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -89,7 +91,7 @@ def lower(values: np.ndarray) -> np.ndarray:
 
 def concat(*parts: np.ndarray | str) -> np.ndarray:
     """Element-wise string concatenation of object arrays and constants."""
-    out = None
+    out: Any = None
     for p in parts:
         p = p if isinstance(p, str) else _obj(p)
         out = p if out is None else out + p

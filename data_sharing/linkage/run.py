@@ -284,7 +284,7 @@ def _audit_pairs(run: _Run, pairs: pd.DataFrame, guards: PairGuards, queue: _Que
     audit["outcome"] = np.where(queue.same_person, "same_person",
                                 np.where(pd.notna(queue.reason) & queue.mask, "review", "apart"))
     audit["guard"] = np.where(guards.parent, "parent_child", np.where(guards.sibling, "possible_sibling",
-                                                                      np.where(guards.concurrent, "concurrent_ids", None)))
+                                                                      np.where(guards.concurrent, "concurrent_ids", None)))  # type: ignore[call-overload]
     return audit
 
 

@@ -52,11 +52,11 @@ def _plural(n: int, word: str) -> str:
 
 def _drift_explanation(meta: gs.CheckMeta, ev: _Eval, previous: ExtractProfile, policy: DriftPolicy, kw: Mapping[str, Any]) -> str:
     if meta.kind == "drift_row_count":
-        n, before = int(ev.observed or 0), previous.rows
-        change = (n - before) / before if before else 0.0
+        n, before_rows = int(ev.observed or 0), previous.rows
+        change = (n - before_rows) / before_rows if before_rows else 0.0
         return (
             f"This file has {_plural(n, 'row')} (exact repeats removed); the previous accepted "
-            f"{previous.extract} extract had {before:,}, a change of {change:+.0%}, more than the "
+            f"{previous.extract} extract had {before_rows:,}, a change of {change:+.0%}, more than the "
             f"{policy.row_count_share:.0%} expected. Check that the export is complete and for the right period."
         )
     col = meta.column

@@ -237,7 +237,7 @@ class _MaskEngine:
         a, b, domain, considered = self._pair(kw)
         return _map_eval(domain, considered, _np_bool(pc.equal(a, b)))
 
-    def _multi(self, kw: Mapping[str, Any]) -> tuple[list[pa.Array], np.ndarray, np.ndarray]:
+    def _multi(self, kw: Mapping[str, Any]) -> tuple[list[pa.Array], np.ndarray, Any]:
         arrays = [self.view.array(c) for c in kw["column_list"]]
         valids = np.stack([_valid(a) for a in arrays])
         how = kw.get("ignore_row_if", "all_values_are_missing")

@@ -208,7 +208,7 @@ class ValidationResult:
         by_row: dict[int, list[Problem]] = {}
         wanted = set((idx + 1).tolist())
         for p in self.problems:
-            if p.row_number in wanted and p.outcome == "quarantine_row":
+            if p.row_number is not None and p.row_number in wanted and p.outcome == "quarantine_row":
                 by_row.setdefault(p.row_number, []).append(p)
         numbers = (idx + 1).tolist()
         rules = ["; ".join(p.rule for p in by_row.get(n, [])) for n in numbers]

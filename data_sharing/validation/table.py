@@ -292,8 +292,7 @@ def _row_problems(
 ) -> list[Problem]:
     if meta.kind in gs.COLUMN_KINDS:
         # one problem per cell: the first failing check of the column
-        col = meta.column or ""
-        seen = reported.setdefault(col, np.zeros(view.n, dtype=bool))
+        seen = reported.setdefault(meta.column or "", np.zeros(view.n, dtype=bool))
         rows = rows[~seen[rows]]
         seen[rows] = True
     if rows.size == 0:
