@@ -245,11 +245,9 @@ class Settings:
 
     def apply_process_defaults(self) -> None:
         """Hand this process's knobs to the layers below (helper processes for hashing, linkage memory)."""
-        from data_sharing import _crypto
-        from data_sharing.linkage import model
+        from stages.process import configure_process
 
-        _crypto.configure_workers(self.hash_workers)
-        model.configure_memory_limit(self.linkage_memory_limit)
+        configure_process(hash_workers=self.hash_workers, linkage_memory_limit=self.linkage_memory_limit)
 
     def today(self) -> dt.date:
         """The local date in the partnership's time zone (used for 'future date' and MOU windows)."""
