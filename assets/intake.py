@@ -27,10 +27,10 @@ from assets import names
 from data_sharing.dropfolder import partition_key_for
 from data_sharing.dropsafe import Snapshot, unlink_if_same
 from data_sharing.intake import MARKER_SUFFIX, Marker, escape_name, examine_drop, parse_drop_name
-from pipelines import lineage
-from pipelines.partitions import drop_files
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets import lineage
+from assets.partitions import drop_files
+from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from warehouse.manifest import ManifestEntry, RecordOutcome
 from warehouse.models import IntakeManifest
 

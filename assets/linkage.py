@@ -35,9 +35,9 @@ from data_sharing.publication import publishable_quality
 from data_sharing.partnership import Partnership
 from data_sharing.pseudonyms import key_column_names
 from data_sharing.linkage.settings import ConcurrentIds, load_settings
-from pipelines import lineage
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets import lineage
+from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from warehouse.audit import AuditEvent, record_events
 from warehouse.manifest import ManifestStore
 

@@ -16,10 +16,10 @@ from assets.validation import validation_paths
 from data_sharing.intake import read_extract_table
 from data_sharing.landing import LandingZone
 from data_sharing.protect import ProtectedExtract, protect_raw, protect_tokenized
-from pipelines import lineage
-from pipelines.partitions import drop_files
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets import lineage
+from assets.partitions import drop_files
+from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from warehouse.manifest import ManifestEntry
 
 

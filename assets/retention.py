@@ -7,9 +7,9 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets import names
 from data_sharing.landing import destroy_expired, retention_rules
-from pipelines import lineage
-from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets import lineage
+from assets.resources import C2CPaths, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from warehouse.audit import AuditEvent, record_events
 from warehouse.models import AuditLog
 

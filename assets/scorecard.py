@@ -8,9 +8,9 @@ from pathlib import Path
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, TableColumn, TableSchema, asset
 
 from assets import names
-from pipelines import lineage
-from pipelines.resources import C2CPaths
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets import lineage
+from assets.resources import C2CPaths
+from assets.retries import IO_RETRY, retry_transient_only
 
 SCORECARD_COLUMNS = {
     "agency": "string", "extract": "string", "files": "integer", "rows_in": "integer", "accepted": "integer",

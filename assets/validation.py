@@ -33,9 +33,9 @@ from data_sharing.intake import read_extract_table
 from data_sharing.landing import LandingZone
 from data_sharing.protect import check_tokens_shape
 from data_sharing.validation import ExtractProfile, ValidationInputError, validate_table
-from pipelines.partitions import drop_files
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets.partitions import drop_files
+from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from warehouse.manifest import ManifestEntry, ManifestStore
 
 

@@ -21,9 +21,9 @@ from assets import names
 from assets.privacy import staging_paths
 from data_sharing.keys import KeySet
 from data_sharing.pseudonyms import key_column_names, source_keys_from_tokens
-from pipelines import lineage
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets import lineage
+from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from schemas.contracts import ExtractContract
 from schemas.indicators import load_indicator_definitions
 from warehouse.load import StagedFile, extract_tables, load_current, loaded_files

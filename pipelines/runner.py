@@ -12,18 +12,18 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance
 
 from assets import names
+from assets.partitions import DROP_FILES
+from assets.sensors import run_request_for
 from data_sharing.dropfolder import scan_drop_folder
 from data_sharing.errors import KeyMaterialError
 from data_sharing.intake import escape_name
 from data_sharing.keys import key_error_hint, load_keyset
-from pipelines.definitions import build_definitions
 from pipelines.alerts import alert_for_run, deliver_alert
+from pipelines.definitions import build_definitions
 from pipelines.hardening import apply_umask
 from pipelines.instance import ensure_dagster_home
 from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
-from pipelines.partitions import DROP_FILES
 from pipelines.quiet_night import run_nightly
-from pipelines.sensors import run_request_for
 from pipelines.settings import Settings
 from warehouse.audit import AuditEvent, record_events
 from warehouse.db import make_engine, upgrade

@@ -10,9 +10,9 @@ import pytest
 from dagster import Backoff, Failure, Jitter
 from sqlalchemy.exc import OperationalError
 
+from assets.retries import IO_RETRY, retry_transient_only
 import assets.warehouse as warehouse_assets
 from pipelines.definitions import build_definitions
-from pipelines.retries import IO_RETRY, retry_transient_only
 from pipelines.settings import Settings
 from tests.conftest import students_csv
 
