@@ -26,7 +26,7 @@ from dagster import (
 )
 
 from assets import names
-from assets.privacy import staging_paths
+from stages.protect import staging_paths
 from assets.warehouse import CROSSWALK_FILE, QUALITY_FILE, read_staging
 from data_sharing._files import write_private_file
 from data_sharing.encodings import rekey_encodings_file

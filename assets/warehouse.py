@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from assets import names
-from assets.privacy import staging_paths
+from stages.protect import staging_paths
 from data_sharing.keys import KeySet
 from data_sharing.pseudonyms import key_column_names, source_keys_from_tokens
 from assets import lineage

@@ -25,9 +25,10 @@ from pipelines.instance import ensure_dagster_home
 from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
 from pipelines.quiet_night import run_nightly
 from pipelines.settings import Settings
+from stages.protect import unfinished_intakes
 from warehouse.audit import AuditEvent, record_events
 from warehouse.db import make_engine, upgrade
-from warehouse.manifest import ManifestEntry, ManifestStore
+from warehouse.manifest import ManifestStore
 
 
 _QUIET = logging.NullHandler()
@@ -202,18 +203,6 @@ def report_over_limit(settings: Settings, over_limit: dict[str, int], echo: Call
                 write_notice(settings.drop_dir, agency, text)
             except (ValueError, OSError):
                 pass  # not an agency id, or not a real folder: the line above says it
-
-
-def unfinished_intakes(store: ManifestStore, linkage_dir) -> dict[str, ManifestEntry]:  # type: ignore[no-untyped-def]
-    """Current accepted files whose pseudonymous record is missing (written last by protected_file)."""
-    from assets.privacy import staging_paths
-
-    out: dict[str, ManifestEntry] = {}
-    for owners in store.current_snapshot().values():
-        for entry in owners.values():
-            if entry.status in ("accepted", "superseded") and not staging_paths(linkage_dir, entry)[0].exists():
-                out[entry.rel_path] = entry
-    return out
 
 
 def _meta(outcome: RunOutcome, asset: str, key: str):  # type: ignore[no-untyped-def]
