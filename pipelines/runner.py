@@ -100,13 +100,50 @@ def run_pipeline(
         ensure_dagster_home(settings.dagster_home)
         instance = DagsterInstance.get()
     defs = build_definitions(settings, env={k: v for k, v in os.environ.items() if k in ("C2C_AGREEMENTS_DIR", "C2C_EXTRACTS_DIR")})
-    intake_job = defs.resolve_job_def("intake_job")
-    nightly_job = defs.resolve_job_def("nightly_job")
     engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
     upgrade(engine)
     store = ManifestStore(engine)
     summary.stale_runs = _fail_stale_runs(instance, engine, echo)
+    todo, in_drop = _plan_intake(settings, store, summary, settle_s, echo)
+    existing = set(instance.get_dynamic_partitions(DROP_FILES))
+    new_keys = sorted({key for _, key, _, _ in todo} - existing)
+    if new_keys:
+        instance.add_dynamic_partitions(DROP_FILES, new_keys)
+    # Dagster's own console log is for the UI; c2c prints one line per file (--verbose shows both).
+    quiet = {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if not verbose:  # nor Dagster's own Python warnings (e.g. on a check skipped with its refused file)
+        logging.getLogger("dagster").addHandler(_QUIET)
+    intake_job = defs.resolve_job_def("intake_job")
+    for i, (rel, partition_key, run_config, tags) in enumerate(todo, 1):
+        result = intake_job.execute_in_process(
+            instance=instance,
+            partition_key=partition_key,
+            run_config={**run_config, **quiet},
+            tags={**tags, **launch_tags()},
+            raise_on_error=False,
+        )
+        outcome = _file_outcome(rel, run_outcome(instance, result.run_id), store)
+        if outcome.status == "waiting":
+            summary.waiting.append(rel)
+        summary.files.append(outcome)
+        echo(f"  [{i}/{len(todo)}] {_describe(outcome)}" + ("" if rel in in_drop else " (finished an unfinished intake)"))
+        if outcome.status == "failed":
+            _report_failure(settings, engine, job="intake_job", run_id=result.run_id, file=rel, step=outcome.step,
+                            error_class=outcome.error_class, reason=outcome.reason_words)
+    _run_nightly(defs.resolve_job_def("nightly_job"), instance, summary, settings, engine, quiet, echo)
+    engine.dispose()
+    return summary
 
+
+IntakeRun = tuple[str, str, dict, dict]
+"""One intake run to launch: (rel_path, partition key, run config, tags)."""
+
+
+def _plan_intake(
+    settings: Settings, store: ManifestStore, summary: RunSummary, settle_s: float | None, echo: Callable[[str], None]
+) -> tuple[list[IntakeRun], set[str]]:
+    """The intake runs to launch (new or changed complete files, and unfinished intakes), and the drop
+    names of the complete files found. Unchanged files and files still being written go to the summary."""
     limits = settings.drop_limits()
     scan = scan_drop_folder(
         settings.drop_dir, None, time_budget_s=float("inf"), max_ready=10**9,
@@ -118,7 +155,7 @@ def run_pipeline(
     # yet; an accepted file may already have left the drop folder. Their intake runs again (every step
     # is idempotent and goes on from the manifest and the encrypted landing zone).
     unfinished = unfinished_intakes(store, settings.linkage_dir)
-    todo: list[tuple[str, str, dict, dict]] = []  # (rel_path, partition key, run config, tags)
+    todo: list[IntakeRun] = []
     for ready in scan.ready:
         rel = escape_name(ready.entry.rel_path)
         known = store.find(rel, ready.fingerprint)
@@ -137,33 +174,7 @@ def run_pipeline(
     echo(f"c2c: drop folder {settings.drop_dir}: {len(scan.ready)} complete file(s), {len(todo) - resumed} to take in"
          + (f", {resumed} unfinished intake(s) to finish" if resumed else "")
          + (f", {len(scan.waiting)} still being written (skipped)" if scan.waiting else ""))
-    existing = set(instance.get_dynamic_partitions(DROP_FILES))
-    new_keys = sorted({key for _, key, _, _ in todo} - existing)
-    if new_keys:
-        instance.add_dynamic_partitions(DROP_FILES, new_keys)
-    # Dagster's own console log is for the UI; c2c prints one line per file (--verbose shows both).
-    quiet = {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-    if not verbose:  # nor Dagster's own Python warnings (e.g. on a check skipped with its refused file)
-        logging.getLogger("dagster").addHandler(_QUIET)
-    for i, (rel, partition_key, run_config, tags) in enumerate(todo, 1):
-        result = intake_job.execute_in_process(
-            instance=instance,
-            partition_key=partition_key,
-            run_config={**run_config, **quiet},
-            tags={**tags, **launch_tags()},
-            raise_on_error=False,
-        )
-        outcome = _file_outcome(rel, run_outcome(instance, result.run_id), store)
-        if outcome.status == "waiting":
-            summary.waiting.append(rel)
-        summary.files.append(outcome)
-        echo(f"  [{i}/{len(todo)}] {_describe(outcome)}" + ("" if rel in in_drop else " (finished an unfinished intake)"))
-        if outcome.status == "failed":
-            _report_failure(settings, engine, job="intake_job", run_id=result.run_id, file=rel, step=outcome.step,
-                            error_class=outcome.error_class, reason=outcome.reason_words)
-    _run_nightly(nightly_job, instance, summary, settings, engine, quiet, echo)
-    engine.dispose()
-    return summary
+    return todo, in_drop
 
 
 def _run_nightly(job, instance: DagsterInstance, summary: RunSummary, settings: Settings, engine, quiet: dict,  # type: ignore[no-untyped-def]
