@@ -7,8 +7,8 @@ from pathlib import Path
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets import lineage, names
-from assets.intake import file_identity
 from assets.partitions import drop_files
+from assets.per_file import file_identity
 from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from assets.retries import IO_RETRY, retry_transient_only, stage_failures
 from stages.protect import ProtectedFile, protect_file

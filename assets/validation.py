@@ -19,8 +19,8 @@ from dagster import (
 )
 
 from assets import names
-from assets.intake import OUTCOME, file_identity, file_table, refusal_or_result
 from assets.partitions import drop_files
+from assets.per_file import OUTCOME, file_identity, file_table, refusal_or_result
 from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from assets.retries import IO_RETRY, retry_transient_only, stage_failures
 from stages.validate import FileValidation, validate_landed

@@ -63,15 +63,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    import pyarrow.csv as pacsv
+    import pandas as pd
 
     from data_sharing.errors import IdentifierDataError, KeyMaterialError
     from data_sharing.intake import read_extract_table
     from data_sharing.keys import load_linkage_key
     from data_sharing.partnership import load_partnership
     from data_sharing.protect import tokenize_frame
-
-    import pandas as pd
 
     partnership = load_partnership(root=_settings(args).partnership)
     terms = partnership.terms(args.agency, args.extract)
