@@ -18,9 +18,9 @@ from dagster import (
 
 from assets import names
 from data_sharing.linkage.area import LinkageArea, MissingArtifactError
-from pipelines import lineage
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets import lineage
+from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from stages.linkage import STATUS_SKIPPED, LinkageOutcome, link_persons
 
 

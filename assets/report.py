@@ -6,8 +6,8 @@ from pathlib import Path
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets import names
-from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets.resources import C2CPaths, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from stages.report import write_cabinet_report
 
 

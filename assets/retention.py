@@ -1,16 +1,13 @@
-"""Retention asset: destroy raw landing files past their MOU's ``raw_retention_days``, with evidence."""
+"""Retention asset: destroy raw landing files past their MOU's ``raw_retention_days``, with evidence (``stages.retention``)."""
 
-import datetime as dt
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets import names
-from data_sharing.landing import destroy_expired, retention_rules
-from pipelines import lineage
-from pipelines.resources import C2CPaths, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
-from warehouse.audit import AuditEvent, record_events
+from assets import lineage, names
+from assets.resources import C2CPaths, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
+from stages.retention import destroy_raw
 from warehouse.models import AuditLog
 
 
@@ -32,21 +29,15 @@ from warehouse.models import AuditLog
 def raw_retention(
     context: AssetExecutionContext, c2c_paths: C2CPaths, warehouse: WarehouseResource, partnership: PartnershipResource
 ) -> MaterializeResult:
-    rules = retention_rules(partnership.load().agreements)
-    now = dt.datetime.now(dt.timezone.utc)
-    evidence = destroy_expired(Path(c2c_paths.landing_dir), rules, now=lambda: now)
-    events = [
-        AuditEvent("raw_destroyed", e.file, e.as_record(), actor="c2c.retention") for e in evidence
-    ]
-    record_events(warehouse.engine(), events, now=now)
-    for e in evidence:
+    done = destroy_raw(Path(c2c_paths.landing_dir), partnership.load(), warehouse.engine())
+    for e in done.evidence:
         context.log.info(f"destroyed {e.file} ({e.rule})")
     return MaterializeResult(
         metadata={
-            "files_destroyed": len(evidence),
-            "bytes_destroyed": sum(e.size or 0 for e in evidence),
-            "rules": MetadataValue.json({a: r.label for a, r in rules.items()}),
-            "evidence": MetadataValue.json([e.as_record() for e in evidence]),
-            **lineage.table_metadata("audit_log", len(events), lineage.model_schema(AuditLog.__table__), None),  # type: ignore[arg-type]
+            "files_destroyed": done.files_destroyed,
+            "bytes_destroyed": done.bytes_destroyed,
+            "rules": MetadataValue.json(dict(done.rules)),
+            "evidence": MetadataValue.json(done.records),
+            **lineage.table_metadata("audit_log", done.files_destroyed, lineage.model_schema(AuditLog.__table__), None),  # type: ignore[arg-type]
         }
     )

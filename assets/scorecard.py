@@ -1,60 +1,14 @@
-"""Data-quality scorecard: per agency and extract, over time, the share of rows accepted and the problems
-that keep coming back. Built from the per-file validation summaries (counts and rule names only)."""
+"""Data-quality scorecard asset: per agency and extract, over time, the share of rows accepted and the
+problems that keep coming back (``stages.scorecard``)."""
 
-import json
-from collections import Counter, defaultdict
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, TableColumn, TableSchema, asset
 
-from assets import names
-from pipelines import lineage
-from pipelines.resources import C2CPaths
-from pipelines.retries import IO_RETRY, retry_transient_only
-
-SCORECARD_COLUMNS = {
-    "agency": "string", "extract": "string", "files": "integer", "rows_in": "integer", "accepted": "integer",
-    "quarantined": "integer", "refused": "integer", "share_accepted": "number", "history": "json", "top_problems": "json",
-}
-"""One scorecard row per agency and extract (the keys :func:`build_scorecard` fills)."""
-
-
-def build_scorecard(validation_root: Path) -> dict:
-    """{agency: {extract: {files, rows_in, accepted, quarantined, refused, share_accepted, history, top_problems}}}"""
-    out: dict = defaultdict(dict)
-    for path in sorted(validation_root.glob("*/*/*.json")):
-        try:
-            item = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        agency, extract = str(item.get("agency")), str(item.get("extract"))
-        card = out[agency].setdefault(
-            extract, {"files": 0, "rows_in": 0, "accepted": 0, "quarantined": 0, "refused": 0, "history": [], "_problems": Counter()}
-        )
-        counts = item.get("counts", {})
-        rows_in = int(counts.get("rows_in", 0))
-        refused = rows_in if item.get("status") == "refused" else 0
-        accepted = 0 if refused else int(counts.get("accepted", 0))
-        quarantined = 0 if refused else int(counts.get("quarantined", 0))
-        card["files"] += 1
-        card["rows_in"] += rows_in
-        card["accepted"] += accepted
-        card["quarantined"] += quarantined
-        card["refused"] += refused
-        card["history"].append(
-            {"as_of_date": item.get("as_of_date"), "file": item.get("file"), "rows_in": rows_in,
-             "share_accepted": round(accepted / rows_in, 4) if rows_in else None, "status": item.get("status")}
-        )
-        for key, n in item.get("problems", {}).items():
-            rule, column, outcome = (key.split("|") + ["", ""])[:3]
-            if outcome != "warn" or rule != "duplicate_row":
-                card["_problems"][f"{rule} on {column or '(row)'} ({outcome})"] += int(n)
-    for agency in out.values():
-        for card in agency.values():
-            card["share_accepted"] = round(card["accepted"] / card["rows_in"], 4) if card["rows_in"] else None
-            card["top_problems"] = card.pop("_problems").most_common(5)
-            card["history"].sort(key=lambda h: (h["as_of_date"] or "", h["file"] or ""))
-    return dict(out)
+from assets import lineage, names
+from assets.resources import C2CPaths
+from assets.retries import IO_RETRY, retry_transient_only
+from stages.scorecard import REPORT, SCORECARD_COLUMNS, Scorecard, score_data_quality
 
 
 @asset(
@@ -71,24 +25,25 @@ def build_scorecard(validation_root: Path) -> dict:
 )
 @retry_transient_only
 def data_quality_scorecard(context: AssetExecutionContext, c2c_paths: C2CPaths) -> MaterializeResult:
-    card = build_scorecard(Path(c2c_paths.linkage_dir) / "validation")
-    lines = ["| agency | extract | files | rows | accepted | quarantined | refused | top problem |", "|---|---|---|---|---|---|---|---|"]
-    for agency, extracts in sorted(card.items()):
-        for extract, c in sorted(extracts.items()):
-            share = f"{c['share_accepted']:.1%}" if c["share_accepted"] is not None else "-"
-            top = c["top_problems"][0][0] if c["top_problems"] else ""
-            lines.append(f"| {agency} | {extract} | {c['files']} | {c['rows_in']:,} | {share} | {c['quarantined']:,} | {c['refused']:,} | {top} |")
-    report = Path(c2c_paths.home) / "reports" / "data_quality_scorecard.json"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(card, indent=2, sort_keys=True), encoding="utf-8")
+    scored = score_data_quality(Path(c2c_paths.linkage_dir), Path(c2c_paths.home))
     return MaterializeResult(
         metadata={
-            "scorecard": MetadataValue.md("\n".join(lines)),
-            "scorecard_file": MetadataValue.path(str(report)),
-            "agencies": len(card),
+            "scorecard": MetadataValue.md(scorecard_table(scored)),
+            "scorecard_file": MetadataValue.path(str(scored.report)),
+            "agencies": len(scored.cards),
             **lineage.table_metadata(
-                "reports/data_quality_scorecard.json", sum(len(x) for x in card.values()),
+                REPORT.as_posix(), scored.rows,
                 TableSchema(columns=[TableColumn(n, t) for n, t in SCORECARD_COLUMNS.items()]), None,
             ),
         }
     )
+
+
+def scorecard_table(scored: Scorecard) -> str:
+    lines = ["| agency | extract | files | rows | accepted | quarantined | refused | top problem |", "|---|---|---|---|---|---|---|---|"]
+    for agency, extracts in sorted(scored.cards.items()):
+        for extract, c in sorted(extracts.items()):
+            share = f"{c['share_accepted']:.1%}" if c["share_accepted"] is not None else "-"
+            top = c["top_problems"][0][0] if c["top_problems"] else ""
+            lines.append(f"| {agency} | {extract} | {c['files']} | {c['rows_in']:,} | {share} | {c['quarantined']:,} | {c['refused']:,} | {top} |")
+    return "\n".join(lines)

@@ -17,9 +17,9 @@ from dagster import (
 
 from assets import names
 from data_sharing.linkage.area import LinkageArea, MissingArtifactError
-from pipelines import lineage
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
-from pipelines.retries import IO_RETRY, retry_transient_only
+from assets import lineage
+from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
+from assets.retries import IO_RETRY, retry_transient_only
 from stages.release import load_warehouse, publish
 
 CHECK_RELEASE_PUBLISHED = "release_published"

@@ -15,7 +15,7 @@ from pathlib import Path
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
 from assets import names
-from pipelines.resources import AlertsResource
+from assets.resources import AlertsResource
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pipelines import cli_hub
@@ -61,14 +62,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
+    import pandas as pd
 
     from data_sharing.errors import IdentifierDataError, KeyMaterialError
     from data_sharing.intake import read_extract_table
     from data_sharing.keys import load_linkage_key
     from data_sharing.partnership import load_partnership
     from data_sharing.protect import tokenize_frame
-
-    import pandas as pd
 
     settings = _settings(args)
     settings.apply_process_defaults()
@@ -423,21 +423,35 @@ def cmd_review_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    """The options every hub command takes: where the data and the warehouse are."""
+    p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")
+    p.add_argument("--warehouse", help="warehouse URL (default $C2C_WAREHOUSE_URL or SQLite under the data directory)")
+    p.add_argument("--schema", help="PostgreSQL schema for the warehouse (default $C2C_WAREHOUSE_SCHEMA)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="c2c", description="Cradle-to-Career Data Hub",
                                      epilog="exit codes: 0 done, 2 a usage or setup error (one line on stderr); "
                                             "--debug (anywhere) shows the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
-
     cli_hub.add_synth_parser(sub)
+    cli_hub.add_hub_parsers(sub, _common)
+    _add_run_and_keys_parsers(sub, _common)
+    _add_agency_parsers(sub, _common)
+    _add_admin_parsers(sub, _common)
+    _add_linkage_parsers(sub, _common)
+    add_ops_commands(sub, _common)
+    add_partnership_commands(sub)  # pipelines/cli_partnership.py
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")
-        p.add_argument("--warehouse", help="warehouse URL (default $C2C_WAREHOUSE_URL or SQLite under the data directory)")
-        p.add_argument("--schema", help="PostgreSQL schema for the warehouse (default $C2C_WAREHOUSE_SCHEMA)")
+    from pipelines.cli_report import add_report_parser
 
-    cli_hub.add_hub_parsers(sub, common)
+    add_report_parser(sub)
+    return parser
 
+
+def _add_run_and_keys_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """`c2c run` and `c2c keys ...`."""
     p = sub.add_parser("run", help="take in every complete file in the drop folder, then run the nightly stages")
     common(p)
     p.add_argument("--drop", help="drop folder (default $C2C_DROP_DIR or <home>/drop)")
@@ -463,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("out")
     k.set_defaults(func=cmd_keys)
 
+
+def _add_agency_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """What agencies and first-time users run: tokenize, demo, check-extract, check-config."""
     p = sub.add_parser("tokenize", help="(agencies) replace identifiers with linkage tokens before dropping a file")
     p.add_argument("--agency", required=True)
     p.add_argument("--extract", required=True)
@@ -487,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extracts", help="extract contracts folder (default: the shipped schemas/extracts)")
     p.set_defaults(func=cmd_check_config)
 
+
+def _add_admin_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The manifest, the warehouse and the audit log."""
     p = sub.add_parser("manifest", help="list every file received, with its status and reason")
     common(p)
     p.add_argument("--status", choices=["accepted", "refused", "duplicate", "superseded"])
@@ -515,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="CSV file (default: standard output)")
     a.set_defaults(func=cmd_audit_export)
 
+
+def _add_linkage_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """`c2c linkage train` and `c2c linkage review ...`."""
     p = sub.add_parser("linkage", help="the linkage model and clerical review")
     lsub = p.add_subparsers(dest="linkage_command", required=True)
     lt = lsub.add_parser("train", help="retrain the linkage model on the current encodings (versioned artefact)")
@@ -555,14 +578,6 @@ def build_parser() -> argparse.ArgumentParser:
     r = rsub.add_parser("audit", help="estimated precision (95%% interval) from decisions on the queue's audit sample")
     common(r)
     r.set_defaults(func=cmd_review_audit)
-
-    add_ops_commands(sub, common)
-    add_partnership_commands(sub)  # pipelines/cli_partnership.py
-
-    from pipelines.cli_report import add_report_parser
-
-    add_report_parser(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -290,10 +290,10 @@ def _waiting_files(settings: Settings, store) -> str:  # type: ignore[no-untyped
 
 
 def _late_agencies(settings: Settings, store) -> str:  # type: ignore[no-untyped-def]
-    from assets.intake import agency_lateness
     from data_sharing.partnership import load_partnership
+    from stages.intake import late_agencies
 
-    late = {a: v for a, v in agency_lateness(store.current_snapshot(), load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership), settings.today()).items() if v["late"]}
+    late = late_agencies(store, load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership), settings.today())
     if not late:
         return "none"
     return ", ".join(f"{a} (newest as-of {v['newest_as_of'] or 'never'}, every {v['cadence_days']} days)" for a, v in sorted(late.items()))

@@ -3,20 +3,20 @@
 from dagster import Definitions, EnvVar, in_process_executor
 
 from assets.intake import current_snapshots, intake_file
+from assets.jobs import intake_job, nightly_job
 from assets.linkage import linked_persons
 from assets.privacy import protected_file
 from assets.report import cabinet_report
+from assets.resources import AlertsResource, C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from assets.retention import raw_retention
+from assets.schedules import nightly_schedule
 from assets.scorecard import data_quality_scorecard
+from assets.sensors import drop_folder_sensor
 from assets.validation import validated_file
 from assets.warehouse import indicator_release, warehouse_tables
 from pipelines.alerts import run_failure_alert_sensor
-from pipelines.hardening import apply_umask
-from pipelines.jobs import intake_job, nightly_job
 from pipelines.auditkey import use_hub_audit_key
-from pipelines.resources import AlertsResource, C2CPaths, KeysResource, PartnershipResource, WarehouseResource
-from pipelines.schedules import nightly_schedule
-from pipelines.sensors import drop_folder_sensor
+from pipelines.hardening import apply_umask
 from pipelines.settings import MASTER_KEY_ENV, Settings, process_env_agrees, process_environment
 
 
@@ -42,7 +42,7 @@ def build_definitions(settings: Settings | None = None, env: dict[str, str] | No
         ],
         jobs=[intake_job, nightly_job],
         sensors=[drop_folder_sensor, run_failure_alert_sensor],
-        schedules=[nightly_schedule(settings)],
+        schedules=[nightly_schedule(settings.nightly_cron, settings.timezone)],
         resources={
             "c2c_paths": C2CPaths(
                 home=str(settings.home),

@@ -11,22 +11,23 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance
 
 from assets import names
+from assets.partitions import DROP_FILES
+from assets.sensors import run_request_for
 from data_sharing.dropfolder import scan_drop_folder
 from data_sharing.errors import KeyMaterialError
 from data_sharing.intake import escape_name
 from data_sharing.keys import key_error_hint, load_keyset
-from pipelines.definitions import build_definitions
 from pipelines.alerts import alert_for_run, deliver_alert
+from pipelines.definitions import build_definitions
 from pipelines.hardening import apply_umask
 from pipelines.instance import ensure_dagster_home
 from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
-from pipelines.partitions import DROP_FILES
 from pipelines.quiet_night import run_nightly
-from pipelines.sensors import run_request_for
 from pipelines.settings import Settings
+from stages.protect import unfinished_intakes
 from warehouse.audit import AuditEvent, record_events
 from warehouse.db import make_engine, upgrade
-from warehouse.manifest import ManifestEntry, ManifestStore
+from warehouse.manifest import ManifestStore
 
 
 _QUIET = logging.NullHandler()
@@ -98,13 +99,50 @@ def run_pipeline(
         ensure_dagster_home(settings.dagster_home)
         instance = DagsterInstance.get()
     defs = build_definitions(settings, env={})
-    intake_job = defs.resolve_job_def("intake_job")
-    nightly_job = defs.resolve_job_def("nightly_job")
     engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
     upgrade(engine)
     store = ManifestStore(engine)
     summary.stale_runs = _fail_stale_runs(instance, engine, echo)
+    todo, in_drop = _plan_intake(settings, store, summary, settle_s, echo)
+    existing = set(instance.get_dynamic_partitions(DROP_FILES))
+    new_keys = sorted({key for _, key, _, _ in todo} - existing)
+    if new_keys:
+        instance.add_dynamic_partitions(DROP_FILES, new_keys)
+    # Dagster's own console log is for the UI; c2c prints one line per file (--verbose shows both).
+    quiet = {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if not verbose:  # nor Dagster's own Python warnings (e.g. on a check skipped with its refused file)
+        logging.getLogger("dagster").addHandler(_QUIET)
+    intake_job = defs.resolve_job_def("intake_job")
+    for i, (rel, partition_key, run_config, tags) in enumerate(todo, 1):
+        result = intake_job.execute_in_process(
+            instance=instance,
+            partition_key=partition_key,
+            run_config={**run_config, **quiet},
+            tags={**tags, **launch_tags()},
+            raise_on_error=False,
+        )
+        outcome = _file_outcome(rel, run_outcome(instance, result.run_id), store)
+        if outcome.status == "waiting":
+            summary.waiting.append(rel)
+        summary.files.append(outcome)
+        echo(f"  [{i}/{len(todo)}] {_describe(outcome)}" + ("" if rel in in_drop else " (finished an unfinished intake)"))
+        if outcome.status == "failed":
+            _report_failure(settings, engine, job="intake_job", run_id=result.run_id, file=rel, step=outcome.step,
+                            error_class=outcome.error_class, reason=outcome.reason_words)
+    _run_nightly(defs.resolve_job_def("nightly_job"), instance, summary, settings, engine, quiet, echo)
+    engine.dispose()
+    return summary
 
+
+IntakeRun = tuple[str, str, dict, dict]
+"""One intake run to launch: (rel_path, partition key, run config, tags)."""
+
+
+def _plan_intake(
+    settings: Settings, store: ManifestStore, summary: RunSummary, settle_s: float | None, echo: Callable[[str], None]
+) -> tuple[list[IntakeRun], set[str]]:
+    """The intake runs to launch (new or changed complete files, and unfinished intakes), and the drop
+    names of the complete files found. Unchanged files and files still being written go to the summary."""
     limits = settings.drop_limits()
     scan = scan_drop_folder(
         settings.drop_dir, None, time_budget_s=float("inf"), max_ready=10**9,
@@ -116,7 +154,7 @@ def run_pipeline(
     # yet; an accepted file may already have left the drop folder. Their intake runs again (every step
     # is idempotent and goes on from the manifest and the encrypted landing zone).
     unfinished = unfinished_intakes(store, settings.linkage_dir)
-    todo: list[tuple[str, str, dict, dict]] = []  # (rel_path, partition key, run config, tags)
+    todo: list[IntakeRun] = []
     for ready in scan.ready:
         rel = escape_name(ready.entry.rel_path)
         known = store.find(rel, ready.fingerprint)
@@ -135,33 +173,7 @@ def run_pipeline(
     echo(f"c2c: drop folder {settings.drop_dir}: {len(scan.ready)} complete file(s), {len(todo) - resumed} to take in"
          + (f", {resumed} unfinished intake(s) to finish" if resumed else "")
          + (f", {len(scan.waiting)} still being written (skipped)" if scan.waiting else ""))
-    existing = set(instance.get_dynamic_partitions(DROP_FILES))
-    new_keys = sorted({key for _, key, _, _ in todo} - existing)
-    if new_keys:
-        instance.add_dynamic_partitions(DROP_FILES, new_keys)
-    # Dagster's own console log is for the UI; c2c prints one line per file (--verbose shows both).
-    quiet = {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-    if not verbose:  # nor Dagster's own Python warnings (e.g. on a check skipped with its refused file)
-        logging.getLogger("dagster").addHandler(_QUIET)
-    for i, (rel, partition_key, run_config, tags) in enumerate(todo, 1):
-        result = intake_job.execute_in_process(
-            instance=instance,
-            partition_key=partition_key,
-            run_config={**run_config, **quiet},
-            tags={**tags, **launch_tags()},
-            raise_on_error=False,
-        )
-        outcome = _file_outcome(rel, run_outcome(instance, result.run_id), store)
-        if outcome.status == "waiting":
-            summary.waiting.append(rel)
-        summary.files.append(outcome)
-        echo(f"  [{i}/{len(todo)}] {_describe(outcome)}" + ("" if rel in in_drop else " (finished an unfinished intake)"))
-        if outcome.status == "failed":
-            _report_failure(settings, engine, job="intake_job", run_id=result.run_id, file=rel, step=outcome.step,
-                            error_class=outcome.error_class, reason=outcome.reason_words)
-    _run_nightly(nightly_job, instance, summary, settings, engine, quiet, echo)
-    engine.dispose()
-    return summary
+    return todo, in_drop
 
 
 def _run_nightly(job, instance: DagsterInstance, summary: RunSummary, settings: Settings, engine, quiet: dict,  # type: ignore[no-untyped-def]
@@ -201,18 +213,6 @@ def report_over_limit(settings: Settings, over_limit: dict[str, int], echo: Call
                 write_notice(settings.drop_dir, agency, text)
             except (ValueError, OSError):
                 pass  # not an agency id, or not a real folder: the line above says it
-
-
-def unfinished_intakes(store: ManifestStore, linkage_dir) -> dict[str, ManifestEntry]:  # type: ignore[no-untyped-def]
-    """Current accepted files whose pseudonymous record is missing (written last by protected_file)."""
-    from assets.privacy import staging_paths
-
-    out: dict[str, ManifestEntry] = {}
-    for owners in store.current_snapshot().values():
-        for entry in owners.values():
-            if entry.status in ("accepted", "superseded") and not staging_paths(linkage_dir, entry)[0].exists():
-                out[entry.rel_path] = entry
-    return out
 
 
 def _meta(outcome: RunOutcome, asset: str, key: str):  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ A kind is registered once, here (:data:`KINDS`); its SQL is bound to it by name 
 files (``indicators/*.yaml``) select a kind and parameterise it; they name roles, never agencies.
 
 ``lineage``: per published column, the role fields the computation reads (``<role>.<field>``;
-``<role>.*`` stands for the row's person key), which ``pipelines/lineage.py`` turns into table columns.
+``<role>.*`` stands for the row's person key), which ``assets/lineage.py`` turns into table columns.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Column lineage of the public tier, in plain Python: which partner-tier columns each published column reads.
 
-Shared by the Dagster assets (``pipelines/lineage.py`` turns it into ``TableColumnLineage``) and the
+Shared by the Dagster assets (``assets/lineage.py`` turns it into ``TableColumnLineage``) and the
 release audit report (``warehouse/reports/audit.py``). Only names: no value ever reaches this module.
 """
 

@@ -156,7 +156,7 @@ def test_second_run_succeeds_and_protected_file_comes_from_staging(
     import pyarrow.parquet as pq
     from dagster import AssetKey, DagsterInstance
 
-    from assets.privacy import staging_paths
+    from stages.protect import staging_paths
     from pipelines.cli import main
     from pipelines.definitions import build_definitions
     from pipelines.runner import run_pipeline

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lineage import KIND_COLUMNS, TABLE_KEYS, staging_lineage
+from assets.lineage import KIND_COLUMNS, TABLE_KEYS, staging_lineage
 from pipelines.runner import run_pipeline
 from pipelines.settings import Settings
 from tests.operations.ops_support import city_env, graphql, sha256_by_drop_name, small_city, webserver
@@ -181,7 +181,7 @@ def test_kind_columns_cover_every_kind_and_exist_in_the_models() -> None:
     """KIND_COLUMNS (lineage of the published columns) reads exactly the tables of each kind's roles."""
     from typing import get_args
 
-    from pipelines.lineage import DIMENSION_COLUMNS, warehouse_tables_schema
+    from assets.lineage import DIMENSION_COLUMNS, warehouse_tables_schema
     from schemas.indicators import KINDS as KIND_SPECS
     from schemas.indicators import Dimension, load_indicator_definitions
     from schemas.roles import ROLES

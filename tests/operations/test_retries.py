@@ -11,8 +11,8 @@ from dagster import Backoff, Failure, Jitter
 from sqlalchemy.exc import OperationalError
 
 import stages.release as release_stage
+from assets.retries import IO_RETRY, retry_transient_only
 from pipelines.definitions import build_definitions
-from pipelines.retries import IO_RETRY, retry_transient_only
 from pipelines.settings import Settings
 from tests.conftest import students_csv
 

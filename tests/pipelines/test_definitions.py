@@ -62,7 +62,7 @@ def test_defs_loads_and_snapshot() -> None:
 def test_every_asset_is_described_owned_grouped_by_stage_and_kinded() -> None:
     """What the auditor sees on every asset node (issue 8): description, owner, its stage's group, kinds."""
     from pipelines.definitions import defs
-    from pipelines.retries import IO_RETRY
+    from assets.retries import IO_RETRY
 
     groups = {}
     for key in defs.resolve_all_asset_keys():

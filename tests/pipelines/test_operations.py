@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, build_run_status_sensor_context
 
-from assets.intake import agency_lateness
+from assets.partitions import DROP_FILES
 from pipelines.alerts import Alert, deliver_alert, run_failure_alert_sensor
 from pipelines.definitions import build_definitions
-from pipelines.partitions import DROP_FILES
 from pipelines.settings import Settings
+from stages.intake import agency_lateness
 from tests.conftest import students_csv
 from warehouse.manifest import ManifestEntry
 

@@ -18,9 +18,9 @@ import pytest
 from dagster import AddDynamicPartitionsRequest, RunRequest, SensorResult, SkipReason, build_sensor_context
 
 from tests.conftest import students_csv
+from assets.resources import C2CPaths
+from assets.sensors import drop_folder_sensor
 from pipelines.definitions import build_definitions
-from pipelines.resources import C2CPaths
-from pipelines.sensors import drop_folder_sensor
 from pipelines.settings import Settings
 from warehouse.db import make_engine
 from warehouse.manifest import ManifestStore

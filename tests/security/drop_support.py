@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dagster
 
+from assets.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.definitions import build_definitions
-from pipelines.resources import C2CPaths, KeysResource, PartnershipResource, WarehouseResource
 from pipelines.settings import Settings
 from warehouse.db import make_engine
 from warehouse.manifest import ManifestStore

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from assets.intake import tell_agency
 from data_sharing.feedback import FeedbackNotWritten, render_csv, write_feedback
+from stages.intake import tell_agency
 from tests.security.drop_support import resources, settings_for
 from warehouse.audit import read_entries, verify
 
@@ -98,8 +98,8 @@ def test_replacing_a_redirected_feedback_folder_is_audited(tmp_path: Path, drop:
     os.symlink(review, drop / "fps" / "feedback")
     before = snapshot_tree(review)
 
-    tell_agency(drop, warehouse, "fps", "students_20260815.csv", "Refused: not UTF-8.", NOW)
-    tell_agency(drop, warehouse, "fps", "students_20260816.csv", "Refused: not UTF-8.", NOW)  # now a real folder
+    tell_agency(drop, warehouse.engine(), "fps", "students_20260815.csv", "Refused: not UTF-8.", NOW)
+    tell_agency(drop, warehouse.engine(), "fps", "students_20260816.csv", "Refused: not UTF-8.", NOW)  # now a real folder
 
     assert snapshot_tree(review) == before
     entries = [e for e in read_entries(warehouse.engine()) if e.event_type == "feedback_folder_replaced"]

@@ -120,7 +120,7 @@ def test_c2c_run_over_junk_files_is_bounded_by_the_cap(tmp_path: Path, drop: Pat
 def test_sensor_requests_at_most_the_cap_per_agency_per_tick(tmp_path: Path, drop: Path) -> None:
     from dagster import SensorResult, build_sensor_context
 
-    from pipelines.sensors import drop_folder_sensor
+    from assets.sensors import drop_folder_sensor
     from tests.security.drop_support import dagster_instance, resources
 
     junk(drop, 30)

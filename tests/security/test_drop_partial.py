@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from assets.intake import StillBeingWritten, receive_drop
 from data_sharing.dropfolder import scan_drop_folder
 from data_sharing.intake import examine_drop
 from pipelines.settings import Settings
+from stages.intake import StillBeingWritten, receive_drop
 from tests.conftest import STUDENT_HEADER, TODAY, csv_bytes, student_row, students_csv
 from tests.security.drop_support import dagster_instance, manifest, resources, run_intake, settings_for
 
@@ -154,5 +154,5 @@ def test_receive_drop_raises_and_records_nothing_when_the_file_grows(tmp_path: P
             fh.write(rows(1, start=4))
 
     with pytest.raises(StillBeingWritten):
-        receive_drop(path, paths, warehouse, partnership, keys, partition_key=STUDENTS, run_id=None, after_read=append)
+        receive_drop(path, paths.drop_site(), warehouse.manifest(), partnership.load(), keys.load, partition_key=STUDENTS, run_id=None, after_read=append)
     assert manifest(settings) == [] and path.exists()

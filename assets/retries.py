@@ -15,12 +15,15 @@ The in-process executor honours op retry policies (``tests/operations/test_retri
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from dagster import Backoff, Failure, Jitter, RetryPolicy
+
+from stages import StageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,3 +105,12 @@ def retry_transient_only(fn: F) -> F:
             raise converted from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def stage_failures() -> Iterator[None]:
+    """A stage that cannot go on (``stages.StageError``) fails the step at once, with the stage's message."""
+    try:
+        yield
+    except StageError as exc:
+        raise Failure(str(exc)) from None

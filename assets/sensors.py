@@ -22,9 +22,9 @@ from dagster import (
 
 from assets import names
 from data_sharing.dropfolder import ReadyEntry, scan_drop_folder
-from pipelines.jobs import intake_job
-from pipelines.partitions import DROP_FILES
-from pipelines.resources import C2CPaths
+from assets.jobs import intake_job
+from assets.partitions import DROP_FILES
+from assets.resources import C2CPaths
 
 SENSOR_INTERVAL_S = 30
 TICK_BUDGET_S = 40.0  # Dagster stops a sensor tick at 60 s; leave the rest for the next tick

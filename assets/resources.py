@@ -13,12 +13,13 @@ from data_sharing.keys import KeySet, load_keyset
 from data_sharing.landing import LandingZone
 from data_sharing.partnership import load_partnership
 from schemas.partnership import Partnership
+from stages.intake import DropSite
 from warehouse.db import make_engine, upgrade
 from warehouse.manifest import ManifestStore
 
 
 class C2CPaths(ConfigurableResource):
-    """The data directory and its parts (see pipelines/settings.py for the defaults)."""
+    """The data directory and its parts (defaults: ``pipelines.settings.Settings``)."""
 
     home: str
     drop_dir: str
@@ -44,6 +45,10 @@ class C2CPaths(ConfigurableResource):
             settle_s=self.drop_settle_s, max_files=self.drop_max_files, max_bytes=self.drop_max_bytes,
             max_file_bytes=self.drop_max_file_bytes, max_line_bytes=self.drop_max_line_bytes,
         )
+
+    def drop_site(self) -> DropSite:
+        """The plain view the intake stage works with (today's date read now)."""
+        return DropSite(Path(self.drop_dir), Path(self.landing_dir), self.today(), self.drop_limits(), self.drop_settle_s)
 
     def today(self) -> dt.date:
         if self.today_override:
