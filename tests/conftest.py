@@ -21,8 +21,9 @@ from data_sharing.partnership import load_partnership
 from schemas.partnership import Partnership
 
 # The modules that take longest (measured with --durations on this 2-core machine, heaviest first). xdist
-# hands whole modules to workers in collection order (--dist loadscope), so these go first and the short
-# ones fill in behind them; otherwise one long module started last leaves the other core idle at the end.
+# hands whole modules to workers in collection order (--dist loadscope --no-loadscope-reorder: by default it
+# orders modules by their number of tests, which put these one-test modules last), so these go first and the
+# short ones fill in behind them; otherwise one long module started last leaves the other core idle.
 HEAVY_MODULES = (
     "tests/e2e/test_renamed_partnership.py",
     "tests/operations/test_quiet_night.py",
