@@ -12,17 +12,8 @@ import pyarrow as pa
 
 from data_sharing.validation.drift import _drift_explanation, _drift_params, _profile
 from data_sharing.validation.engines import _Eval, _gx_evaluations, _MaskEngine, _resolve, suite_for
-from data_sharing.validation.results import (
-    MAX_PARTIAL,
-    OUTCOME_RANK,
-    DriftPolicy,
-    Engine,
-    ExpectationSummary,
-    ExtractProfile,
-    Problem,
-    ValidationInputError,
-    ValidationResult,
-)
+from data_sharing.validation.results import MAX_PARTIAL, OUTCOME_RANK, DriftPolicy, Engine, ExpectationSummary, ExtractProfile
+from data_sharing.validation.results import Problem, ValidationInputError, ValidationResult
 from data_sharing.validation.view import _as_array, _attach_references, _build_view, _group_ids, _shared, _trim_and_blank, _View
 from schemas import gx_suite as gs
 from schemas.contracts import ExtractContract
