@@ -26,7 +26,8 @@ from sqlalchemy.engine import make_url
 
 from assets import names
 from pipelines.settings import Settings
-from stages.hub import ManifestStore, current_release_id
+from stages.hub import current_release_id
+from stages.intake import ManifestStore
 
 STATE_FILE = "nightly_inputs.json"
 QUIET_ASSETS = (names.CURRENT_SNAPSHOTS, names.RAW_RETENTION, names.DATA_QUALITY_SCORECARD)

@@ -20,8 +20,8 @@ from pipelines.instance import ensure_dagster_home
 from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
 from pipelines.quiet_night import run_nightly
 from pipelines.settings import Settings
-from stages.hub import ManifestStore, key_labels, keyset_problem, open_engine, record_audit, upgrade_warehouse, warehouse_engine
-from stages.intake import escape_name, notify_agency, scan_drop
+from stages.hub import key_labels, keyset_problem, open_engine, record_audit, upgrade_warehouse, warehouse_engine
+from stages.intake import ManifestStore, escape_name, notify_agency, scan_drop
 from stages.protect import unfinished_intakes
 
 

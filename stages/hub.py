@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 from data_sharing.errors import KeyMaterialError
 from data_sharing.keys import ENV_VAR, PURPOSES, KeySet, export_linkage_key, hub_holds_data, init_hub_keyset, init_keyset, key_error_hint, load_keyset
 from warehouse.audit import AuditEntry, AuditEvent, AuditKeys, VerifyResult, export_csv, read_entries, record_events, set_key_provider, verify, warehouse_id
-from warehouse.db import current_revision, make_engine, upgrade
-from warehouse.manifest import ManifestEntry, ManifestStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,9 +25,12 @@ if TYPE_CHECKING:
     from data_sharing.partnership import Partnership
     from data_sharing.validation.check import CheckReport
     from warehouse.access import AccessReport
+    from warehouse.manifest import ManifestEntry, ManifestStore
     from warehouse.releases import ReleaseInfo
 
-__all__ = ["KEY_ENV_VAR", "PURPOSES", "KeySet", "ManifestEntry", "ManifestStore"]
+__all__ = ["KEY_ENV_VAR", "PURPOSES", "KeySet"]
+# Imported on every `c2c` command (the audit key): the key layer and the audit log at the top, the rest
+# (the warehouse's migrations, the manifest, the drop folder) only in the functions that use them.
 
 KEY_ENV_VAR = ENV_VAR
 """The environment variable that may hold the master key instead of the key file."""
@@ -110,31 +111,43 @@ def register_audit_key(key_file: str | Path, warehouse_url: str, warehouse_schem
 
 def warehouse_engine(url: str, schema: str | None = None) -> Engine:
     """An engine on the warehouse (not migrated: :func:`upgrade_warehouse`)."""
+    from warehouse.db import make_engine
+
     return make_engine(url, schema)
 
 
 def upgrade_warehouse(engine: Engine) -> None:
     """Apply the warehouse migrations (Alembic) up to head."""
+    from warehouse.db import upgrade
+
     upgrade(engine)
 
 
 def open_engine(url: str, schema: str | None = None) -> Engine:
     """An engine on the warehouse, migrated to head."""
+    from warehouse.db import make_engine, upgrade
+
     engine = make_engine(url, schema)
     upgrade(engine)
     return engine
 
 
 def warehouse_revision(engine: Engine) -> str | None:
+    from warehouse.db import current_revision
+
     return current_revision(engine)
 
 
 def manifest_store(engine: Engine) -> ManifestStore:
+    from warehouse.manifest import ManifestStore
+
     return ManifestStore(engine)
 
 
 def manifest_entries(engine: Engine, *, agency: str | None = None, status: str | None = None) -> list[ManifestEntry]:
     """Every file received (of ``agency``), optionally only those with ``status``."""
+    from warehouse.manifest import ManifestStore
+
     entries = ManifestStore(engine).entries(agency=agency)
     return [e for e in entries if e.status == status] if status else entries
 
