@@ -120,7 +120,7 @@ def cmd_check_extract(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     report = check_extract_file(Path(args.file), args.agency,
-                           load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership))
+                                load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership))
     print(report.text())
     return report.exit_code
 
