@@ -50,6 +50,7 @@ def run(children: int, seed: int, keep: Path | None) -> dict:
     from sqlalchemy import create_engine
 
     from data_sharing.keys import load_keyset
+    from data_sharing.pseudonyms import pseudonymize_ids
     from pipelines.runner import run_pipeline
     from pipelines.settings import Settings
     from synthetic import truth_indicators as T
@@ -67,7 +68,9 @@ def run(children: int, seed: int, keep: Path | None) -> dict:
             raise SystemExit(f"pipeline run failed: {summary.error or summary.counts}")
         engine = create_engine(f"sqlite:///{home / 'warehouse.db'}")
         t = time.perf_counter()
-        agreement = T.measure(facts, engine, load_keyset(env=os.environ))
+        keyset = load_keyset(env=os.environ)
+        agreement = T.measure(facts, engine, lambda ids, agency, id_type: pseudonymize_ids(
+            ids, keyset, agency=agency, id_type=id_type)["source_key"])
         t_measure = time.perf_counter() - t
         engine.dispose()
     finally:

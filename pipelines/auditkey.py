@@ -1,7 +1,8 @@
 """The audit chain's key for this process: the hub's ``audit`` purpose key (issue 20 item 11).
 
 ``warehouse.audit`` never loads keys itself (it does not import the key layer); the doors register where
-the key comes from, per warehouse: the CLI for its settings, ``build_definitions`` for runs.
+the key comes from, per warehouse (``stages.hub.register_audit_key``): the CLI for its settings,
+``build_definitions`` for runs.
 Nothing here imports Dagster, so the CLI can call it on every command.
 """
 
@@ -31,19 +32,9 @@ def use_hub_audit_key(key_file: str | Path, warehouse_url: str, warehouse_schema
     """Key the audit chain of the hub's warehouse with the hub's ``audit`` key (loaded on each append, so
     a rotation takes effect at once; no key available means unkeyed, which a keyed log refuses).
     ``key_env``: the master key from the settings (``Settings.key_env()``), if there is one."""
-    from data_sharing.errors import KeyMaterialError
-    from data_sharing.keys import load_keyset
-    from warehouse.audit import AuditKeys, set_key_provider, warehouse_id
+    from stages.hub import register_audit_key
 
-    def provider() -> AuditKeys | None:
-        try:
-            keyset = load_keyset(Path(key_file), env=key_env)
-        except KeyMaterialError:
-            return None
-        versions = [keyset.purpose_key("audit", v) for v in keyset.purpose_versions("audit")]
-        return AuditKeys(keyset.purpose_key("audit").label, {k.label: k.secret for k in versions})
-
-    set_key_provider(provider, warehouse=warehouse_id(warehouse_url, warehouse_schema))
+    register_audit_key(key_file, warehouse_url, warehouse_schema, key_env)
 
 
 def keyed_audit(settings: S) -> S:

@@ -32,26 +32,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from data_sharing.errors import KeyMaterialError
-    from data_sharing.keys import PURPOSES, export_linkage_key, init_hub_keyset, load_keyset
+    from stages.errors import KeyMaterialError
+    from stages.hub import PURPOSES, export_linkage, init_keys, load_keys, rotate_keys
 
     settings = _settings(args)
     try:
         if args.keys_command == "init":
-            keyset = init_hub_keyset(settings.key_file, settings.landing_dir, settings.linkage_dir, force=args.force_new_hub)
+            keyset = init_keys(settings.key_file, settings.landing_dir, settings.linkage_dir, force=args.force_new_hub)
             print(f"c2c keys: created {settings.key_file} (mode 0600). Back it up somewhere safe: without it the")
             print("  pseudonyms cannot be recomputed and the landing zone cannot be read.")
         elif args.keys_command == "rotate":
-            keyset = load_keyset(settings.key_file, env=settings.key_env())
             purposes = tuple(args.purposes.split(",")) if args.purposes else PURPOSES
-            keyset.rotate(purposes)  # type: ignore[arg-type]
+            keyset = rotate_keys(settings.key_file, settings.key_env(), purposes)
             print(f"c2c keys: rotated {', '.join(purposes)}; the next run re-keys pseudonyms through the crosswalk")
         elif args.keys_command == "export-linkage":
-            keyset = load_keyset(settings.key_file, env=settings.key_env())
-            key = export_linkage_key(keyset, Path(args.out))
-            print(f"c2c keys: wrote the linkage key {key.label} to {args.out} (mode 0600) for agencies that tokenize")
+            keyset, label = export_linkage(settings.key_file, settings.key_env(), Path(args.out))
+            print(f"c2c keys: wrote the linkage key {label} to {args.out} (mode 0600) for agencies that tokenize")
         else:
-            keyset = load_keyset(settings.key_file, env=settings.key_env())
+            keyset = load_keys(settings.key_file, env=settings.key_env())
         for purpose, label in keyset.key_labels().items():
             print(f"  {purpose}: {label}")
     except KeyMaterialError as exc:
@@ -62,13 +60,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from data_sharing.errors import IdentifierDataError, KeyMaterialError
-    from data_sharing.intake import read_extract_table
-    from data_sharing.keys import load_linkage_key
-    from data_sharing.partnership import load_partnership
-    from data_sharing.protect import tokenize_frame
+    from stages.errors import IdentifierDataError, KeyMaterialError
+    from stages.hub import tokenize_extract
+    from stages.partnership import load_partnership
 
     settings = _settings(args)
     settings.apply_process_defaults()
@@ -78,35 +72,33 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         print(f"c2c tokenize: {args.agency!r} has no extract {args.extract!r} under its MOU", file=sys.stderr)
         return 2
     try:
-        key = load_linkage_key(Path(args.linkage_key))
-        table = read_extract_table(Path(args.input).read_bytes())
-        unknown = [c for c in table.column_names if c not in terms.permitted_fields]
-        if unknown:
-            print(f"c2c tokenize: columns the MOU does not permit: {', '.join(unknown[:10])}", file=sys.stderr)
+        result = tokenize_extract(Path(args.input), terms, Path(args.linkage_key))
+        if result.unknown or result.tokens is None:
+            print(f"c2c tokenize: columns the MOU does not permit: {', '.join(result.unknown[:10])}", file=sys.stderr)
             return 2
-        tokens = tokenize_frame(table.to_pandas(types_mapper=pd.ArrowDtype), terms.contract, key)
+        tokens = result.tokens
     except (KeyMaterialError, IdentifierDataError, ValueError, OSError) as exc:
         print(f"c2c tokenize: {exc}", file=sys.stderr)
         return 2
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tokens.to_csv(out, index=False)
-    print(f"c2c tokenize: wrote {len(tokens):,} rows to {out} (linkage key {key.label}); no name, birth date,")
+    print(f"c2c tokenize: wrote {len(tokens):,} rows to {out} (linkage key {result.key_label}); no name, birth date,")
     print(f"  address or agency id is in it. Drop it as {args.extract}_<YYYYMMDD>.tokens.csv.")
     return 0
 
 
 def _ensure_demo_keys(settings: Settings) -> None:
-    from data_sharing.keys import init_keyset
+    from stages.hub import create_keys
 
     if not settings.key_file.exists() and not settings.master_key:
-        init_keyset(settings.key_file)
+        create_keys(settings.key_file)
         print(f"c2c demo: created a key set for this demo at {settings.key_file} (0600; never commit it)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.runner import format_summary, run_pipeline
-    from synthetic.city import generate_city
+    from stages.synth import generate_city
 
     settings = Settings.from_env(home=args.home)
     city_dir = settings.home / "synthetic"
@@ -123,19 +115,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check_extract(args: argparse.Namespace) -> int:
-    from data_sharing.partnership import load_partnership
-    from data_sharing.validation import check_extract
+    from stages.hub import check_extract_file
+    from stages.partnership import load_partnership
 
     settings = _settings(args)
-    report = check_extract(Path(args.file), args.agency,
-                           load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership))
+    report = check_extract_file(Path(args.file), args.agency,
+                                load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership))
     print(report.text())
     return report.exit_code
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from data_sharing.partnership import load_partnership
-    from schemas.errors import ContractError, ContractErrors
+    from stages.errors import ContractError, ContractErrors
+    from stages.partnership import load_partnership
 
     try:
         settings = _settings(args)
@@ -156,11 +148,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from warehouse.manifest import ManifestStore
+    from stages.hub import manifest_entries
 
-    entries = ManifestStore(_engine(args)).entries(agency=args.agency)
-    if args.status:
-        entries = [e for e in entries if e.status == args.status]
+    entries = manifest_entries(_engine(args), agency=args.agency, status=args.status)
     for e in entries:
         line = f"{e.id:>5}  {e.status:<10}  {e.rel_path}"
         if e.rows is not None:
@@ -175,10 +165,10 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_warehouse_upgrade(args: argparse.Namespace) -> int:
-    from warehouse.db import current_revision
+    from stages.hub import warehouse_revision
 
     engine = cli_hub.open_warehouse(_settings(args), create=True)
-    print(f"c2c: warehouse at revision {current_revision(engine)}")
+    print(f"c2c: warehouse at revision {warehouse_revision(engine)}")
     return 0
 
 
@@ -187,13 +177,13 @@ def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from warehouse.audit import verify
+    from stages.hub import verify_audit
 
     expected = None
     if args.head:
         seq, _, digest = args.head.partition(":")
         expected = (int(seq), digest)
-    result = verify(_engine(args), expected_head=expected)
+    result = verify_audit(_engine(args), expected_head=expected)
     if result.ok:
         head = f"head {result.head[0]}:{result.head[1]}" if result.head else "empty"
         print(f"c2c audit: OK, {result.entries} entries, chain intact ({head}; keyed from entry {result.keyed_from or '-'})")
@@ -203,7 +193,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    from warehouse.audit import export_csv, read_entries
+    from stages.hub import export_audit
 
     def when(value: str | None) -> dt.datetime | None:
         if not value:
@@ -211,7 +201,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
         parsed = dt.datetime.fromisoformat(value)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
-    text = export_csv(read_entries(_engine(args), start=when(args.start), end=when(args.end)))
+    text = export_audit(_engine(args), start=when(args.start), end=when(args.end))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"c2c audit: wrote {text.count(chr(10)) - 1} entries to {args.out}")
@@ -221,11 +211,11 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def cmd_warehouse_grant(args: argparse.Namespace) -> int:
-    from data_sharing.partnership import load_partnership
-    from warehouse.access import grant_access_tiers
+    from stages.hub import grant_tiers
+    from stages.partnership import load_partnership
 
     settings = _settings(args)
-    report = grant_access_tiers(_engine(args), load_partnership(settings.agreements_dir, settings.extracts_dir,
+    report = grant_tiers(_engine(args), load_partnership(settings.agreements_dir, settings.extracts_dir,
                                                                 root=settings.partnership))
     print(f"c2c warehouse: {report.message}")
     for role, relations in sorted(report.grants.items()):
@@ -234,17 +224,15 @@ def cmd_warehouse_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_linkage_train(args: argparse.Namespace) -> int:
-    from data_sharing.keys import load_keyset
-    from data_sharing.linkage.area import LinkageArea
-    from data_sharing.partnership import load_partnership
+    from stages.hub import load_keys, manifest_store
     from stages.linkage import train
-    from warehouse.manifest import ManifestStore
+    from stages.partnership import load_partnership
 
     settings = _settings(args)
     settings.apply_process_defaults()
     parts = load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership)
-    keyset = load_keyset(settings.key_file, env=settings.key_env())
-    trained = train(ManifestStore(_engine(args)), parts, keyset, LinkageArea(settings.linkage_dir))
+    keyset = load_keys(settings.key_file, env=settings.key_env())
+    trained = train(manifest_store(_engine(args)), parts, keyset, settings.linkage_dir)
     if trained is None:
         print("c2c linkage: no person extracts have been taken in yet", file=sys.stderr)
         return 2
@@ -258,9 +246,7 @@ def _review_error(exc: Exception) -> int:
 
 
 def cmd_review_list(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from data_sharing.linkage.review import QUEUE_REASONS, DecisionError, levels_text, read_pending, read_queue
+    from stages.review import QUEUE_REASONS, DecisionError, levels_text, review_listing
 
     settings = _settings(args)
     if args.reason and args.reason not in QUEUE_REASONS:
@@ -268,30 +254,17 @@ def cmd_review_list(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         return _review_error(DecisionError("--limit must be 1 or more"))
     try:
-        queue = read_queue(settings.linkage_dir)
-        pending = read_pending(settings.linkage_dir)
+        listing = review_listing(settings.linkage_dir, reason=args.reason, agency=args.agency, limit=args.limit)
     except DecisionError as exc:
         return _review_error(exc)
-    total = len(queue)
-    if args.reason:
-        queue = queue[queue.reason == args.reason]
-    if args.agency:
-        queue = queue[(queue.agency_l == args.agency) | (queue.agency_r == args.agency)]
-    matching = len(queue)
-    if args.limit is not None:
-        queue = queue.head(args.limit)
-    queue = queue.reset_index(drop=True)
-    decided = pending.drop_duplicates(["source_key_l", "source_key_r"], keep="last").set_index(
-        ["source_key_l", "source_key_r"]).decision
-    at = pd.MultiIndex.from_arrays([queue.source_key_l, queue.source_key_r])
-    queue["pending"] = decided.reindex(at).fillna("").to_numpy() if len(decided) else ""
+    queue, total, matching = listing.queue, listing.total, listing.matching
     if args.format == "csv":
         sys.stdout.write(queue.to_csv(index=False, lineterminator="\n"))
         return 0
     run = str(queue.run_id.iloc[0])[:8] if len(queue) else "-"
     print(f"c2c linkage review: {total} pair(s) in the queue" + (f" of run {run}" if len(queue) else "")
           + (f", {matching} matching" if matching != total else "") + f", showing {len(queue)}; "
-          f"{len(pending)} decision(s) pending for the next run")
+          f"{listing.pending} decision(s) pending for the next run")
     if len(queue) == 0:
         return 0
     print(f"  {'#':>3}  {'source_key_l':<16}  {'source_key_r':<16}  {'agencies':<9}  {'prob.':>6}  {'reason':<22}  pending")
@@ -307,57 +280,17 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 
 def _record_decisions(args: argparse.Namespace, new, *, via: str, resolve: bool = False):  # type: ignore[no-untyped-def]
     """Check decisions, then append them to the pending file and the audit log together (or neither)."""
-    import getpass
-
-    import pandas as pd
-    from sqlalchemy.orm import Session
-
-    from data_sharing.linkage.review import (
-        audit_details,
-        check_new_decisions,
-        known_source_keys,
-        locked_pending,
-        pair_subject,
-        read_queue,
-        resolve_source_key,
-    )
-    from warehouse.audit import AuditEvent, append_events
+    from stages.review import record_decisions
 
     settings = _settings(args)
-    queue = read_queue(settings.linkage_dir)
-    known = known_source_keys(settings.linkage_dir) if args.allow_unqueued else None
-    if resolve:
-        candidates = pd.Index(pd.concat([queue.source_key_l, queue.source_key_r]).astype(str))
-        if known is not None:
-            candidates = candidates.append(known.astype(str))
-        new = new.assign(source_key_l=resolve_source_key(new.source_key_l.iloc[0], candidates, which="first"),
-                         source_key_r=resolve_source_key(new.source_key_r.iloc[0], candidates, which="second"))
-    engine = _engine(args)
-    try:
-        account = getpass.getuser()
-    except (KeyError, OSError):
-        account = None
-    try:
-        with locked_pending(settings.linkage_dir) as pending:
-            decisions = check_new_decisions(new, queue=queue, pending=pending.frame, known=known,
-                                            allow_unqueued=args.allow_unqueued, supersede=args.supersede)
-            events = [AuditEvent("review_decision_recorded", pair_subject(str(d["source_key_l"]), str(d["source_key_r"])), d,
-                                 actor="c2c.review")
-                      for d in audit_details(decisions, queue=queue, via=via, os_account=account)]
-            with Session(engine) as session, session.begin():  # the file is restored if the commit fails
-                entries = append_events(session, events)
-                waiting = pending.append(decisions)
-    finally:
-        engine.dispose()
-    return decisions, entries, waiting, pending.path
+    return record_decisions(settings.linkage_dir, lambda: _engine(args), new, via=via, allow_unqueued=args.allow_unqueued,
+                            supersede=args.supersede, resolve=resolve)
 
 
 def cmd_review_decide(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from data_sharing.linkage.review import DecisionError
-
-    from data_sharing.linkage.review import DECISIONS
+    from stages.review import DECISIONS, DecisionError
 
     decision = str(args.decision).strip().lower()
     if decision not in DECISIONS:
@@ -384,8 +317,7 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_review_audit(args: argparse.Namespace) -> int:
-    from data_sharing.linkage.queue import audit_summary
-    from data_sharing.linkage.review import DecisionError
+    from stages.review import DecisionError, audit_summary
 
     try:
         print(audit_summary(_settings(args).linkage_dir))
@@ -397,7 +329,7 @@ def cmd_review_audit(args: argparse.Namespace) -> int:
 def cmd_review_import(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from data_sharing.linkage.review import DECISION_COLUMNS, DecisionError
+    from stages.review import DECISION_COLUMNS, DecisionError
 
     path = Path(args.file)
     try:
@@ -543,7 +475,7 @@ def _add_linkage_parsers(sub: argparse._SubParsersAction, common: Callable[[argp
     lt = lsub.add_parser("train", help="retrain the linkage model on the current encodings (versioned artefact)")
     common(lt)
     lt.set_defaults(func=cmd_linkage_train)
-    from data_sharing.linkage.review import QUEUE_REASONS
+    from stages.review import QUEUE_REASONS
 
     lr = lsub.add_parser("review", help="clerical review: the pseudonymous queue and reviewers' decisions")
     rsub = lr.add_subparsers(dest="review_command", required=True)

@@ -70,7 +70,7 @@ def open_warehouse(settings: Settings, *, create: bool):  # type: ignore[no-unty
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
-    from warehouse.db import make_engine, upgrade
+    from stages.hub import open_engine
 
     url = check_warehouse_url(settings.warehouse_url)
     parsed = make_url(url)
@@ -78,8 +78,7 @@ def open_warehouse(settings: Settings, *, create: bool):  # type: ignore[no-unty
         raise UserError(f"no warehouse at {parsed.database}: run `c2c init` (or `c2c run`) first, or name yours with "
                         f"--warehouse URL or `warehouse:` in {settings.home / CONFIG_FILE}")
     try:
-        engine = make_engine(url, settings.warehouse_schema)
-        upgrade(engine)
+        engine = open_engine(url, settings.warehouse_schema)
     except DBAPIError as exc:
         raise UserError(f"cannot open the warehouse {safe_url(url)}: {_db_reason(exc)}; check the host, port and "
                         f"database in --warehouse or `warehouse:` in {settings.home / CONFIG_FILE}") from exc
@@ -88,20 +87,18 @@ def open_warehouse(settings: Settings, *, create: bool):  # type: ignore[no-unty
 
 def keys_hint(settings: Settings) -> str:
     """What to do without a key set: restore it where the hub holds data, else create one."""
-    from data_sharing.keys import hub_holds_data, key_error_hint
+    from stages.hub import restore_hint
 
-    if hub_holds_data(settings.landing_dir, settings.linkage_dir):
-        return key_error_hint(settings.landing_dir, settings.linkage_dir)
-    return KEYS_HINT
+    return restore_hint(settings.landing_dir, settings.linkage_dir) or KEYS_HINT
 
 
 def check_keys(settings: Settings) -> None:
     """The key set loads, or a one-line :class:`UserError` with the `c2c init` / `c2c keys init` hint."""
-    from data_sharing.errors import KeyMaterialError
-    from data_sharing.keys import load_keyset
+    from stages.errors import KeyMaterialError
+    from stages.hub import load_keys
 
     try:
-        load_keyset(settings.key_file, env=settings.key_env())
+        load_keys(settings.key_file, env=settings.key_env())
     except KeyMaterialError as exc:
         if exc.reason == "missing" or not settings.key_file.exists():
             raise UserError(f"no key set at {settings.key_file}: {keys_hint(settings)}") from exc
@@ -123,7 +120,7 @@ def user_message(exc: BaseException) -> str | None:
     """The one line for an error a person can fix (None: not one of those)."""
     from sqlalchemy.exc import DBAPIError
 
-    from data_sharing.errors import KeyMaterialError
+    from stages.errors import KeyMaterialError
 
     if isinstance(exc, SettingsError):
         return str(exc)
@@ -164,21 +161,18 @@ def strip_debug(argv: list[str] | None) -> tuple[list[str], bool]:
 def cmd_synth(args: argparse.Namespace) -> int:
     import time
 
-    from synthetic.city import generate_city
+    from stages.synth import check_profile, generate_city
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     started = time.perf_counter()
-    kwargs: dict[str, Any] = {"as_of": as_of} if as_of else {}
-    if getattr(args, "profile", None):
-        from synthetic.profiles import load_profile
-
+    profile = getattr(args, "profile", None) or None
+    if profile:
         try:
-            load_profile(args.profile)
+            check_profile(profile)
         except ValueError as exc:  # an unknown or malformed profile: one line, exit 2
             print(f"c2c synth: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
-        kwargs["profile"] = args.profile
-    summary = generate_city(args.children, args.seed, Path(args.out), **kwargs)
+    summary = generate_city(args.children, args.seed, Path(args.out), as_of=as_of, profile=profile)
     elapsed = time.perf_counter() - started
     out = Path(args.out).absolute()
     print(synth_headline(out, args.children, args.seed, elapsed))
@@ -218,8 +212,8 @@ def synth_headline(out: Path, children: int, seed: int, elapsed: float) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from data_sharing.errors import KeyMaterialError
-    from data_sharing.keys import ENV_VAR, init_hub_keyset, load_keyset
+    from stages.errors import KeyMaterialError
+    from stages.hub import KEY_ENV_VAR, init_keys, load_keys
 
     base = Settings.from_env(home=args.home)
     values = read_config_file(base.home)
@@ -237,12 +231,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     open_warehouse(settings, create=True).dispose()
     drop.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        keyset = load_keyset(settings.key_file, env=settings.key_env())
-        keys = f"kept the existing key set ({keyset.source or ENV_VAR})"
+        keyset = load_keys(settings.key_file, env=settings.key_env())
+        keys = f"kept the existing key set ({keyset.source or KEY_ENV_VAR})"
     except KeyMaterialError as exc:
         if exc.reason != "missing" or settings.key_file.exists():
             raise UserError(f"the key set cannot be used: {exc}") from exc
-        init_hub_keyset(settings.key_file, settings.landing_dir, settings.linkage_dir)  # refused over existing data
+        init_keys(settings.key_file, settings.landing_dir, settings.linkage_dir)  # refused over existing data
         keys = f"created {settings.key_file} (0600): back it up somewhere safe, never commit it"
     path = write_config_file(settings.home, values)
     print(f"c2c init: wrote {path} (every c2c command reads it; flags and environment variables override it)")
@@ -279,19 +273,17 @@ def _last_run(settings: Settings) -> str:
 
 
 def _waiting_files(settings: Settings, store) -> str:  # type: ignore[no-untyped-def]
-    from data_sharing.dropfolder import scan_drop_folder
-    from data_sharing.intake import escape_name
+    from stages.hub import drop_waiting
 
     if not settings.drop_dir.is_dir():
         return f"{settings.drop_dir} does not exist (create it with `c2c init --drop DIR`)"
-    scan = scan_drop_folder(settings.drop_dir, None, time_budget_s=30.0, max_ready=10**6, settle_s=2.0)
-    new = [r for r in scan.ready if store.find(escape_name(r.entry.rel_path), r.fingerprint) is None]
-    return f"{len(new)} new file(s) to take in, {len(scan.waiting)} still being written  ({settings.drop_dir})"
+    waiting = drop_waiting(settings.drop_dir, store)
+    return f"{waiting.new} new file(s) to take in, {waiting.being_written} still being written  ({settings.drop_dir})"
 
 
 def _late_agencies(settings: Settings, store) -> str:  # type: ignore[no-untyped-def]
-    from data_sharing.partnership import load_partnership
     from stages.intake import late_agencies
+    from stages.partnership import load_partnership
 
     late = late_agencies(store, load_partnership(settings.agreements_dir, settings.extracts_dir, root=settings.partnership), settings.today())
     if not late:
@@ -300,16 +292,13 @@ def _late_agencies(settings: Settings, store) -> str:  # type: ignore[no-untyped
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from warehouse.audit import head
-    from warehouse.manifest import ManifestStore
-    from warehouse.releases import current_release
+    from stages.hub import manifest_store, release_and_audit_head
 
     settings = settings_from_args(args)
     engine = open_warehouse(settings, create=False)
     try:
-        store = ManifestStore(engine)
-        release = current_release(engine)
-        audit = head(engine)
+        store = manifest_store(engine)
+        release, audit = release_and_audit_head(engine)
         lines = [
             f"c2c status ({settings.config_file or 'no ' + str(settings.home / CONFIG_FILE) + ': defaults'})",
             f"  last run:        {_last_run(settings)}",

@@ -13,8 +13,8 @@ from typing import Any
 
 
 def cmd_partnership_export(args: argparse.Namespace) -> int:
-    from schemas.partnership import export_reference
-    from schemas.errors import ContractError
+    from stages.errors import ContractError
+    from stages.partnership import export_reference
 
     try:
         written = export_reference(args.dir)
@@ -27,9 +27,8 @@ def cmd_partnership_export(args: argparse.Namespace) -> int:
 
 
 def cmd_partnership_check(args: argparse.Namespace) -> int:
-    from data_sharing.partnership import load_partnership_dir
-    from schemas.errors import ContractError, ContractErrors
-    from schemas.indicators import load_indicator_definitions
+    from stages.errors import ContractError, ContractErrors
+    from stages.partnership import indicator_names, load_partnership_dir
 
     try:
         p = load_partnership_dir(args.dir)
@@ -42,8 +41,8 @@ def cmd_partnership_check(args: argparse.Namespace) -> int:
     for agency in p.agencies:
         roles = ", ".join(f"{e} ({p.contracts[(agency, e)].role or 'no role: not stored'})" for e in p.extracts_of(agency))
         print(f"{agency}: {p.agreements[agency].agency_name}: {roles}")
-    defs = load_indicator_definitions(p.indicators_dir)
-    print(f"indicators: {len(defs)} definitions ({', '.join(sorted(defs))})")
+    defs = indicator_names(p)
+    print(f"indicators: {len(defs)} definitions ({', '.join(defs)})")
     print(f"c2c: the partnership in {args.dir} is consistent")
     return 0
 
@@ -55,11 +54,10 @@ def _synth_for_partnership(args: argparse.Namespace, original: Any) -> int:
     import datetime as dt
     from pathlib import Path
 
-    from data_sharing.partnership import load_partnership_dir
-    from synthetic.partnership_city import generate_partnership_city
+    from stages.synth import generate_partnership_city
 
-    kwargs = {"as_of": dt.date.fromisoformat(args.as_of)} if args.as_of else {}
-    rows = generate_partnership_city(load_partnership_dir(args.partnership), args.children, args.seed, Path(args.out), **kwargs)
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    rows = generate_partnership_city(args.partnership, args.children, args.seed, Path(args.out), as_of=as_of)
     print(f"c2c synth: a synthetic city of {args.children:,} children (seed {args.seed}) for {args.partnership}")
     for (agency, extract), n in sorted(rows.items()):
         print(f"  {agency}/{extract}: {n:,} rows")
@@ -73,18 +71,17 @@ def _demo_for_partnership(args: argparse.Namespace, original: Any) -> int:
         return int(original(args) or 0)
     from pathlib import Path
 
-    from data_sharing.partnership import load_partnership_dir
     from pipelines.cli import _ensure_demo_keys
     from pipelines.runner import format_summary, run_pipeline
     from pipelines.settings import Settings
-    from synthetic.partnership_city import generate_partnership_city
+    from stages.synth import generate_partnership_city
 
     root = Path(args.partnership).absolute()
     settings = Settings.from_env(home=args.home).with_overrides(partnership=root)
     city_dir = settings.home / "synthetic"
     settings = settings.with_overrides(drop_dir=city_dir / "drop")
     print(f"c2c demo: a synthetic city of {args.children:,} children (seed {args.seed}) for {root} in {city_dir}")
-    generate_partnership_city(load_partnership_dir(root), args.children, args.seed, city_dir)
+    generate_partnership_city(root, args.children, args.seed, city_dir)
     _ensure_demo_keys(settings)
     summary = run_pipeline(settings, settle_s=0.0)
     print(format_summary(summary))

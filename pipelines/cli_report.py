@@ -8,25 +8,15 @@ from pathlib import Path
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sqlalchemy import inspect
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from pipelines import cli
-    from warehouse.db import make_engine
-    from warehouse.reports.cabinet import ReportError, build_cabinet_report
+    from stages.report import ReportError, report_release
 
     settings = cli._settings(args)
     out = Path(args.out).expanduser().absolute() if args.out else settings.home / "reports"
     try:
-        url = make_url(settings.warehouse_url)
-        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-            raise ReportError(f"there is no warehouse at {url.database}: run `c2c run` (it publishes a release) first")
-        engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
-        with engine.connect() as conn:
-            if not inspect(conn).has_table("releases"):
-                raise ReportError("the warehouse has no release table yet: run `c2c run` (it publishes a release) first")
-        result = build_cabinet_report(engine, out, args.release)
+        result = report_release(settings.warehouse_url, settings.warehouse_schema, out, args.release)
     except ReportError as exc:
         print(f"c2c report: {exc}", file=sys.stderr)
         return 2

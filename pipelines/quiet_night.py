@@ -26,7 +26,8 @@ from sqlalchemy.engine import make_url
 
 from assets import names
 from pipelines.settings import Settings
-from warehouse.manifest import ManifestStore
+from stages.hub import current_release_id
+from stages.intake import ManifestStore
 
 STATE_FILE = "nightly_inputs.json"
 QUIET_ASSETS = (names.CURRENT_SNAPSHOTS, names.RAW_RETENTION, names.DATA_QUALITY_SCORECARD)
@@ -80,10 +81,7 @@ def fingerprint(inputs: dict[str, Any]) -> str:
 
 
 def _current_release(engine: Engine) -> int | None:
-    from warehouse.releases import current_release_id
-
-    with engine.connect() as conn:
-        return current_release_id(conn)
+    return current_release_id(engine)
 
 
 def nothing_changed(settings: Settings, store: ManifestStore, key_labels: dict[str, str], engine: Engine) -> int | None:

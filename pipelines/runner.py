@@ -13,10 +13,6 @@ from dagster import DagsterInstance
 from assets import names
 from assets.partitions import DROP_FILES
 from assets.sensors import run_request_for
-from data_sharing.dropfolder import scan_drop_folder
-from data_sharing.errors import KeyMaterialError
-from data_sharing.intake import escape_name
-from data_sharing.keys import key_error_hint, load_keyset
 from pipelines.alerts import alert_for_run, deliver_alert
 from pipelines.definitions import build_definitions
 from pipelines.hardening import apply_umask
@@ -24,10 +20,9 @@ from pipelines.instance import ensure_dagster_home
 from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
 from pipelines.quiet_night import run_nightly
 from pipelines.settings import Settings
+from stages.hub import key_labels, keyset_problem, open_engine, record_audit, upgrade_warehouse, warehouse_engine
+from stages.intake import ManifestStore, escape_name, notify_agency, scan_drop
 from stages.protect import unfinished_intakes
-from warehouse.audit import AuditEvent, record_events
-from warehouse.db import make_engine, upgrade
-from warehouse.manifest import ManifestStore
 
 
 _QUIET = logging.NullHandler()
@@ -87,10 +82,9 @@ def run_pipeline(
     """Intake every complete file in the drop folder (one run each), then the nightly cross-agency job."""
     apply_umask()
     summary = RunSummary(settings=settings)
-    try:
-        load_keyset(settings.key_file, env=settings.key_env())
-    except KeyMaterialError as exc:
-        summary.error = f"{exc} ({key_error_hint(settings.landing_dir, settings.linkage_dir)})"
+    problem = keyset_problem(settings.key_file, settings.key_env(), settings.landing_dir, settings.linkage_dir)
+    if problem is not None:
+        summary.error = problem
         echo(f"c2c: cannot run: {summary.error}")
         return summary
     for folder in (settings.home, settings.drop_dir, settings.landing_dir, settings.linkage_dir):
@@ -99,8 +93,7 @@ def run_pipeline(
         ensure_dagster_home(settings.dagster_home)
         instance = DagsterInstance.get()
     defs = build_definitions(settings, env={})
-    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
-    upgrade(engine)
+    engine = open_engine(settings.warehouse_url, settings.warehouse_schema)
     store = ManifestStore(engine)
     summary.stale_runs = _fail_stale_runs(instance, engine, echo)
     todo, in_drop = _plan_intake(settings, store, summary, settle_s, echo)
@@ -144,10 +137,7 @@ def _plan_intake(
     """The intake runs to launch (new or changed complete files, and unfinished intakes), and the drop
     names of the complete files found. Unchanged files and files still being written go to the summary."""
     limits = settings.drop_limits()
-    scan = scan_drop_folder(
-        settings.drop_dir, None, time_budget_s=float("inf"), max_ready=10**9,
-        settle_s=limits.settle_s if settle_s is None else settle_s, limits=limits,
-    )
+    scan = scan_drop(settings.drop_dir, limits, settle_s=limits.settle_s if settle_s is None else settle_s)
     summary.waiting = list(scan.waiting)
     report_over_limit(settings, scan.over_limit, echo)
     # Files accepted by an intake run that did not finish (killed, crashed) have no pseudonymous record
@@ -179,7 +169,7 @@ def _plan_intake(
 def _run_nightly(job, instance: DagsterInstance, summary: RunSummary, settings: Settings, engine, quiet: dict,  # type: ignore[no-untyped-def]
                  echo: Callable[[str], None]) -> None:
     """The cross-agency run; its outcome (and the release it published) read back from the instance."""
-    nightly, _ = run_nightly(job, instance, quiet, settings, ManifestStore(engine), load_keyset(settings.key_file, env=settings.key_env()).key_labels(),
+    nightly, _ = run_nightly(job, instance, quiet, settings, ManifestStore(engine), key_labels(settings.key_file, settings.key_env()),
                              engine, echo, tags=launch_tags())
     night = run_outcome(instance, nightly.run_id)
     summary.nightly_success = night.outcome != "failed"
@@ -202,17 +192,12 @@ def _run_nightly(job, instance: DagsterInstance, summary: RunSummary, settings: 
 
 def report_over_limit(settings: Settings, over_limit: dict[str, int], echo: Callable[[str], None]) -> None:
     """One line per agency folder with complete files over the per-run caps, and one notice in its feedback."""
-    from data_sharing.feedback import write_notice
-
     for agency, left in sorted(over_limit.items()):
         text = (f"{left:,} complete file(s) in {agency or 'the top of the drop folder'} were left for the next run: "
                 f"each run takes at most {settings.drop_max_files:,} files and {settings.drop_max_bytes:,} bytes per agency folder.")
         echo(f"c2c: {text}")
         if agency:
-            try:
-                write_notice(settings.drop_dir, agency, text)
-            except (ValueError, OSError):
-                pass  # not an agency id, or not a real folder: the line above says it
+            notify_agency(settings.drop_dir, agency, text)  # not an agency id, or not a real folder: the line above says it
 
 
 def _meta(outcome: RunOutcome, asset: str, key: str):  # type: ignore[no-untyped-def]
@@ -236,11 +221,11 @@ def _fail_stale_runs(instance: DagsterInstance, engine, echo: Callable[[str], No
     """Runs a killed `c2c run` (or run worker) left STARTED: marked failed in the instance, each with an audit entry."""
     marked = fail_stale_runs(instance)
     if marked:
-        record_events(engine, [
-            AuditEvent("stale_run_failed", run.tags.get(names.TAG_FILE) or run.job_name,
-                       {"run_id": run.run_id, "job": run.job_name, "pid": run.tags.get(TAG_PID) or ""}, actor="c2c.run")
+        record_audit(engine, [
+            ("stale_run_failed", run.tags.get(names.TAG_FILE) or run.job_name,
+             {"run_id": run.run_id, "job": run.job_name, "pid": run.tags.get(TAG_PID) or ""})
             for run in marked
-        ])
+        ], actor="c2c.run")
         echo(f"c2c: {len(marked)} run(s) left running by a process that is gone marked failed")
     return [run.run_id for run in marked]
 
@@ -248,12 +233,12 @@ def _fail_stale_runs(instance: DagsterInstance, engine, echo: Callable[[str], No
 def fail_stale_runs_at_start(settings: Settings, echo: Callable[[str], None] = print) -> list[str]:
     """What `c2c run` does first, for the daemon's door (`c2c ui`): fail runs of dead local processes."""
     ensure_dagster_home(settings.dagster_home)
-    engine = make_engine(settings.warehouse_url, settings.warehouse_schema)
+    engine = warehouse_engine(settings.warehouse_url, settings.warehouse_schema)
     try:
         with DagsterInstance.get() as instance:
             if not fail_stale_runs(instance, dry_run=True):
                 return []
-            upgrade(engine)
+            upgrade_warehouse(engine)
             return _fail_stale_runs(instance, engine, echo)
     finally:
         engine.dispose()
@@ -267,8 +252,8 @@ def _report_failure(settings: Settings, engine, *, job: str, run_id: str, file: 
         deliver_alert(alert, file=settings.alerts_file, webhook=settings.alert_webhook)
     except OSError as exc:  # a webhook that is down must not hide the failure: the audit entry still records it
         print(f"c2c: the alert could not be delivered ({type(exc).__name__})", file=sys.stderr)
-    record_events(engine, [AuditEvent("run_failed", file or job, {"run_id": run_id, "job": job, "step": step or "",
-                                                                 "error_class": error_class or ""}, actor="c2c.run")])
+    record_audit(engine, [("run_failed", file or job, {"run_id": run_id, "job": job, "step": step or "",
+                                                       "error_class": error_class or ""})], actor="c2c.run")
 
 
 def _describe(o: FileOutcome) -> str:

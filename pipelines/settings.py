@@ -231,8 +231,8 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def drop_limits(self):  # type: ignore[no-untyped-def]
-        """The drop folder's settle time and caps, as ``data_sharing.dropsafe.DropLimits``."""
-        from data_sharing.dropsafe import DropLimits
+        """The drop folder's settle time and caps, as ``data_sharing.dropsafe.DropLimits`` (through ``stages.intake``)."""
+        from stages.intake import DropLimits
 
         return DropLimits(
             settle_s=self.drop_settle_s, max_files=self.drop_max_files, max_bytes=self.drop_max_bytes,

@@ -21,6 +21,7 @@ from warehouse.manifest import ManifestEntry, ManifestStore, RecordOutcome
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from data_sharing.dropfolder import ScanResult
     from data_sharing.keys import KeySet
     from data_sharing.partnership import Partnership
     from schemas.contracts import ExtractContract
@@ -263,3 +264,23 @@ def agency_lateness(snapshot: Mapping, partnership: Partnership, today: dt.date)
 def late_agencies(store: ManifestStore, partnership: Partnership, today: dt.date) -> dict[str, dict]:
     """The agencies past their MOU's delivery cadence (for `c2c status`)."""
     return {a: v for a, v in agency_lateness(store.current_snapshot(), partnership, today).items() if v["late"]}
+
+
+def scan_drop(drop: Path, limits: DropLimits, *, settle_s: float) -> ScanResult:
+    """Every complete file in the drop folder (no time budget, no cap but ``limits``' per-agency-folder
+    caps), the files still being written, and the files each agency folder holds over those caps."""
+    from data_sharing.dropfolder import scan_drop_folder
+
+    return scan_drop_folder(drop, None, time_budget_s=float("inf"), max_ready=10**9, settle_s=settle_s, limits=limits)
+
+
+def notify_agency(drop: Path, agency: str, text: str) -> bool:
+    """Add ``text`` as a notice to ``agency``'s feedback in the drop folder; False when it cannot be
+    written (not an agency id, or not a real folder)."""
+    from data_sharing.feedback import write_notice
+
+    try:
+        write_notice(drop, agency, text)
+    except (ValueError, OSError):
+        return False
+    return True

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from schemas.partnership import Partnership
 from warehouse.reports.cabinet import ReportError, ReportResult, build_cabinet_report
 
+__all__ = ["CabinetOutcome", "ReportError", "REPORTS_DIR", "report_release", "write_cabinet_report"]
+
 REPORTS_DIR = "reports"  # <home>/reports/<release_id>/: the cabinet's site and the release's audit.html
 
 
@@ -32,3 +34,21 @@ def write_cabinet_report(engine: Engine, home: Path, partnership: Partnership) -
         return CabinetOutcome(result=build_cabinet_report(engine, Path(home) / REPORTS_DIR, partnership=partnership))
     except ReportError as exc:  # a new hub before its first release: nothing to report yet
         return CabinetOutcome(status=str(exc))
+
+
+def report_release(warehouse_url: str, warehouse_schema: str | None, out: Path, release: int | None = None) -> ReportResult:
+    """`c2c report`: the site of the current (or a kept) release under ``out/<release_id>/``; a
+    :class:`ReportError` saying what to run first when there is no warehouse or no release table yet."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from warehouse.db import make_engine
+
+    url = make_url(warehouse_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        raise ReportError(f"there is no warehouse at {url.database}: run `c2c run` (it publishes a release) first")
+    engine = make_engine(warehouse_url, warehouse_schema)
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("releases"):
+            raise ReportError("the warehouse has no release table yet: run `c2c run` (it publishes a release) first")
+    return build_cabinet_report(engine, out, release)

@@ -30,7 +30,7 @@ max(flag_t, flag_r)), and its rate by at most ``2 * bound / denominator``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +40,6 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-
-    from data_sharing.keys import KeySet
 
 CITY = "ALL"
 ALL = "all"
@@ -143,19 +141,23 @@ def with_identity(facts: CityFacts, identity: pd.DataFrame) -> CityFacts:
     return CityFacts(frames, facts.identities)
 
 
-def pipeline_identity(facts: CityFacts, crosswalk: pd.DataFrame, keyset: KeySet) -> pd.DataFrame:
+SourceKeys = Callable[[np.ndarray, str, str], Any]
+"""``(ids, agency, id_type) -> source keys``, one per id in order: the pipeline's own pseudonyms, keyed with
+the hub's key set. The caller supplies it (e.g. over ``data_sharing.pseudonyms.pseudonymize_ids``): the oracle
+holds no key and does not import the key layer (tests/architecture/test_layers.py)."""
+
+
+def pipeline_identity(facts: CityFacts, crosswalk: pd.DataFrame, source_keys: SourceKeys) -> pd.DataFrame:
     """agency, id_type, source_id, person (+ source_key, person_id): every agency id's identity **as the
     pipeline links it**: its ``child_key`` in ``crosswalk`` (source_key, agency, child_key), else its
-    own ``source_key`` (a record linked to nobody is a person of its own, as in the warehouse)."""
-    from data_sharing.pseudonyms import pseudonymize_ids
-
+    own ``source_key`` from ``source_keys`` (a record linked to nobody is a person of its own, as in the warehouse)."""
     ids = facts.identities
     parts = []
     for agency, id_type in (("fps", "student"), ("fhd", "patient"), ("dhs", "client")):
         sel = ids[(ids.agency == agency) & (ids.id_type == id_type)]
-        sk = pseudonymize_ids(sel.source_id.to_numpy(), keyset, agency=agency, id_type=id_type)["source_key"]
+        sk = pd.Series(source_keys(sel.source_id.to_numpy(), agency, id_type)).astype(str).to_numpy()
         parts.append(pd.DataFrame({"agency": agency, "id_type": id_type, "source_id": sel.source_id.to_numpy(),
-                                   "person_id": sel.person_id.to_numpy(), "source_key": sk.astype(str).to_numpy()}))
+                                   "person_id": sel.person_id.to_numpy(), "source_key": sk}))
     out = pd.concat(parts, ignore_index=True)
     cw = crosswalk[["source_key", "child_key"]].drop_duplicates("source_key")
     out = out.merge(cw, on="source_key", how="left")
@@ -412,9 +414,10 @@ class Agreement:
     error_rates: dict[str, Any]
 
 
-def measure(facts: CityFacts, engine: Engine, keyset: KeySet) -> Agreement:
-    """Compute the three row sets for a city the pipeline has run over (``facts`` read before the run)."""
-    ident = pipeline_identity(facts, warehouse_crosswalk(engine), keyset)
+def measure(facts: CityFacts, engine: Engine, source_keys: SourceKeys) -> Agreement:
+    """Compute the three row sets for a city the pipeline has run over (``facts`` read before the run);
+    ``source_keys``: the pipeline's pseudonyms of agency ids (:data:`SourceKeys`)."""
+    ident = pipeline_identity(facts, warehouse_crosswalk(engine), source_keys)
     errors = linkage_errors(ident)
     truth = truth_indicator_rows(facts, errors)
     replay = truth_indicator_rows(with_identity(facts, ident), pipeline_errors(errors, ident))

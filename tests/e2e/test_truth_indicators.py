@@ -53,6 +53,7 @@ class Measured:
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Measured]:
     from data_sharing.keys import load_keyset
+    from data_sharing.pseudonyms import pseudonymize_ids
     from pipelines.runner import run_pipeline
     from pipelines.settings import Settings
     from synthetic import truth_indicators as T
@@ -71,7 +72,9 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Measured]:
         summary = run_pipeline(Settings.from_env(env), settle_s=0, echo=lambda _m: None)
         assert summary.ok and summary.counts == {"accepted": 9}, (summary.error, summary.counts)
         engine = create_engine(f"sqlite:///{home / 'warehouse.db'}")
-        agreement = T.measure(facts, engine, load_keyset(env=os.environ))
+        keyset = load_keyset(env=os.environ)
+        agreement = T.measure(facts, engine, lambda ids, agency, id_type: pseudonymize_ids(
+            ids, keyset, agency=agency, id_type=id_type)["source_key"])
         engine.dispose()
     yield Measured(agreement.cells, T.agreement_summary(agreement.cells), agreement.error_rates, agreement.truth,
                    agreement.replay, agreement.pipeline, summary.release or {})
