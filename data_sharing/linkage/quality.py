@@ -237,11 +237,11 @@ def _adults_and_children(m: pd.DataFrame, p: pd.DataFrame) -> dict[str, Any]:
     child = p.is_child.astype(str).str.lower().isin(["true", "1", "yes"])
     is_child = child.reindex(m.person_id).fillna(False).to_numpy()
     mm = m.assign(child=is_child)
-    adults_dhs = mm[(~mm.child) & (mm.agency == "dhs")].person_id.nunique()
+    adults = mm[~mm.child].person_id.nunique()  # adults with records, whichever agency holds them
     mixed = mm.groupby("child_key").child.agg(lambda s: bool(s.any() and (~s).any()))
     mixed_keys = set(mixed[mixed].index)
     adults_linked = mm[(~mm.child) & mm.child_key.isin(mixed_keys)].person_id.nunique()
-    hard: dict[str, Any] = {"parents_in_dhs": int(adults_dhs), "adults_in_a_child_cluster": int(adults_linked),
+    hard: dict[str, Any] = {"adults_with_records": int(adults), "adults_in_a_child_cluster": int(adults_linked),
                             "clusters_mixing_adults_and_children": int(len(mixed_keys))}
     if "family_id" in p.columns:
         fam = p.family_id.reindex(mm.person_id).to_numpy()
