@@ -18,12 +18,23 @@ from data_sharing.keys import KeySet
 from data_sharing.protect import protect_raw
 from data_sharing.pseudonyms import pseudonymize_ids
 
+
+
+def person_extracts() -> dict[str, tuple[str, str, str]]:
+    """agency -> (person extract, id column, id_type), read from the reference partnership's contracts: each
+    agency's extract that describes people and its first id column (the one its source key comes from)."""
+    from schemas.contracts import load_extract_contracts
+
+    out: dict[str, tuple[str, str, str]] = {}
+    for (agency, extract), contract in load_extract_contracts().items():
+        if contract.describes_people and contract.id_columns and agency not in out:
+            column, id_type = next(iter(contract.id_columns.items()))
+            out[agency] = (extract, column, id_type)
+    return out
+
+
 #: agency -> (person extract, id column, id_type)
-PERSON_EXTRACTS: dict[str, tuple[str, str, str]] = {
-    "fps": ("students", "student_id", "student"),
-    "fhd": ("patients", "patient_id", "patient"),
-    "dhs": ("clients", "client_id", "client"),
-}
+PERSON_EXTRACTS: dict[str, tuple[str, str, str]] = person_extracts()
 ATTRIBUTE_COLUMNS = ("sex", "race_ethnicity", "grade_level", "birth_date_year_month")
 
 

@@ -58,7 +58,8 @@ def run_city(tmp: Path, name: str, drop: Path, partnership: Path | None, key: st
         release = current_release(engine)
         assert release is not None
         with engine.connect() as conn:
-            agencies = {t: sorted(r[0] for r in conn.exec_driver_sql(f'SELECT DISTINCT agency FROM "{t}"'))  # noqa: S608 (our table names)
+            quote = conn.dialect.identifier_preparer.quote
+            agencies = {t: sorted(r[0] for r in conn.exec_driver_sql("SELECT DISTINCT agency FROM " + quote(t)))
                         for t in ("enrolments", "health_patients", "dhs_clients")}
         engine.dispose()
     return values, {"agencies": agencies, "sources": release.source_files}
