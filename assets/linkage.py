@@ -79,9 +79,12 @@ def linked_persons(
         if outcome.status == STATUS_SKIPPED:
             context.log.warning(str(outcome.reason))
         return _unlinked(outcome)
+    if outcome.reason:  # unchanged inputs: the crosswalk stands (stages.incremental)
+        context.log.info(str(outcome.reason))
     return MaterializeResult(
-        check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=True)],
+        check_results=[AssetCheckResult(check_name=names.CHECK_LINKAGE_RAN, passed=True, description=outcome.reason)],
         metadata={
+            "status": outcome.status,
             "model": str(outcome.model),
             "model_trained_this_run": outcome.trained_now,
             "key_ids": MetadataValue.json(dict(outcome.key_ids)),

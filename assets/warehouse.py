@@ -129,6 +129,7 @@ def indicator_release(
             "linkage_quality": MetadataValue.json(info.linkage_quality),
             "previous_release_id": info.previous_release_id or 0,
             "timings_s": MetadataValue.json(meta["timings"]),
+            "reused_indicators": MetadataValue.json(meta["reused"]),  # inputs unchanged: copied from the previous release
             "audit_head": MetadataValue.json(meta.get("audit_head") or {}),  # an anchor outside the warehouse
             "contributing_files": MetadataValue.json(contributing),
             "contributing_sha256": MetadataValue.json(sorted({f["sha256"] for f in contributing})),

@@ -29,6 +29,7 @@ from schemas.partnership import Partnership
 from data_sharing.pseudonyms import key_column_names, source_keys_from_tokens
 from data_sharing.publication import publishable_quality
 from schemas.contracts import ExtractContract
+from stages.incremental import LINKAGE_RECORD, forget_record, linkage_fingerprint, linkage_unchanged, record_linkage
 from warehouse.audit import AuditEvent, record_events
 from warehouse.manifest import ManifestStore
 
@@ -36,6 +37,7 @@ ATTRIBUTES = ("sex", "race_ethnicity", "grade_level", "birth_date_year_month")
 STATUS_LINKED = "linked"
 STATUS_NO_PEOPLE = "no person extracts yet"
 STATUS_SKIPPED = "skipped"
+STATUS_UNCHANGED = "unchanged"
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class LinkageOutcome:
 
     @property
     def linked(self) -> bool:
-        return self.status == STATUS_LINKED
+        """A crosswalk stands for the current files: linked this night, or unchanged since the last link."""
+        return self.status in (STATUS_LINKED, STATUS_UNCHANGED)
 
 
 def read_staging(path: Path, contract: ExtractContract, keyset: KeySet) -> pd.DataFrame:
@@ -276,6 +279,22 @@ def _shown_quality(quality: Any, partnership: Partnership) -> dict[str, Any]:
     return {name: publishable_quality(value, k) for name, value in figures.items()}
 
 
+def _unchanged(area: LinkageArea, partnership: Partnership, keyset: KeySet) -> LinkageOutcome:
+    """No file linkage reads changed (nor the model, keys, settings or reviewers' decisions): the crosswalk
+    stands as the last run left it, with its quality summary."""
+    stored = area.read_quality() or {}
+    k = max((int(a.min_cell_size) for a in partnership.agreements.values()), default=1)
+    shown = {name: publishable_quality(stored[key], k) for name, key in (
+        ("records_per_agency", "records"), ("persons", "persons"), ("link_rates", "link_rates"),
+        ("estimated_quality", "estimated_quality")) if key in stored}
+    crosswalk = area.read_crosswalk()
+    return LinkageOutcome(
+        STATUS_UNCHANGED, reason="no file linkage reads has changed since the last run: the crosswalk stands",
+        model=str(stored.get("model")), shown_quality=shown, crosswalk_rows=0 if crosswalk is None else len(crosswalk),
+        key_ids={"linkage": keyset.purpose_key("linkage").label, "pseudonym": keyset.purpose_key("pseudonym").label},
+    )
+
+
 def link_persons(
     store: ManifestStore, partnership: Partnership, keyset: KeySet, area: LinkageArea, engine: Engine, run_id: str,
     *, now: dt.datetime | None = None,
@@ -285,6 +304,11 @@ def link_persons(
     from data_sharing.linkage import LinkageInputError
 
     settings = load_settings(partnership.linkage_settings_path)  # the partnership's (agency ids in guards)
+    guard_sources = [(ci.agency, ci.source.extract) for ci in settings.guards.concurrent_ids if ci.source and ci.agency]
+    fingerprint = linkage_fingerprint(store, partnership, keyset, guard_sources)
+    if linkage_unchanged(area, fingerprint):
+        return _unchanged(area, partnership, keyset)
+    forget_record(area, LINKAGE_RECORD)  # a failed link leaves nothing to compare with: the next night links
     inputs = gather_linkage_inputs(store, partnership, keyset, area, periods=settings.guards.concurrent_ids)
     if not inputs.records:
         return LinkageOutcome(STATUS_NO_PEOPLE, reason=STATUS_NO_PEOPLE)
@@ -310,6 +334,7 @@ def link_persons(
         }, actor="c2c.linkage"), *decision_events],
         now=now or dt.datetime.now(dt.timezone.utc),
     )
+    record_linkage(area, fingerprint)
     return LinkageOutcome(
         STATUS_LINKED, model=str(summary["model"]), trained_now=trained_now, key_ids=key_ids,
         shown_quality=_shown_quality(result.quality, partnership), review_queue=len(result.review_queue),

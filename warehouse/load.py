@@ -436,19 +436,19 @@ def load_current(
     now: dt.datetime | None = None,
     actor: str = "c2c",
     tables: Mapping[str, ExtractTable] | None = None,
+    relink: bool = True,
 ) -> LoadResult:
     """Make ``extract_key``'s table hold exactly the rows of ``files`` (its full current set), linked by ``crosswalk``.
 
     ``extract_key`` is ``"<agency>/<extract>"`` or ``(agency, extract)``. ``files`` may be empty (the extract
     then holds no rows). ``crosswalk`` has columns ``source_key`` and ``child_key`` (NULL: not linked);
     it may hold other agencies' keys too. ``tables``: the partnership's :func:`extract_tables` (default: the
-    reference partnership's). One transaction: on any error nothing changes.
-    """
+    reference partnership's). One transaction: on any error nothing changes. ``relink=False``: the rows already
+    loaded are linked by this crosswalk (the caller knows); only new files' frames are read and linked."""
     key = "/".join(extract_key) if isinstance(extract_key, tuple) else extract_key
-    tables = EXTRACT_TABLES if tables is None else tables
-    spec = tables.get(key)
+    spec = (EXTRACT_TABLES if tables is None else tables).get(key)
     if spec is None:
-        raise LoadError(f"the warehouse has no table for extract {key!r} (known: {', '.join(sorted(tables))})")
+        raise LoadError(f"the warehouse has no table for extract {key!r} (known: {', '.join(sorted(tables or EXTRACT_TABLES))})")
     _check_files(spec, files)
     cw_series = prepare_crosswalk(crosswalk)
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -474,7 +474,7 @@ def load_current(
         inserted, skipped, dups = _insert_files(conn, spec, [wanted[m] for m in added], cw_series, now)
 
         relinked = 0
-        if kept:
+        if kept and relink:
             cw_table = _crosswalk_table(conn, cw_series)
             relinked = _relink(conn, table, cw_table)
             if cw_table is not None and conn.dialect.name == "sqlite":

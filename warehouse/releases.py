@@ -27,6 +27,7 @@ current. The nightly asset turns the refusal into a failed check on a new hub an
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -93,6 +94,8 @@ class ReleaseInfo:
     by_reason: Mapping[str, int] | None = None
     timings: Mapping[str, float] | None = None  # seconds: compute (SQL), protect, write (rows, pointer, audit)
     audit_head: Mapping[str, Any] | None = None  # the audit log's head after this release's entry (seq, entry_hash, key)
+    table_states: Mapping[str, str] | None = None  # per warehouse table, the state computed from (table_states)
+    reused: tuple[str, ...] = ()  # indicators whose rows were copied from the previous release (inputs unchanged)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,7 @@ class ReleaseInfo:
             "source_files": len(self.source_files), "previous_release_id": self.previous_release_id,
             "pruned": list(self.pruned), "timings": dict(self.timings or {}),
             "audit_head": dict(self.audit_head) if self.audit_head else None,
+            "reused": list(self.reused),
         }
 
 
@@ -183,6 +187,52 @@ def _prune(conn: Connection, keep: int) -> tuple[int, ...]:
     return tuple(sorted(old))
 
 
+def table_states(conn: Connection, tables: Mapping[str, ExtractTable], link_state: str) -> dict[str, str]:
+    """Per warehouse table of an extract role: a digest of the files loaded into it (agency, extract,
+    SHA-256, periods) and ``link_state`` (what its rows' child keys come from: the crosswalk and the
+    pseudonym key). Equal digests, equal rows."""
+    table_of = {key: spec.table.name for key, spec in tables.items()}
+    files: dict[str, list[str]] = {}
+    for f in loaded_files(conn, sorted(table_of)):
+        files.setdefault(table_of[f"{f['agency']}/{f['extract']}"], []).append(
+            _canonical([f["agency"], f["extract"], f["sha256"], f["periods"]], "file"))
+    return {
+        t: hashlib.sha256(_canonical({"files": sorted(files.get(t, [])), "link": link_state}, "state").encode()).hexdigest()
+        for t in sorted(set(table_of.values()))
+    }
+
+
+def tables_read(d: Any) -> set[str]:
+    """The warehouse tables a definition's SQL reads: those of the roles it reads (kind and definition)."""
+    return {ROLES[r].table for r in d.roles_read}
+
+
+def _reusable(definitions: DefinitionSet, versions: Mapping[str, Any], states: Mapping[str, str] | None,
+              previous: Mapping[str, Any] | None, current: int | None) -> list[str]:
+    """The indicators whose every definition (version, file, k) and every table read are as they were for
+    ``previous`` (``{"release_id", "definitions", "tables"}``), which must be the current release."""
+    if states is None or previous is None or current is None or previous.get("release_id") != current:
+        return []
+    before_defs, before_tables = previous.get("definitions") or {}, previous.get("tables") or {}
+
+    def same(d: Any) -> bool:
+        return before_defs.get(d.id) == versions[d.id] and all(before_tables.get(t) == states.get(t) for t in tables_read(d))
+
+    return sorted(i for i, defs in definitions.by_indicator().items() if all(same(d) for d in defs))
+
+
+def _copied_rows(conn: Connection, release_id: int, indicators: list[str]) -> pd.DataFrame:
+    """The published rows of ``indicators`` in release ``release_id``, as :func:`protect_rows` returns them."""
+    iv = IndicatorValue.__table__
+    if not indicators:
+        return pd.DataFrame(columns=list(PUBLISHED_COLUMNS))
+    q = select(*(iv.c[c] for c in PUBLISHED_COLUMNS)).where(iv.c.release_id == release_id, iv.c.indicator.in_(indicators))
+    df = pd.DataFrame(list(conn.execute(q).all()), columns=list(PUBLISHED_COLUMNS))
+    df["suppressed"] = df["suppressed"].astype(bool)
+    df["suppression_reason"] = df["suppression_reason"].astype(object).where(df["suppression_reason"].notna(), None)
+    return df
+
+
 def publish_release(
     engine: Engine,
     *,
@@ -195,6 +245,8 @@ def publish_release(
     now: dt.datetime | None = None,
     actor: str = "c2c",
     pg_work_mem: str | None = "256MB",
+    link_state: str | None = None,
+    previous: Mapping[str, Any] | None = None,
 ) -> ReleaseInfo:
     """Compute, protect and publish every indicator as a new current release (see the module docstring).
 
@@ -202,6 +254,12 @@ def publish_release(
     0.962}, ...}`` (JSON-serialisable; counts and rates only). ``definitions`` default to
     ``schemas/indicators``; ``k`` comes from ``min_cell_sizes`` (agency -> k) or the partnership's MOUs
     (loaded when not given). Keeps the last ``keep`` releases.
+
+    ``link_state`` (what the tables' child keys come from) turns on incremental releases: the release
+    records :func:`table_states`, and when ``previous`` (the current release's id, ``definitions`` and
+    ``tables`` as a previous call returned them) still describes the current release, the indicators whose
+    definitions and tables read are unchanged are copied from it instead of recomputed. Indicators are
+    protected one indicator and period at a time, so the release is the same as a full computation.
     """
     if keep < 1:
         raise ReleaseError("keep must be at least 1 (the current release)")
@@ -228,7 +286,8 @@ def publish_release(
                         c.execute(select(func.set_config("work_mem", pg_work_mem, True)))
                 else:
                     _lock_sqlite(c)
-                info = _publish(session, c, definitions, ks, tables, linkage_json, run_id, keep, now, actor)
+                info = _publish(session, c, definitions, ks, tables, linkage_json, run_id, keep, now, actor,
+                                (link_state, previous))
         finally:
             if pg:
                 conn.rollback()
@@ -249,16 +308,26 @@ def _publish(
     keep: int,
     now: dt.datetime,
     actor: str,
+    incremental: tuple[str | None, Mapping[str, Any] | None] = (None, None),
 ) -> ReleaseInfo:
+    link_state, basis = incremental
+    versions = {i: {**v, "k": min_cell_size(definitions[i], ks)} for i, v in definitions.versions().items()}  # k: the rule that applied
+    states = table_states(conn, tables, link_state) if link_state is not None else None
+    current = current_release_id(conn)
+    reused = _reusable(definitions, versions, states, basis, current)
     t0 = time.perf_counter()
-    rows = compute_indicator_rows(conn, definitions, ks)
+    todo = DefinitionSet({i: d for i, d in definitions.items() if d.indicator not in reused})
+    rows = compute_indicator_rows(conn, todo, ks)
     t1 = time.perf_counter()
-    published = protect_rows(rows, definitions)
+    published = protect_rows(rows, todo)
+    if reused:
+        assert current is not None
+        published = pd.concat([published, _copied_rows(conn, current, reused)], ignore_index=True).sort_values(
+            ["indicator", "period", "school_id", "dimension", "group"], kind="stable").reset_index(drop=True)
     t2 = time.perf_counter()
     if len(published) == 0:
         _refuse_empty(conn, definitions)
     sources = loaded_files(conn, extracts_read(definitions, tables))
-    versions = {i: {**v, "k": min_cell_size(definitions[i], ks)} for i, v in definitions.versions().items()}  # k: the rule that applied
     suppressed = int(published["suppressed"].sum()) if len(published) else 0
     by_reason = {str(k): int(v) for k, v in published["suppression_reason"].value_counts().sort_index().items()} if len(published) else {}
     release = Release(
@@ -287,7 +356,7 @@ def _publish(
         release_id=release_id, run_id=run_id, created_at=now, rows=len(published), suppressed_rows=suppressed,
         definitions=versions, source_files=sources, linkage_quality=json.loads(linkage_json),
         notes=release.notes, is_current=True, previous_release_id=previous, pruned=pruned, by_reason=by_reason,
-        timings=timings, audit_head=head,
+        timings=timings, audit_head=head, table_states=states, reused=tuple(reused),
     )
 
 
