@@ -279,7 +279,7 @@ def _shown_quality(quality: Any, partnership: Partnership) -> dict[str, Any]:
     return {name: publishable_quality(value, k) for name, value in figures.items()}
 
 
-def _unchanged(area: LinkageArea, partnership: Partnership, keyset: KeySet) -> LinkageOutcome:
+def _unchanged(store: ManifestStore, area: LinkageArea, partnership: Partnership, keyset: KeySet) -> LinkageOutcome:
     """No file linkage reads changed (nor the model, keys, settings or reviewers' decisions): the crosswalk
     stands as the last run left it, with its quality summary."""
     stored = area.read_quality() or {}
@@ -288,10 +288,14 @@ def _unchanged(area: LinkageArea, partnership: Partnership, keyset: KeySet) -> L
         ("records_per_agency", "records"), ("persons", "persons"), ("link_rates", "link_rates"),
         ("estimated_quality", "estimated_quality")) if key in stored}
     crosswalk = area.read_crosswalk()
+    snapshot = store.current_snapshot()
+    sources = sorted(str(e.sha256) for t in partnership if t.contract.describes_people
+                     for e in _current_entries(snapshot, t.agency, t.extract))
     return LinkageOutcome(
         STATUS_UNCHANGED, reason="no file linkage reads has changed since the last run: the crosswalk stands",
         model=str(stored.get("model")), shown_quality=shown, crosswalk_rows=0 if crosswalk is None else len(crosswalk),
         key_ids={"linkage": keyset.purpose_key("linkage").label, "pseudonym": keyset.purpose_key("pseudonym").label},
+        sources=tuple(sources),
     )
 
 
@@ -307,7 +311,7 @@ def link_persons(
     guard_sources = [(ci.agency, ci.source.extract) for ci in settings.guards.concurrent_ids if ci.source and ci.agency]
     fingerprint = linkage_fingerprint(store, partnership, keyset, guard_sources)
     if linkage_unchanged(area, fingerprint):
-        return _unchanged(area, partnership, keyset)
+        return _unchanged(store, area, partnership, keyset)
     forget_record(area, LINKAGE_RECORD)  # a failed link leaves nothing to compare with: the next night links
     inputs = gather_linkage_inputs(store, partnership, keyset, area, periods=settings.guards.concurrent_ids)
     if not inputs.records:
