@@ -129,38 +129,55 @@ def step_windows(dagster_home: Path, seen: set[str]) -> dict[str, list[tuple[flo
 
 
 # ------------------------------------------------------------------------------------------------
-# Floors
+# Floors: wall and CPU seconds (this process, every thread: DuckDB's too) of the timed parts only
+
+
+class Clock:
+    """Accumulates wall and CPU time over the ``with`` blocks it times."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self) -> Clock:
+        self._t, self._c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall += time.perf_counter() - self._t
+        self.cpu += time.process_time() - self._c
+
+    def __str__(self) -> str:
+        return f"{self.wall:.1f} s ({self.cpu:.1f} s CPU)"
 
 
 def _contract_of(path: Path, contracts: dict) -> object | None:  # type: ignore[type-arg]
     return contracts.get((path.parent.name, path.stem.rsplit("_", 1)[0]))
 
 
-def floor_read(drop: Path) -> float:
+def floor_read(drop: Path) -> Clock:
     import pyarrow.csv as pacsv
 
-    t = time.perf_counter()
-    for f in sorted(drop.glob("*/*.csv")):
-        pacsv.read_csv(f)
-    return time.perf_counter() - t
+    with Clock() as clock:
+        for f in sorted(drop.glob("*/*.csv")):
+            pacsv.read_csv(f)
+    return clock
 
 
-def floor_hmac(drop: Path, contracts: dict) -> float:  # type: ignore[type-arg]
+def floor_hmac(drop: Path, contracts: dict) -> Clock:  # type: ignore[type-arg]
     import pyarrow.csv as pacsv
 
     key = secrets.token_bytes(32)
-    total = 0.0
+    clock = Clock()
     for f in sorted(drop.glob("*/*.csv")):
         contract = _contract_of(f, contracts)
         table = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         cols = [c for c in getattr(contract, "id_columns", []) if c in table.column_names] or [table.column_names[0]]
         for col in cols:
             ids = table.column(col).cast("string").to_pylist()
-            t = time.perf_counter()
-            for v in ids:
-                hmac.digest(key, (v or "").encode(), "sha256")
-            total += time.perf_counter() - t
-    return total
+            with clock:
+                for v in ids:
+                    hmac.digest(key, (v or "").encode(), "sha256")
+    return clock
 
 
 def _q(name: str) -> str:
@@ -207,10 +224,10 @@ def validation_sql(contract: object, present: list[str]) -> str:
     return f"WITH t AS (SELECT {typed}, {raw} FROM src) SELECT {', '.join(checks) or 'count(*)'} FROM t"
 
 
-def floor_duckdb(drop: Path, contracts: dict) -> float:  # type: ignore[type-arg]
+def floor_duckdb(drop: Path, contracts: dict) -> Clock:  # type: ignore[type-arg]
     import duckdb
 
-    t = time.perf_counter()
+    clock = Clock().__enter__()
     con = duckdb.connect()
     for f in sorted(drop.glob("*/*.csv")):
         contract = _contract_of(f, contracts)
@@ -219,7 +236,8 @@ def floor_duckdb(drop: Path, contracts: dict) -> float:  # type: ignore[type-arg
         sql = validation_sql(contract, present) if contract is not None else "SELECT count(*) FROM src"
         con.execute(sql).fetchall()
     con.close()
-    return time.perf_counter() - t
+    clock.__exit__()
+    return clock
 
 
 def _fact_tables() -> list[str]:
@@ -228,33 +246,32 @@ def _fact_tables() -> list[str]:
     return sorted({r.table for r in ROLES.values()})
 
 
-def floor_sqlite_load(warehouse_db: Path) -> tuple[float, int]:
+def floor_sqlite_load(warehouse_db: Path) -> tuple[Clock, int]:
     """Read every loaded row back, then time executemany of tuples into empty copies (+ index builds)."""
     src = sqlite3.connect(warehouse_db)
     dst_path = Path(tempfile.mkdtemp()) / "floor.db"
     dst = sqlite3.connect(dst_path)
-    total, rows = 0.0, 0
+    clock, rows = Clock(), 0
     for table in _fact_tables():
         ddl = src.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()[0]
         indexes = [r[0] for r in src.execute("SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name=? AND sql IS NOT NULL", (table,))]
         data = src.execute("SELECT * FROM " + _q(table)).fetchall()
         dst.execute(ddl)
         marks = ", ".join("?" for _ in range(len(data[0]) if data else 0))
-        t = time.perf_counter()
-        if data:
-            dst.executemany("INSERT INTO " + _q(table) + " VALUES (" + marks + ")", data)
-        for ix in indexes:
-            dst.execute(ix)
-        dst.commit()
-        total += time.perf_counter() - t
+        with clock:
+            if data:
+                dst.executemany("INSERT INTO " + _q(table) + " VALUES (" + marks + ")", data)
+            for ix in indexes:
+                dst.execute(ix)
+            dst.commit()
         rows += len(data)
     src.close()
     dst.close()
     shutil.rmtree(dst_path.parent)
-    return total, rows
+    return clock, rows
 
 
-def floor_pg_copy(url: str, schema: str) -> tuple[float, int]:
+def floor_pg_copy(url: str, schema: str) -> tuple[Clock, int]:
     """COPY every loaded table out to memory, then time COPY back into an empty copy (+ index builds)."""
     import psycopg2
     from sqlalchemy.engine import make_url
@@ -264,24 +281,23 @@ def floor_pg_copy(url: str, schema: str) -> tuple[float, int]:
     cur = conn.cursor()
     floor_schema = schema + "_floor"
     cur.execute("DROP SCHEMA IF EXISTS " + floor_schema + " CASCADE; CREATE SCHEMA " + floor_schema)
-    total, rows = 0.0, 0
+    clock, rows = Clock(), 0
     for table in _fact_tables():
         buf = io.StringIO()
         cur.copy_expert("COPY " + schema + "." + table + " TO STDOUT WITH (FORMAT csv)", buf)
         cur.execute("CREATE TABLE " + floor_schema + "." + table + " (LIKE " + schema + "." + table + " INCLUDING DEFAULTS)")
         buf.seek(0)
-        t = time.perf_counter()
-        cur.copy_expert("COPY " + floor_schema + "." + table + " FROM STDIN WITH (FORMAT csv)", buf)
-        cur.execute("CREATE INDEX ON " + floor_schema + "." + table + " (source_key)")
-        cur.execute("CREATE INDEX ON " + floor_schema + "." + table + " (child_key)")
-        conn.commit()
-        total += time.perf_counter() - t
+        with clock:
+            cur.copy_expert("COPY " + floor_schema + "." + table + " FROM STDIN WITH (FORMAT csv)", buf)
+            cur.execute("CREATE INDEX ON " + floor_schema + "." + table + " (source_key)")
+            cur.execute("CREATE INDEX ON " + floor_schema + "." + table + " (child_key)")
+            conn.commit()
         cur.execute("SELECT count(*) FROM " + floor_schema + "." + table)
         rows += cur.fetchone()[0]
     cur.execute("DROP SCHEMA " + floor_schema + " CASCADE")
     conn.commit()
     conn.close()
-    return total, rows
+    return clock, rows
 
 
 def drop_schema(url: str, schema: str) -> None:
@@ -295,7 +311,7 @@ def drop_schema(url: str, schema: str) -> None:
     conn.close()
 
 
-def floor_indicators(url: str, schema: str | None) -> float:
+def floor_indicators(url: str, schema: str | None) -> Clock:
     """The indicator SQL of every definition on the loaded tables (no protection, no write)."""
     from schemas.indicators import load_indicator_definitions
     from warehouse.db import make_engine
@@ -306,13 +322,12 @@ def floor_indicators(url: str, schema: str | None) -> float:
     definitions, ks = load_indicator_definitions(), k_by_role(None)
     try:
         with engine.connect() as conn:
-            t = time.perf_counter()
-            compute_indicator_rows(conn, definitions, ks)
-            took = time.perf_counter() - t
+            with Clock() as clock:
+                compute_indicator_rows(conn, definitions, ks)
             conn.rollback()
     finally:
         engine.dispose()
-    return took
+    return clock
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,24 +345,27 @@ STAGES = [  # (label, step, floor key)
 
 
 def report(title: str, run: dict[str, float], windows: dict[str, list[tuple[float, float]]], sampler: Sampler,
-           floors: dict[str, float]) -> None:
+           floors: dict[str, Clock]) -> None:
+    """Per stage: wall, CPU and peak RSS from the run; the floor's wall and CPU; the ratios (CPU to CPU is
+    the fair one on a loaded machine; on PostgreSQL the server's CPU is in neither)."""
     print(f"\n{title}: wall {run['wall']:.1f} s, CPU {run['cpu']:.1f} s, peak RSS {run['rss_gb']:.2f} GB (exit {run['rc']})")
-    print(f"  {'stage':24s} {'wall s':>7s} {'CPU s':>7s} {'RSS GB':>7s} {'floor s':>8s} {'ratio':>6s}")
+    print(f"  {'stage':24s} {'wall s':>7s} {'CPU s':>7s} {'RSS GB':>7s} {'floor s':>8s} {'fl.CPU':>7s} {'wall x':>7s} {'CPU x':>6s}")
     for label, step, floor in STAGES:
         spans = windows.get(step, [])
         secs = sum(b - a for a, b in spans)
         cpu = sum(sampler.cpu_at(b) - sampler.cpu_at(a) for a, b in spans)
         rss = max((sampler.rss_in(a, b) for a, b in spans), default=0) / 1024**3
         f = floors.get(floor) if floor else None
-        ratio = f"{secs / f:6.1f}" if f and spans else "     -"
         shown = f"{secs:7.1f} {cpu:7.1f} {rss:7.2f}" if spans else f"{'not run':>7s} {'':7s} {'':7s}"
-        print(f"  {label:24s} {shown} {(f'{f:8.1f}' if f else '       -')} {ratio}")
+        fl = f"{f.wall:8.1f} {f.cpu:7.1f}" if f else f"{'-':>8s} {'-':>7s}"
+        ratio = f"{secs / f.wall:7.1f} {(cpu / f.cpu if f.cpu > 0.05 else float('nan')):6.1f}" if f and spans else f"{'-':>7s} {'-':>6s}"
+        print(f"  {label:24s} {shown} {fl} {ratio}")
     other = {k: v for k, v in windows.items() if k not in {s for _, s, _ in STAGES}}
     for k, spans in sorted(other.items(), key=lambda kv: -sum(b - a for a, b in kv[1])):
         print(f"  {'  ' + k:24s} {sum(b - a for a, b in spans):7.1f} {sum(sampler.cpu_at(b) - sampler.cpu_at(a) for a, b in spans):7.1f}")
 
 
-def night(title: str, home: Path, env: dict[str, str], log: Path, seen: set[str], floors: dict[str, float]) -> None:
+def night(title: str, home: Path, env: dict[str, str], log: Path, seen: set[str], floors: dict[str, Clock]) -> None:
     run, sampler = c2c(["run", "--settle", "0"], env, log)
     report(title, run, step_windows(home / "dagster", seen), sampler, floors)
 
@@ -356,7 +374,7 @@ def _latest(folder: Path, prefix: str) -> Path:
     return sorted(folder.glob(prefix + "_*.csv"))[-1]
 
 
-def one_setup(name: str, root: Path, city: Path, env: dict[str, str], floors: dict[str, float]) -> None:
+def one_setup(name: str, root: Path, city: Path, env: dict[str, str], floors: dict[str, Clock]) -> None:
     home = root / name
     drop = home / "drop"
     shutil.copytree(city / "drop", drop)
@@ -375,7 +393,7 @@ def one_setup(name: str, root: Path, city: Path, env: dict[str, str], floors: di
         floors["indicators"] = floor_indicators(env["C2C_WAREHOUSE_URL"], env["C2C_WAREHOUSE_SCHEMA"])
         what = "COPY"
     print(f"\n[{name}] floors on the loaded warehouse: {what} of the {rows:,} loaded rows + index builds "
-          f"{floors['load']:.1f} s; indicator SQL {floors['indicators']:.1f} s")
+          f"{floors['load']}; indicator SQL {floors['indicators']}")
     report(f"[{name}] first night", run, windows, sampler, floors)
     night(f"[{name}] quiet night (nothing new)", home, env, log, seen, floors)
     attendance = _latest(city / "drop" / "fps", "attendance")
@@ -411,8 +429,8 @@ def main() -> None:
           f"load average at start {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
     floors = {"read": floor_read(city / "drop"), "hmac": floor_hmac(city / "drop", contracts),
               "duckdb": floor_duckdb(city / "drop", contracts)}
-    print(f"floors on the files: pyarrow CSV read {floors['read']:.1f} s; HMAC per id row {floors['hmac']:.1f} s; "
-          f"DuckDB pass over the validation rules {floors['duckdb']:.1f} s")
+    print(f"floors on the files: pyarrow CSV read {floors['read']}; HMAC per id row {floors['hmac']}; "
+          f"DuckDB pass over the validation rules {floors['duckdb']}")
     del env["C2C_MASTER_KEY"]  # `c2c keys init` writes a key file per hub
     if not args.no_sqlite:
         one_setup("sqlite", root, city, env, dict(floors))
