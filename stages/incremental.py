@@ -1,7 +1,8 @@
 """Incremental nights: what each cross-agency stage read last time, so a night redoes only what changed.
 
-Three records, each written only after its stage succeeded (and removed before it starts again, so a
-failed or interrupted stage leaves nothing to compare with and the next night redoes it in full):
+Three records, each written only after its stage succeeded. The first two are removed before their stage
+changes anything, so a failed or interrupted stage leaves nothing to compare with and the next night redoes
+it in full; the third names its release and counts only while that release is current:
 
 * ``linkage_inputs.json``: the fingerprint of everything linkage reads (:func:`linkage_fingerprint`: the
   current files of the person extracts and of the extracts the guards read, the key ids, the linkage
@@ -10,8 +11,9 @@ failed or interrupted stage leaves nothing to compare with and the next night re
 * ``warehouse_crosswalk.json``: the SHA-256 of the crosswalk the warehouse tables were last linked with;
   while it stands, tables whose files did not change are left alone (no re-read, no relink).
 * ``release_inputs.json``: the release last published and, per warehouse table, the state it was
-  computed from (:func:`warehouse.releases.table_states`); the next release recomputes only the indicators whose
-  definitions read a table that changed and copies the others' rows from that release.
+  computed from (:func:`warehouse.releases.table_states`: its files, and the crosswalk, pseudonym key and
+  c2c version its rows and indicators were made under); the next release recomputes only the indicators
+  whose definitions (version, file, k) or tables read changed and copies the others' rows from that release.
 
 The records hold ids, SHA-256s, key ids and version numbers only: no value, no key. They live in the
 linkage area next to the other stage records (``warehouse_state.json``, ``linkage_keys.json``).
@@ -37,7 +39,7 @@ CROSSWALK_RECORD = "warehouse_crosswalk.json"
 RELEASE_RECORD = "release_inputs.json"
 
 
-def _version() -> str:
+def c2c_version() -> str:
     try:
         return metadata.version("c2c")
     except metadata.PackageNotFoundError:
@@ -109,7 +111,7 @@ def linkage_fingerprint(store: ManifestStore, partnership: Partnership, keyset: 
         "settings": file_sha256(Path(partnership.linkage_settings_path)),
         "contracts": _digest({f"{t.agency}/{t.extract}": t.contract.model_dump(mode="json") for t in partnership
                               if t.contract.describes_people}),
-        "c2c_version": _version(),
+        "c2c_version": c2c_version(),
     })
 
 
@@ -139,7 +141,7 @@ def crosswalk_state(area: LinkageArea) -> str | None:
 
 
 __all__ = [
-    "CROSSWALK_RECORD", "LINKAGE_RECORD", "RELEASE_RECORD", "crosswalk_state", "file_sha256", "forget_record",
+    "CROSSWALK_RECORD", "c2c_version", "LINKAGE_RECORD", "RELEASE_RECORD", "crosswalk_state", "file_sha256", "forget_record",
     "linkage_extracts", "linkage_fingerprint", "linkage_unchanged", "read_record", "record_linkage", "snapshot_of",
     "write_record",
 ]

@@ -21,7 +21,7 @@ from data_sharing.keys import KeySet
 from data_sharing.linkage.area import LinkageArea
 from schemas.partnership import Partnership
 from schemas.indicators import load_indicator_definitions
-from stages.incremental import CROSSWALK_RECORD, RELEASE_RECORD, crosswalk_state, forget_record, read_record, write_record
+from stages.incremental import CROSSWALK_RECORD, RELEASE_RECORD, c2c_version, crosswalk_state, forget_record, read_record, write_record
 from stages.linkage import read_staging
 from stages.report import REPORTS_DIR
 from warehouse.load import StagedFile, extract_tables, load_current, loaded_files
@@ -191,7 +191,7 @@ def publish(
     crosswalk = crosswalk_state(area)
     # the tables' child keys come from the crosswalk the last load recorded (else: no reuse this night)
     linked_with = (read_record(area, CROSSWALK_RECORD) or {}).get("crosswalk")
-    link_state = f"{crosswalk}|{area.warehouse_keys.label()}" if linked_with == crosswalk else None
+    link_state = f"{crosswalk}|{area.warehouse_keys.label()}|{c2c_version()}" if linked_with == crosswalk else None
     try:
         info = publish_release(
             engine, linkage_quality=quality, run_id=run_id, partnership=partnership,
