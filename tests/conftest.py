@@ -10,6 +10,8 @@ import csv
 import datetime as dt
 import io
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -45,6 +47,42 @@ HEAVY_MODULES = (
     "tests/operations/test_auditor_lineage.py",
     "tests/e2e/test_retention.py",
 )
+
+
+# Test temp folders in RAM (/dev/shm) when the machine has one with room: a pipeline run makes ~2,000
+# fdatasync calls (Dagster writes each event to SQLite in its own transaction; the warehouse, manifest and
+# audit log commit often), ~3.5 s of waiting per run on this machine's disk, ~0 on tmpfs. Nothing the tests
+# assert depends on the file system (modes, renames, locks and links behave the same on tmpfs); the system
+# temp folder the leak scans watch stays where it is. `--basetemp DIR` chooses the folder as usual.
+RAM_TMP_MIN_FREE = 4 << 30
+_RAM_TMP = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.basetemp or hasattr(config, "workerinput"):  # chosen, or an xdist worker (its controller chose)
+        return
+    shm = Path("/dev/shm")
+    try:
+        usable = shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= RAM_TMP_MIN_FREE
+    except OSError:
+        usable = False
+    if usable:
+        config.option.basetemp = tempfile.mkdtemp(prefix="c2c-pytest-", dir=shm)
+        config.stash[_RAM_TMP] = config.option.basetemp
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The RAM temp folder goes when every test passed; after a failure it stays for a look (path printed)."""
+    ram_tmp = session.config.stash.get(_RAM_TMP, None)
+    if ram_tmp and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        shutil.rmtree(ram_tmp, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    ram_tmp = config.stash.get(_RAM_TMP, None)
+    if ram_tmp and exitstatus != 0:
+        terminalreporter.write_line(f"test temp folders kept in RAM: {ram_tmp} (remove it when done)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
