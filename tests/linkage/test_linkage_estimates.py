@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from data_sharing.linkage import evaluate_against_truth, link, train_model
-from data_sharing.linkage.estimates import estimate_pairwise, subgroup_flags
+from data_sharing.linkage.estimates import estimate_pairwise, join_bounds, subgroup_flags
 from data_sharing.linkage.truth import encode_city
 from synthetic.city import generate_city
 from synthetic.profiles import profile_names
@@ -41,6 +41,26 @@ def test_estimate_pairwise_hand_computed() -> None:
     assert est["within_agency"]["recall"] == pytest.approx(1.0)
     assert est["across_agencies"]["precision"] == pytest.approx(2.55 / 3, abs=1e-5)
     assert est["guarded_pairs_apart"] == {"pairs": 1, "sum_probability": 0.95}
+
+
+def test_a_rejected_pair_is_bounded_by_what_joining_its_clusters_asserts() -> None:
+    # cluster 0: clinic id c1 with school id s1; cluster 1: clinic id c2 alone; cluster 2: school id s2 alone.
+    # c2-s1 (0.99) was refused: joining c2 to cluster 0 asserts c1 = c2, whose own pair scored 0.2.
+    # s2-c1 (0.95): joining asserts s1 = s2, never scored above the floor: bound 0.
+    # c2-s2 (0.7): no agency in both clusters, nothing bounds it.
+    labels = pd.DataFrame({"source_key": ["c1", "s1", "c2", "s2"], "agency": ["c", "s", "c", "s"],
+                           "cluster": [0, 0, 1, 2]})
+    pairs = pd.DataFrame({
+        "source_key_l": ["c1", "c2", "c1", "s2", "c2"], "source_key_r": ["s1", "s1", "c2", "c1", "s2"],
+        "agency_l": ["c", "c", "c", "s", "c"], "agency_r": ["s", "s", "c", "c", "s"],
+        "match_probability": [0.98, 0.99, 0.2, 0.95, 0.7]})
+    same = np.array([True, False, False, False, False])
+    bounds = join_bounds(labels, pairs, ~same)
+    assert bounds.tolist() == [1.0, 0.2, 0.2, 0.0, 1.0]
+    est = estimate_pairwise(labels, pairs, same, np.zeros(5, dtype=bool))
+    # missed: min(0.99, 0.2) + 0.2 (c1-c2 itself) + min(0.95, 0) + 0.7 = 1.1 (0.99 + 0.95 removed)
+    assert est["all"]["expected_missed_links"] == pytest.approx(1.1)
+    assert est["rejected_pairs_bounded_by_their_clusters"] == {"pairs": 2, "sum_probability_removed": 1.74}
 
 
 def test_subgroup_flags_only_beyond_two_points_and_enough_persons() -> None:
