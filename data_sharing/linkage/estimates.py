@@ -91,7 +91,7 @@ def estimate_pairwise(
 
     ``labels``: source_key, agency, cluster. ``pairs``: the run's scored pairs at or above the review
     floor (source_key_l/_r, agency_l/_r, match_probability); ``same_person`` / ``guarded`` align with it.
-    ``low_scores``: (sum of p, count) over scored pairs below the floor (all left apart).
+    ``low_scores``: (sum of p, count) over scored pairs below the floor left apart (:func:`low_score_totals`).
     """
     clusters = _pairs_in_clusters(labels)
     cluster_of = labels.set_index("source_key").cluster
@@ -142,12 +142,39 @@ def subgroup_flags(link_rates: dict[str, Any], link_rates_by: dict[str, Any], *,
     return flags
 
 
-def low_score_totals(con: Any, scored_table: str, floor: float) -> tuple[float, int]:
-    """(sum of p, count) over the run's scored pairs below the review floor (``scored_table`` is trusted)."""
-    row = con.execute(
-        "select coalesce(sum(match_probability), 0), count(*) from " + scored_table + " where match_probability < ?",
-        [float(floor)],
-    ).fetchall()[0]
+def low_score_totals(con: Any, scored_table: str, floor: float, labels: pd.DataFrame | None = None) -> tuple[float, int]:
+    """(sum of p, count) over the run's scored pairs below the review floor (``scored_table`` is trusted).
+
+    With ``labels`` (source_key, agency, cluster) only pairs left in two clusters count, each p bounded
+    as :func:`join_bounds` bounds the pairs above the floor (two ids of one agency, one in each cluster,
+    never scored: bound 0)."""
+    if labels is None:
+        row = con.execute(
+            "select coalesce(sum(match_probability), 0), count(*) from " + scored_table + " where match_probability < ?",
+            [float(floor)],
+        ).fetchall()[0]
+        return float(row[0]), int(row[1])
+    con.register("__c2c_est_frame", labels[["source_key", "agency", "cluster"]])
+    try:
+        con.execute("create or replace temp table __c2c_est_labels as select * from __c2c_est_frame")
+        con.execute(
+            "create or replace temp table __c2c_est_low as select s.a, s.b, s.match_probability p, la.cluster ca,"
+            " lb.cluster cb from " + scored_table + " s join __c2c_est_labels la on la.source_key = s.a"
+            " join __c2c_est_labels lb on lb.source_key = s.b where s.match_probability < ? and la.cluster <> lb.cluster",
+            [float(floor)])
+        row = con.execute(
+            "with x as (select low.a, low.b, least(mx.source_key, my.source_key) x, greatest(mx.source_key, my.source_key) y"
+            " from __c2c_est_low low join __c2c_est_labels mx on mx.cluster = low.ca"
+            " join __c2c_est_labels my on my.cluster = low.cb and my.agency = mx.agency), "
+            "q as (select x.a, x.b, min(coalesce(sc.match_probability, 0.0)) q from x left join " + scored_table
+            + " sc on sc.a = x.x and sc.b = x.y group by 1, 2) "
+            "select coalesce(sum(least(low.p, coalesce(q.q, 1.0))), 0), count(*) from __c2c_est_low low"
+            " left join q on q.a = low.a and q.b = low.b"
+        ).fetchall()[0]
+    finally:
+        con.execute("drop table if exists __c2c_est_low")
+        con.execute("drop table if exists __c2c_est_labels")
+        con.unregister("__c2c_est_frame")
     return float(row[0]), int(row[1])
 
 
@@ -167,6 +194,6 @@ def with_estimates(quality: Any, con: Any, labels: pd.DataFrame, pairs: pd.DataF
     """``quality`` (a LinkageQuality) with its ``estimates``: :func:`estimate_quality` over the run's
     scored pairs (``__c2c_scored`` in ``con``) and the review queue's cap figures."""
     est = estimate_quality(labels=labels, pairs=pairs, same_person=same_person, guarded=guarded,
-                           low_scores=low_score_totals(con, "__c2c_scored", floor), link_rates=quality.link_rates,
+                           low_scores=low_score_totals(con, "__c2c_scored", floor, labels), link_rates=quality.link_rates,
                            link_rates_by=quality.link_rates_by)
     return dataclasses.replace(quality, estimates=est | {"review_queue": queue})
