@@ -21,6 +21,12 @@ column                               domain               value hashed
                                                           else the compact first name itself
 ``middle_name_hash``                 middle_name          compact middle name
 ``middle_initial_hash``              first_initial        its first letter (comparable with first's)
+``middle_name_as_first_hash``        first_name           the middle name as a first name, so that
+                                                          ``a.first_name_hash = b.middle_name_as_first_hash``
+                                                          catches a middle name used as the first
+``last_name_as_first_hash``          first_name           the surname as a first name (normalised like
+                                                          one), so that a record with first name and
+                                                          surname swapped meets the other's first name
 ``last_name_hash``                   last_name            compact surname, suffixes removed
 ``last_name_part1_hash``             last_name            first significant part (particles ignored)
 ``last_name_part2_hash``             last_name            last significant part
@@ -119,7 +125,9 @@ from data_sharing.normalize import (
 from data_sharing.pseudonyms import _id_prefix, _normalised_messages, key_column_names
 from schemas.contracts import ExtractContract
 
-ENCODING_VERSION = 2  # 2: first_name_canonical_hash added (the other columns' values are unchanged)
+# 2: first_name_canonical_hash added; 3: middle_name_as_first_hash and last_name_as_first_hash added (the
+# other columns' values are unchanged)
+ENCODING_VERSION = 3
 TOKEN_BYTES = 16
 _ENC_PREFIX = b"c2c/enc/v1/"
 _BLOOM_PREFIX = b"c2c/bloom/v1/"
@@ -504,6 +512,7 @@ def _encode_names(enc: _Encoder) -> tuple[pa.Array | None, pa.Array | None, pa.A
     middle = None if middle_raw is None else compact_core(name_core(middle_raw))
     out["middle_name_hash"] = h(middle, "middle_name")
     out["middle_initial_hash"] = h(None if middle is None else pc.utf8_slice_codeunits(middle, 0, 1), "first_initial")
+    out["middle_name_as_first_hash"] = h(middle, "first_name")
 
     last_raw = enc.raw("last_name")
     surname = None if last_raw is None else surname_core(last_raw)
@@ -514,6 +523,7 @@ def _encode_names(enc: _Encoder) -> tuple[pa.Array | None, pa.Array | None, pa.A
     out["last_name_prefix3_hash"] = h(None if last is None else pc.utf8_slice_codeunits(last, 0, 3), "last_name_prefix3")
     out["last_name_nysiis_hash"] = h(None if last is None else _map_unique(last, jellyfish.nysiis), "last_name_nysiis")
     out["last_name_soundex_hash"] = h(None if last is None else _map_unique(last, jellyfish.soundex), "last_name_soundex")
+    out["last_name_as_first_hash"] = h(None if last_raw is None else compact_core(name_core(last_raw)), "first_name")
     return first, first_initial, middle, last
 
 

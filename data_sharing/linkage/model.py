@@ -336,6 +336,23 @@ def _fill_untrained(splink: dict[str, Any], u_max_pairs: float) -> dict[str, flo
     return filled
 
 
+def _floor_m(splink: dict[str, Any]) -> dict[str, float]:
+    """Raise an m that EM drove below :data:`UNTRAINED_M` to it; returns the levels raised (their m before).
+
+    Issue 14: a city whose records never show, say, a wrong birth month trained m = 3e-11 for that level,
+    a weight of -25 bits that no other evidence outweighs in a city whose records do show it. What one
+    training city never saw is not evidence against a match: it weighs as a level never met.
+    """
+    raised: dict[str, float] = {}
+    for comp in splink.get("comparisons", []):
+        for lv in comp.get("comparison_levels", []):
+            m = lv.get("m_probability")
+            if not lv.get("is_null_level") and isinstance(m, int | float) and m < UNTRAINED_M:
+                raised[f"{comp.get('output_column_name')}.{lv.get('label_for_charts')}"] = float(m)
+                lv["m_probability"] = UNTRAINED_M
+    return raised
+
+
 def _with_other_keys(sql: str) -> str:
     return f"({sql}) and l.source_key <> r.source_key"
 
@@ -385,6 +402,7 @@ def train_model(
             model_dict = linker.misc.save_model_to_json()
             untrained = _check_trained(model_dict)
             filled = _fill_untrained(model_dict, tr.u_max_pairs)
+            floored = _floor_m(model_dict)
             linker = make_linker(con, "records", {**model_dict, **{k: v for k, v in settings.splink_settings(
                 retain=("agency", "source_key")).items() if k != "comparisons"}})
             priors = _pair_type_priors(con, linker, summary, float(model_dict["probability_two_random_records_match"]))
@@ -402,7 +420,7 @@ def train_model(
         "u_max_pairs": tr.u_max_pairs, "em_max_pairs": tr.em_max_pairs, "seed": tr.seed,
         "prior": {"recall": tr.prior.recall, "rules": tr.prior.deterministic_rules,
                   "probability_two_random_records_match": model_dict.get("probability_two_random_records_match")},
-        "em_sessions": sessions, "untrained_levels": untrained, "filled_defaults": filled,
+        "em_sessions": sessions, "untrained_levels": untrained, "filled_defaults": filled, "m_floored": floored,
         "pair_type_priors": priors,
     }
     model = LinkageModel(model_id=model_id, trained_at=when.isoformat(), linkage_key_id=summary.linkage_key_id,

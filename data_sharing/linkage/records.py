@@ -27,7 +27,10 @@ import pyarrow as pa
 from data_sharing.linkage.settings import BLOOM_COLUMNS, KEY_COLUMNS, LinkageSettings
 
 _AGENCY_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
-OPTIONAL_COLUMNS = frozenset({"medicaid_source_key"})
+#: columns an agency's encodings may lack (null then): the Medicaid key (clinics only) and the encodings v3
+#: columns (issue 14), so that files encoded before v3 still link -- their records never meet the
+#: middle-name-as-first and swapped-name levels, and compare as before on every other level
+OPTIONAL_COLUMNS = frozenset({"medicaid_source_key", "middle_name_as_first_hash", "last_name_as_first_hash"})
 
 
 class LinkageInputError(ValueError):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from data_sharing.linkage import evaluate_against_truth, link, train_model
-from data_sharing.linkage.estimates import estimate_pairwise, subgroup_flags
+from data_sharing.linkage.estimates import estimate_pairwise, join_bounds, low_score_totals, subgroup_flags
 from data_sharing.linkage.truth import encode_city
 from synthetic.city import generate_city
 from synthetic.profiles import profile_names
@@ -41,6 +41,44 @@ def test_estimate_pairwise_hand_computed() -> None:
     assert est["within_agency"]["recall"] == pytest.approx(1.0)
     assert est["across_agencies"]["precision"] == pytest.approx(2.55 / 3, abs=1e-5)
     assert est["guarded_pairs_apart"] == {"pairs": 1, "sum_probability": 0.95}
+
+
+def test_a_rejected_pair_is_bounded_by_what_joining_its_clusters_asserts() -> None:
+    # cluster 0: clinic id c1 with school id s1; cluster 1: clinic id c2 alone; cluster 2: school id s2 alone.
+    # c2-s1 (0.99) was refused: joining c2 to cluster 0 asserts c1 = c2, whose own pair scored 0.2.
+    # s2-c1 (0.95): joining asserts s1 = s2, never scored above the floor: bound 0.
+    # c2-s2 (0.7): no agency in both clusters, nothing bounds it.
+    labels = pd.DataFrame({"source_key": ["c1", "s1", "c2", "s2"], "agency": ["c", "s", "c", "s"],
+                           "cluster": [0, 0, 1, 2]})
+    pairs = pd.DataFrame({
+        "source_key_l": ["c1", "c2", "c1", "s2", "c2"], "source_key_r": ["s1", "s1", "c2", "c1", "s2"],
+        "agency_l": ["c", "c", "c", "s", "c"], "agency_r": ["s", "s", "c", "c", "s"],
+        "match_probability": [0.98, 0.99, 0.2, 0.95, 0.7]})
+    same = np.array([True, False, False, False, False])
+    bounds = join_bounds(labels, pairs, ~same)
+    assert bounds.tolist() == [1.0, 0.2, 0.2, 0.0, 1.0]
+    est = estimate_pairwise(labels, pairs, same, np.zeros(5, dtype=bool))
+    # missed: min(0.99, 0.2) + 0.2 (c1-c2 itself) + min(0.95, 0) + 0.7 = 1.1 (0.99 + 0.95 removed)
+    assert est["all"]["expected_missed_links"] == pytest.approx(1.1)
+    assert est["rejected_pairs_bounded_by_their_clusters"] == {"pairs": 2, "sum_probability_removed": 1.74}
+
+
+def test_pairs_below_the_floor_count_only_apart_and_bounded() -> None:
+    import duckdb
+
+    # clusters: {c1, s1}, {c2}, {s2}, {s3}; floor 0.3
+    labels = pd.DataFrame({"source_key": ["c1", "s1", "c2", "s2", "s3"], "agency": ["c", "s", "c", "s", "s"],
+                           "cluster": [0, 0, 1, 2, 3]})
+    scored = pd.DataFrame({"a": ["c1", "c1", "c2", "s1", "c1"], "b": ["s1", "s2", "s3", "s2", "c2"],
+                           "match_probability": [0.99, 0.1, 0.2, 0.04, 0.9]})
+    con = duckdb.connect()
+    con.register("scored_frame", scored)
+    con.execute("create table scored as select * from scored_frame")
+    # below 0.3: c1-s2 0.1 (joining asserts s1 = s2, scored 0.04: bound 0.04), c2-s3 0.2 (no agency in
+    # both clusters: 0.2), s1-s2 0.04 (its own pair: 0.04); c1-s1 and c1-c2 are above the floor
+    total, n = low_score_totals(con, "scored", 0.3, labels)
+    assert n == 3 and total == pytest.approx(0.04 + 0.2 + 0.04)
+    assert low_score_totals(con, "scored", 0.3) == (pytest.approx(0.34), 3)  # without labels: every pair
 
 
 def test_subgroup_flags_only_beyond_two_points_and_enough_persons() -> None:

@@ -166,3 +166,37 @@ def test_predict_in_chunks_scores_the_same_pairs(model, inputs, first_run, tmp_p
     b = read_state(first_run.database.parent)["pairs"][cols].sort_values(cols[:2]).reset_index(drop=True)
     assert a[cols[:2]].equals(b[cols[:2]])
     assert (a.match_weight - b.match_weight).abs().max() < 1e-9
+
+
+def test_an_m_that_em_drove_towards_zero_is_floored() -> None:
+    # issue 14: EM on a city whose records never show a level (a wrong birth month) gave m = 3e-11, a
+    # weight of -25 bits; floored at UNTRAINED_M it weighs as a level never met. Other levels are kept.
+    from data_sharing.linkage.model import UNTRAINED_M, _floor_m
+
+    splink = {"comparisons": [{"output_column_name": "birth_date", "comparison_levels": [
+        {"label_for_charts": "missing", "is_null_level": True},
+        {"label_for_charts": "exact", "m_probability": 0.97, "u_probability": 0.0002},
+        {"label_for_charts": "year_day", "m_probability": 3e-11, "u_probability": 0.0009},
+        {"label_for_charts": "else", "m_probability": 0.03, "u_probability": 0.99}]}]}
+    assert _floor_m(splink) == {"birth_date.year_day": 3e-11}
+    levels = splink["comparisons"][0]["comparison_levels"]
+    assert [lv.get("m_probability") for lv in levels] == [None, 0.97, UNTRAINED_M, 0.03]
+
+
+def test_encodings_older_than_v3_still_link(model, inputs, first_run, tmp_path: Path) -> None:  # noqa: ANN001
+    # issue 14: files encoded before v3 lack the middle-name-as-first and surname-as-first hashes; their
+    # records link, never meeting the two levels that read them (the small city has no swapped names
+    # and no middle name used as first: the same persons as with the v3 columns)
+    from data_sharing.linkage import read_state
+
+    v3 = ["middle_name_as_first_hash", "last_name_as_first_hash"]
+    older = {a: e.drop(columns=v3) for a, e in inputs.encodings.items()}
+    result = link(older, model, workdir=tmp_path, run_id="older", attributes=inputs.attributes, now=NOW)
+    name = load_settings().comparison("name")
+    gammas = set(read_state(tmp_path)["pairs"].gamma_name.astype(int))
+    assert not gammas & {name.gamma("swapped"), name.gamma("middle_as_first")}
+
+    def persons(crosswalk):  # noqa: ANN001, ANN202
+        return {frozenset(g) for g in crosswalk.groupby("child_key").source_key.agg(list)}
+
+    assert persons(result.crosswalk) == persons(first_run.crosswalk)

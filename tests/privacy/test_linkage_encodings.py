@@ -16,8 +16,9 @@ from privacy_support import all_cells_text, raw_identifier_strings
 
 TOKEN_COLUMNS = [
     "first_name_hash", "first_name_prefix3_hash", "first_name_nysiis_hash", "first_initial_hash",
-    "first_name_canonical_hash", "middle_name_hash", "middle_initial_hash", "last_name_hash", "last_name_part1_hash", "last_name_part2_hash",
-    "last_name_prefix3_hash", "last_name_nysiis_hash", "last_name_soundex_hash", "birth_date_hash",
+    "first_name_canonical_hash", "middle_name_hash", "middle_initial_hash", "middle_name_as_first_hash", "last_name_hash",
+    "last_name_part1_hash", "last_name_part2_hash", "last_name_prefix3_hash", "last_name_nysiis_hash",
+    "last_name_soundex_hash", "last_name_as_first_hash", "birth_date_hash",
     "birth_date_swapped_hash", "birth_year_hash", "birth_month_hash", "birth_day_hash", "sex_hash", "zip_hash",
     "street_address_hash", "last_name_birth_date_hash", "first_name_birth_date_hash",
     "first_initial_last_name_birth_year_hash",
@@ -58,6 +59,10 @@ def test_tokens_match_an_independent_stdlib_computation(encoded: pd.DataFrame, k
     row = encoded.iloc[0]  # José María García-López, 2015-03-07, M, 12 N. Main Street, 02134
     assert row["first_name_hash"] == _stdlib_token(keyset, "first_name", "JOSE")
     assert row["last_name_hash"] == _stdlib_token(keyset, "last_name", "GARCIALOPEZ")
+    # issue 14: the middle name and the surname also keyed as first names (a middle name used as the first,
+    # first name and surname swapped)
+    assert row["middle_name_as_first_hash"] == _stdlib_token(keyset, "first_name", "MARIA")
+    assert row["last_name_as_first_hash"] == _stdlib_token(keyset, "first_name", "GARCIALOPEZ")
     assert row["last_name_part1_hash"] == _stdlib_token(keyset, "last_name", "GARCIA")
     assert row["last_name_part2_hash"] == _stdlib_token(keyset, "last_name", "LOPEZ")
     assert row["birth_date_hash"] == _stdlib_token(keyset, "birth_date", "2015-03-07")
