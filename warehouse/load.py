@@ -448,7 +448,7 @@ def load_current(
     key = "/".join(extract_key) if isinstance(extract_key, tuple) else extract_key
     spec = (EXTRACT_TABLES if tables is None else tables).get(key)
     if spec is None:
-        raise LoadError(f"the warehouse has no table for extract {key!r} (known: {', '.join(sorted(tables or EXTRACT_TABLES))})")
+        raise LoadError(f"the warehouse has no table for extract {key!r} (known: {', '.join(sorted(EXTRACT_TABLES if tables is None else tables))})")
     _check_files(spec, files)
     cw_series = prepare_crosswalk(crosswalk)
     now = now or dt.datetime.now(dt.timezone.utc)
