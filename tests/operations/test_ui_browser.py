@@ -120,3 +120,35 @@ def test_auditor_sees_the_release_run_and_the_refused_file_as_success(auditor_ui
     page.get_by_text("indicator_release").first.wait_for(timeout=60_000)
     body = page.inner_text("body")
     assert "Success" in body and "Failure" not in body
+
+
+RUNS_OF_JOB = """query($job: String!) { runsOrError(filter: {pipelineName: $job,
+  tags: [{key: ".dagster/repository", value: "__repository__@c2c"}]}) { __typename ... on Runs {
+  results { id status tags { key value } repositoryOrigin { repositoryName repositoryLocationName } } } } }"""
+
+
+def test_c2c_run_runs_belong_to_their_job_and_show_in_the_timeline(auditor_ui: dict) -> None:
+    """Issue 17 item 10: runs started by `c2c run` carry the code location's origin, so the UI lists
+    them on their job's page and in the overview timeline (before, both were empty)."""
+    from tests.operations.ops_support import graphql
+
+    page, base = auditor_ui["page"], auditor_ui["base"]
+    runs = _runs(auditor_ui["env"])
+    for job, expected in (("intake_job", {v for k, v in runs.items() if k != "nightly"}), ("nightly_job", {runs["nightly"]})):
+        found = graphql(f"{base}/graphql", RUNS_OF_JOB, {"job": job})["runsOrError"]["results"]
+        assert {r["id"] for r in found} == expected and len(expected) == (5 if job == "intake_job" else 1)
+        for r in found:
+            assert r["repositoryOrigin"] == {"repositoryName": "__repository__", "repositoryLocationName": "c2c"}
+            assert r["status"] == "SUCCESS"
+
+    page.goto(f"{base}/locations/c2c/jobs/intake_job/runs")
+    page.get_by_text(runs[REFUSED][:8]).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(auditor_ui["root"] / "intake_job_runs.png"))
+    body = page.inner_text("body")
+    assert all(run_id[:8] in body for key, run_id in runs.items() if key != "nightly")
+    assert runs["nightly"][:8] not in body  # the nightly run is on its own job's page
+
+    page.goto(f"{base}/overview/activity/timeline")
+    page.get_by_text("nightly_job").first.wait_for(timeout=60_000)
+    page.get_by_text("intake_job").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(auditor_ui["root"] / "timeline.png"))
