@@ -7,6 +7,7 @@ is one line on stderr that says what to do, with exit code 2; a traceback only w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import sys
 from collections.abc import Callable
@@ -252,8 +253,46 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _last_run(settings: Settings) -> str:
-    if not (settings.dagster_home / "dagster.yaml").exists():
+    """The newest run in the hub's Dagster instance: read straight from its local SQLite run storage when it
+    has the default one (no Dagster import: `c2c status` stays quick), through ``DagsterInstance`` otherwise."""
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
         return "none yet"
+    runs_db = settings.dagster_home / "history" / "runs.db"
+    import yaml
+
+    declared = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    if not {"storage", "run_storage"} & set(declared) and runs_db.exists():  # the default (a PostgreSQL one is declared)
+        newest = _newest_run_in_sqlite(runs_db)
+    else:
+        newest = _newest_run_in_instance(settings)
+    if newest is None:
+        return "none yet"
+    run_id, job, status, when, outcome = newest
+    return f"{when:%Y-%m-%d %H:%M UTC}  {job}  {status.lower()}" + (f", outcome {outcome}" if outcome else "") + f"  (run {run_id[:8]})"
+
+
+LastRun = tuple[str, str, str, dt.datetime, str | None]
+"""(run id, job, status, when it ended or started or was created (UTC), the ``*outcome`` tag)."""
+
+
+def _newest_run_in_sqlite(runs_db: Path) -> LastRun | None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{runs_db}?mode=ro", uri=True)) as conn:
+        row = conn.execute("SELECT run_id, pipeline_name, status, end_time, start_time, create_timestamp "
+                           "FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        tag = conn.execute("SELECT value FROM run_tags WHERE run_id = ? AND key LIKE '%outcome' ORDER BY id LIMIT 1",
+                           (row[0],)).fetchone()
+    stamp = row[3] or row[4]
+    when = (dt.datetime.fromtimestamp(stamp, dt.timezone.utc) if stamp
+            else dt.datetime.fromisoformat(row[5]).replace(tzinfo=dt.timezone.utc))
+    return row[0], row[1], row[2], when, tag[0] if tag else None
+
+
+def _newest_run_in_instance(settings: Settings) -> LastRun | None:
     from dagster import DagsterInstance
 
     point_dagster_at(settings.dagster_home)
@@ -261,13 +300,11 @@ def _last_run(settings: Settings) -> str:
     try:
         records = instance.get_run_records(limit=1)
         if not records:
-            return "none yet"
-        rec = records[0]
-        run = rec.dagster_run
+            return None
+        rec, run = records[0], records[0].dagster_run
         when = dt.datetime.fromtimestamp(rec.end_time or rec.start_time or rec.create_timestamp.timestamp(), dt.timezone.utc)
         outcome = next((v for k, v in run.tags.items() if k.endswith("outcome")), None)
-        status = run.status.value.lower() + (f", outcome {outcome}" if outcome else "")
-        return f"{when:%Y-%m-%d %H:%M UTC}  {run.job_name}  {status}  (run {run.run_id[:8]})"
+        return run.run_id, run.job_name, run.status.value, when, outcome
     finally:
         instance.dispose()
 
