@@ -187,8 +187,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def add_synth_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a synthetic city's extracts (drop-folder layout) and its ground truth")
     p.add_argument("--children", type=int, default=2000,
-                   help="exactly this many children aged 0-18 on the as-of date (default 2000); their older siblings who "
-                        "were still school-age in the school years covered come on top (the first line counts both)")
+                   help="exactly this many children in the city (default 2000): those aged 0-18 on the as-of date and "
+                        "their older siblings still school-age in the school years covered (the first line counts each)")
     p.add_argument("--seed", type=int, default=42, help="random seed: the same seed gives byte-identical files (default 42)")
     p.add_argument("--out", required=True, help="folder to write into: <out>/drop (the extracts) and <out>/truth")
     p.add_argument("--as-of", help="as-of date of the extracts (YYYY-MM-DD; default 2026-08-15)")
@@ -198,14 +198,14 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def synth_headline(out: Path, children: int, seed: int, elapsed: float) -> str:
-    """`c2c synth`'s first line: the exact count asked for, and the older siblings generated on top of it."""
+    """`c2c synth`'s first line: the exact count asked for, and how many of them are aged 0-18 or older siblings."""
     import json
 
     summary = json.loads((out / "truth" / "summary.json").read_text(encoding="utf-8"))
     young, every = int(summary["population"]["children_aged_0_18"]), int(summary["population"]["children_all"])
     as_of = summary["parameters"]["as_of"]
-    return (f"c2c synth: a synthetic city of {young:,} children aged 0-18 on {as_of}, plus {every - young:,} older "
-            f"siblings still school-age in the years covered ({every:,} children in all; seed {seed}) in {elapsed:.1f} s")
+    return (f"c2c synth: a synthetic city of {every:,} children ({young:,} aged 0-18 on {as_of}, {every - young:,} older "
+            f"siblings still school-age in the years covered; seed {seed}) in {elapsed:.1f} s")
 
 
 # --------------------------------------------------------------------------------------------------
