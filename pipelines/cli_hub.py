@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -137,9 +138,15 @@ def user_message(exc: BaseException) -> str | None:
 def run_command(func: Callable[[argparse.Namespace], Any], args: argparse.Namespace, *, debug: bool) -> int:
     """Run one command: user errors become one line and exit 2; anything else one line and exit 1."""
     try:
-        return int(func(args) or 0)
+        code = int(func(args) or 0)
+        sys.stdout.flush()  # a reader that went away (`c2c status | head -2`) is seen here, not at exit
+        return code
     except (KeyboardInterrupt, SystemExit):
         raise
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to write to it at exit
+        print("c2c: the output was closed before the command finished (broken pipe)", file=sys.stderr)
+        return 1
     except Exception as exc:
         if debug:
             raise

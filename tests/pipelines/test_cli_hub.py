@@ -205,3 +205,17 @@ def test_synth_children_is_exact_for_any_size(tmp_path: Path, children: int) -> 
     persons = pd.read_csv(tmp_path / "truth" / "persons.csv", dtype=str)
     assert int((persons.role == "child").sum()) == children
 
+
+def test_output_closed_early_is_one_line_not_an_internal_error(tmp_path: Path) -> None:
+    """`c2c status | head -1`: a reader that went away is said as such (exit 1), not "internal error"."""
+    env = c2c_env(tmp_path / "home")
+    assert c2c("init", env=env).returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before c2c writes
+    try:
+        res = subprocess.run([sys.executable, "-m", "pipelines.cli", "status"], env=env, cwd=REPO, stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=300, check=False)
+    finally:
+        os.close(write_end)
+    assert res.returncode == 1
+    assert res.stderr == "c2c: the output was closed before the command finished (broken pipe)\n", res.stderr
