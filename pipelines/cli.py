@@ -355,6 +355,12 @@ def cmd_review_import(args: argparse.Namespace) -> int:
     return 0
 
 
+REVIEW_REASONS = ("score_band", "possible_sibling", "conflict_within_agency", "conflict_birth_years", "decision_conflict",
+                  "concurrent_ids", "audit")
+"""The review queue's reasons for `--reason`'s help, written out so that building the parser does not load the
+linkage package (tests/pipelines/test_cli_startup.py checks they are `stages.review.QUEUE_REASONS`)."""
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     """The options every hub command takes: where the data and the warehouse are."""
     p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")
@@ -422,7 +428,7 @@ def _add_agency_parsers(sub: argparse._SubParsersAction, common: Callable[[argpa
 
     p = sub.add_parser("demo", help="synthetic city + full run on the embedded default (SQLite)")
     p.add_argument("--home", help="data directory (default $C2C_HOME or ./c2c-data)")
-    p.add_argument("--children", type=int, default=2000, help="children aged 0-18 in the synthetic city, exactly (default 2000)")
+    p.add_argument("--children", type=int, default=2000, help="children in the synthetic city, exactly (default 2000)")
     p.add_argument("--seed", type=int, default=42, help="random seed of the synthetic city (default 42)")
     p.set_defaults(func=cmd_demo)
 
@@ -475,13 +481,12 @@ def _add_linkage_parsers(sub: argparse._SubParsersAction, common: Callable[[argp
     lt = lsub.add_parser("train", help="retrain the linkage model on the current encodings (versioned artefact)")
     common(lt)
     lt.set_defaults(func=cmd_linkage_train)
-    from stages.review import QUEUE_REASONS
 
     lr = lsub.add_parser("review", help="clerical review: the pseudonymous queue and reviewers' decisions")
     rsub = lr.add_subparsers(dest="review_command", required=True)
     r = rsub.add_parser("list", help="show the latest run's review queue (source keys, agencies, probability, levels)")
     common(r)
-    r.add_argument("--reason", help="only pairs queued for this reason (" + ", ".join(QUEUE_REASONS) + ")")
+    r.add_argument("--reason", help="only pairs queued for this reason (" + ", ".join(REVIEW_REASONS) + ")")
     r.add_argument("--agency", help="only pairs with a record of this agency")
     r.add_argument("--limit", type=int, help="show at most this many pairs (most probable first)")
     r.add_argument("--format", choices=["table", "csv"], default="table", help="csv: every column, full source keys")

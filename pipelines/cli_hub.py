@@ -7,7 +7,9 @@ is one line on stderr that says what to do, with exit code 2; a traceback only w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -136,9 +138,15 @@ def user_message(exc: BaseException) -> str | None:
 def run_command(func: Callable[[argparse.Namespace], Any], args: argparse.Namespace, *, debug: bool) -> int:
     """Run one command: user errors become one line and exit 2; anything else one line and exit 1."""
     try:
-        return int(func(args) or 0)
+        code = int(func(args) or 0)
+        sys.stdout.flush()  # a reader that went away (`c2c status | head -2`) is seen here, not at exit
+        return code
     except (KeyboardInterrupt, SystemExit):
         raise
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to write to it at exit
+        print("c2c: the output was closed before the command finished (broken pipe)", file=sys.stderr)
+        return 1
     except Exception as exc:
         if debug:
             raise
@@ -186,8 +194,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def add_synth_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a synthetic city's extracts (drop-folder layout) and its ground truth")
     p.add_argument("--children", type=int, default=2000,
-                   help="exactly this many children aged 0-18 on the as-of date (default 2000); their older siblings who "
-                        "were still school-age in the school years covered come on top (the first line counts both)")
+                   help="exactly this many children in the city (default 2000): those aged 0-18 on the as-of date and "
+                        "their older siblings still school-age in the school years covered (the first line counts each)")
     p.add_argument("--seed", type=int, default=42, help="random seed: the same seed gives byte-identical files (default 42)")
     p.add_argument("--out", required=True, help="folder to write into: <out>/drop (the extracts) and <out>/truth")
     p.add_argument("--as-of", help="as-of date of the extracts (YYYY-MM-DD; default 2026-08-15)")
@@ -197,14 +205,14 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def synth_headline(out: Path, children: int, seed: int, elapsed: float) -> str:
-    """`c2c synth`'s first line: the exact count asked for, and the older siblings generated on top of it."""
+    """`c2c synth`'s first line: the exact count asked for, and how many of them are aged 0-18 or older siblings."""
     import json
 
     summary = json.loads((out / "truth" / "summary.json").read_text(encoding="utf-8"))
     young, every = int(summary["population"]["children_aged_0_18"]), int(summary["population"]["children_all"])
     as_of = summary["parameters"]["as_of"]
-    return (f"c2c synth: a synthetic city of {young:,} children aged 0-18 on {as_of}, plus {every - young:,} older "
-            f"siblings still school-age in the years covered ({every:,} children in all; seed {seed}) in {elapsed:.1f} s")
+    return (f"c2c synth: a synthetic city of {every:,} children ({young:,} aged 0-18 on {as_of}, {every - young:,} older "
+            f"siblings still school-age in the years covered; seed {seed}) in {elapsed:.1f} s")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,8 +260,46 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _last_run(settings: Settings) -> str:
-    if not (settings.dagster_home / "dagster.yaml").exists():
+    """The newest run in the hub's Dagster instance: read straight from its local SQLite run storage when it
+    has the default one (no Dagster import: `c2c status` stays quick), through ``DagsterInstance`` otherwise."""
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
         return "none yet"
+    runs_db = settings.dagster_home / "history" / "runs.db"
+    import yaml
+
+    declared = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    if not {"storage", "run_storage"} & set(declared) and runs_db.exists():  # the default (a PostgreSQL one is declared)
+        newest = _newest_run_in_sqlite(runs_db)
+    else:
+        newest = _newest_run_in_instance(settings)
+    if newest is None:
+        return "none yet"
+    run_id, job, status, when, outcome = newest
+    return f"{when:%Y-%m-%d %H:%M UTC}  {job}  {status.lower()}" + (f", outcome {outcome}" if outcome else "") + f"  (run {run_id[:8]})"
+
+
+LastRun = tuple[str, str, str, dt.datetime, str | None]
+"""(run id, job, status, when it ended or started or was created (UTC), the ``*outcome`` tag)."""
+
+
+def _newest_run_in_sqlite(runs_db: Path) -> LastRun | None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{runs_db}?mode=ro", uri=True)) as conn:
+        row = conn.execute("SELECT run_id, pipeline_name, status, end_time, start_time, create_timestamp "
+                           "FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        tag = conn.execute("SELECT value FROM run_tags WHERE run_id = ? AND key LIKE '%outcome' ORDER BY id LIMIT 1",
+                           (row[0],)).fetchone()
+    stamp = row[3] or row[4]
+    when = (dt.datetime.fromtimestamp(stamp, dt.timezone.utc) if stamp
+            else dt.datetime.fromisoformat(row[5]).replace(tzinfo=dt.timezone.utc))
+    return row[0], row[1], row[2], when, tag[0] if tag else None
+
+
+def _newest_run_in_instance(settings: Settings) -> LastRun | None:
     from dagster import DagsterInstance
 
     point_dagster_at(settings.dagster_home)
@@ -261,13 +307,11 @@ def _last_run(settings: Settings) -> str:
     try:
         records = instance.get_run_records(limit=1)
         if not records:
-            return "none yet"
-        rec = records[0]
-        run = rec.dagster_run
+            return None
+        rec, run = records[0], records[0].dagster_run
         when = dt.datetime.fromtimestamp(rec.end_time or rec.start_time or rec.create_timestamp.timestamp(), dt.timezone.utc)
         outcome = next((v for k, v in run.tags.items() if k.endswith("outcome")), None)
-        status = run.status.value.lower() + (f", outcome {outcome}" if outcome else "")
-        return f"{when:%Y-%m-%d %H:%M UTC}  {run.job_name}  {status}  (run {run.run_id[:8]})"
+        return run.run_id, run.job_name, run.status.value, when, outcome
     finally:
         instance.dispose()
 

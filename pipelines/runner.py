@@ -17,6 +17,7 @@ from pipelines.alerts import alert_for_run, deliver_alert
 from pipelines.definitions import build_definitions
 from pipelines.hardening import apply_umask
 from pipelines.instance import ensure_dagster_home
+from pipelines.launch import runs_of_code_location
 from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
 from pipelines.quiet_night import run_nightly
 from pipelines.settings import Settings
@@ -92,6 +93,13 @@ def run_pipeline(
     if instance is None:
         ensure_dagster_home(settings.dagster_home)
         instance = DagsterInstance.get()
+    with runs_of_code_location(instance):  # its runs show under their job and in the UI's timeline
+        _run_all(settings, instance, summary, settle_s, echo, verbose)
+    return summary
+
+
+def _run_all(settings: Settings, instance: DagsterInstance, summary: RunSummary, settle_s: float | None,
+             echo: Callable[[str], None], verbose: bool) -> None:
     defs = build_definitions(settings, env={})
     engine = open_engine(settings.warehouse_url, settings.warehouse_schema)
     store = ManifestStore(engine)
@@ -124,7 +132,6 @@ def run_pipeline(
                             error_class=outcome.error_class, reason=outcome.reason_words)
     _run_nightly(defs.resolve_job_def("nightly_job"), instance, summary, settings, engine, quiet, echo)
     engine.dispose()
-    return summary
 
 
 IntakeRun = tuple[str, str, dict, dict]

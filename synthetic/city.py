@@ -503,7 +503,7 @@ def _truth_rates(pop: Population, fps, fhd, dhs, tables, idf: pd.DataFrame) -> d
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m synthetic", description="Generate the synthetic city.")
-    parser.add_argument("--children", type=int, required=True, help="children aged 0-18 on the as-of date")
+    parser.add_argument("--children", type=int, required=True, help="children in the city, exactly (older school-age siblings included)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="folder to write drop/ and truth/ into")
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 8, 15))

@@ -381,6 +381,7 @@ def _row_identity(c: FpsState) -> tuple[Flags, dict[str, np.ndarray]]:
     bad_birth = out["birth"] != birth_true
     fix_year = rng.integers(0, c.n_years + 1, n_ids) + c.years[0]
     fixed = bad_birth & (rng.random(n_ids) < 0.3)[row_id] & (rows.sy.to_numpy() >= fix_year[row_id])
+    fixed &= ~c.is_second_id[row_id]  # a second id keeps the detail it was re-registered with (force_difference)
     out["birth"] = np.where(fixed, birth_true, out["birth"])
     for k in ("birth_date:day_month_swap", "birth_date:day_error", "birth_date:year_error"):
         flags[k] = flags[k] & ~fixed

@@ -1,9 +1,9 @@
 """The true population of the synthetic city: families, children, parents and their addresses.
 
 Children are grouped into families (siblings share surname and address, a few are twins); each family
-has one or two parents born decades earlier. ``children`` is the number of children aged 0-18 on the
-as-of date; older siblings who were still school-age inside the school-year window (the graduation
-cohorts of the early years) are generated too and marked ``is_child`` with ``aged_0_18`` False.
+has one or two parents born decades earlier. ``children`` is the exact number of children the city
+holds: those aged 0-18 on the as-of date and their older siblings who were still school-age inside the
+school-year window (the graduation cohorts of the early years; ``is_child`` with ``aged_0_18`` False).
 """
 
 from __future__ import annotations
@@ -172,7 +172,8 @@ def build_population(params: Params, rng: np.random.Generator) -> Population:
 
 
 def _draw_children(params: Params, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
-    """Families and their children, until exactly ``children`` are aged 0-18 on as_of; (children, first births)."""
+    """Families and their children, until exactly ``children`` (every child the city holds, older
+    school-age siblings included); (children, first births)."""
     as_of = params.as_of
     child_min = int(D.from_ymd(np.array([params.first_sy - 20]), np.array([9]), np.array([2]))[0])
     counted_after = int(D.add_years(np.array([as_of]), -19)[0])  # born after this: aged 0-18 on as_of
@@ -183,7 +184,8 @@ def _draw_children(params: Params, rng: np.random.Generator) -> tuple[pd.DataFra
     while counted_total < params.children:
         b = _family_batch(rng, params, batch_size, child_min)
         b = b[(b.birth >= child_min) & (b.birth <= as_of)].copy()
-        b["counted"] = b.birth > counted_after
+        b["aged_0_18"] = b.birth > counted_after
+        b["counted"] = True
         b["fam"] += fam_offset
         fam_offset += batch_size
         counted_total += int(b.counted.sum())
@@ -315,7 +317,7 @@ def _draw_members(
         "role": np.concatenate([np.full(n_kids, "child", dtype=object), prole]),
         "birth": np.concatenate([kbirth, pbirth]).astype(np.int64),
         "sex": np.concatenate([sex, psex]),
-        "aged_0_18": np.concatenate([kids.counted.to_numpy(), np.zeros(len(pfam), dtype=bool)]),
+        "aged_0_18": np.concatenate([kids.aged_0_18.to_numpy(), np.zeros(len(pfam), dtype=bool)]),
     })
     persons["is_child"] = persons.role == "child"
     persons["race"] = race[fam_]

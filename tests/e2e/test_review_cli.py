@@ -45,7 +45,8 @@ def _identifier_cells(drop: Path) -> set[str]:
         contract = partnership.terms(path.parent.name, path.name.rsplit("_", 1)[0]).contract
         header, rows = read_csv(path)
         direct = [i for i, c in enumerate(header) if contract.columns[c].privacy == "direct"]
-        cells |= {row[i].strip().upper() for row in rows for i in direct if row[i].strip()}
+        # a one-letter cell (a middle initial) identifies no one and equals codes shown as such (sex M/F)
+        cells |= {row[i].strip().upper() for row in rows for i in direct if len(row[i].strip()) > 1}
     return cells
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine
 
 from e2e_support import REPO, isolate_env, settings_env
 
-CHILDREN = 1200
+CHILDREN = 1500  # every child counts since issue 17 (older school-age siblings too): about the 1,200 aged 0-18 of before
 SEED = 20261207
 
 

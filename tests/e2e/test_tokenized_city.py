@@ -65,7 +65,7 @@ def _identifier_values(raw_drop: Path) -> tuple[dict[str, str], set[str]]:
         for row in rows:
             for i in direct:
                 value = row[i].strip().upper()
-                if value:
+                if len(value) > 1:  # a one-letter cell (a middle initial) identifies no one and equals codes (sex M/F)
                     cells.setdefault(value, header[i])
                     if header[i] == "street_address":
                         addresses.add(value)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.operations.ops_support import BIN, city_env, free_port, small_city, subprocess_env
+from tests.operations.ops_support import BIN, city_env, free_port, sha256_by_drop_name, small_city, subprocess_env
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -49,6 +49,7 @@ def auditor_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("ui_browser")
     drop = small_city(root / "city")
     (drop / REFUSED).write_text("studentid,first_name\nS1,Testfirst\n", encoding="utf-8")
+    sha = sha256_by_drop_name(drop)  # before the run: accepted files leave the drop folder
     env = subprocess_env(city_env(root / "home", drop, C2C_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode()))
     run = subprocess.run([str(BIN / "c2c"), "run", "--settle", "0"], env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 3, run.stdout + run.stderr
@@ -68,7 +69,7 @@ def auditor_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            yield {"page": page, "base": f"http://127.0.0.1:{port}", "env": env, "root": root}
+            yield {"page": page, "base": f"http://127.0.0.1:{port}", "env": env, "root": root, "sha": sha}
             browser.close()
     finally:
         ui.send_signal(signal.SIGTERM)
@@ -120,3 +121,48 @@ def test_auditor_sees_the_release_run_and_the_refused_file_as_success(auditor_ui
     page.get_by_text("indicator_release").first.wait_for(timeout=60_000)
     body = page.inner_text("body")
     assert "Success" in body and "Failure" not in body
+
+
+RUNS_OF_JOB = """query($job: String!) { runsOrError(filter: {pipelineName: $job,
+  tags: [{key: ".dagster/repository", value: "__repository__@c2c"}]}) { __typename ... on Runs {
+  results { id status tags { key value } repositoryOrigin { repositoryName repositoryLocationName } } } } }"""
+
+
+def test_c2c_run_runs_belong_to_their_job_and_show_in_the_timeline(auditor_ui: dict) -> None:
+    """Issue 17 item 10: runs started by `c2c run` carry the code location's origin, so the UI lists
+    them on their job's page and in the overview timeline (before, both were empty)."""
+    from tests.operations.ops_support import graphql
+
+    page, base = auditor_ui["page"], auditor_ui["base"]
+    runs = _runs(auditor_ui["env"])
+    for job, expected in (("intake_job", {v for k, v in runs.items() if k != "nightly"}), ("nightly_job", {runs["nightly"]})):
+        found = graphql(f"{base}/graphql", RUNS_OF_JOB, {"job": job})["runsOrError"]["results"]
+        assert {r["id"] for r in found} == expected and len(expected) == (5 if job == "intake_job" else 1)
+        for r in found:
+            assert r["repositoryOrigin"] == {"repositoryName": "__repository__", "repositoryLocationName": "c2c"}
+            assert r["status"] == "SUCCESS"
+
+    page.goto(f"{base}/locations/c2c/jobs/intake_job/runs")
+    page.get_by_text(runs[REFUSED][:8]).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(auditor_ui["root"] / "intake_job_runs.png"))
+    body = page.inner_text("body")
+    assert all(run_id[:8] in body for key, run_id in runs.items() if key != "nightly")
+    assert runs["nightly"][:8] not in body  # the nightly run is on its own job's page
+
+    page.goto(f"{base}/overview/activity/timeline")
+    page.get_by_text("nightly_job").first.wait_for(timeout=60_000)
+    page.get_by_text("intake_job").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(auditor_ui["root"] / "timeline.png"))
+
+
+def test_release_page_shows_its_source_files_sha256(auditor_ui: dict) -> None:
+    """The release's asset page shows the SHA-256 of every file that fed it (computed here with hashlib)."""
+    page, base = auditor_ui["page"], auditor_ui["base"]
+    accepted = {rel: sha for rel, sha in auditor_ui["sha"].items() if rel != REFUSED}
+    assert len(accepted) == 4
+    page.goto(f"{base}/assets/indicator_release?view=events")
+    page.get_by_text("source_sha256").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(auditor_ui["root"] / "release_events.png"), full_page=True)
+    body = page.inner_text("body")
+    assert "release_id" in body and "audit_head" in body and "audit_report" in body and "Failure" not in body
+    assert all(sha in body for sha in accepted.values()), body[:3000]

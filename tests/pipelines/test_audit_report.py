@@ -87,6 +87,15 @@ def test_audit_report_path_is_release_metadata(demo: dict, monkeypatch: pytest.M
     assert event is not None and event.asset_materialization is not None
     meta = event.asset_materialization.metadata
     assert meta["audit_report"].value == str(demo["home"] / "reports" / str(demo["release"]) / "audit.html")
+    # the audit log's head when the release was published (sequence and hash), as the warehouse recorded it
+    import json
+    import sqlite3
+
+    with sqlite3.connect(demo["home"] / "warehouse.db") as conn:
+        recorded = conn.execute("SELECT audit_head FROM releases WHERE release_id = ?", (demo["release"],)).fetchone()[0]
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM audit_log ORDER BY seq")]
+    head = meta["audit_head"].value
+    assert head == json.loads(recorded) and head["seq"] in seqs and len(head["entry_hash"]) == 64
 
 
 def _browser():  # type: ignore[no-untyped-def]

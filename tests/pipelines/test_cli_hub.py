@@ -169,23 +169,53 @@ def test_synth_help_explains_every_option() -> None:
     res = c2c("synth", "--help", env=c2c_env(Path("/nonexistent")))
     assert res.returncode == 0
     text = " ".join(res.stdout.split())
-    for option, words in (("--children", "exactly this many children aged 0-18"), ("--seed", "byte-identical"), ("--out", "truth"),
+    for option, words in (("--children", "exactly this many children in the city"), ("--seed", "byte-identical"), ("--out", "truth"),
                           ("--as-of", "YYYY-MM-DD")):
         assert option in text and words in text, option
 
 
 def test_synth_children_is_exact(tmp_path: Path) -> None:
-    """--children 3000 "gave 3,750 children": 3,000 aged 0-18 on the as-of date (exact) plus their older
-    siblings, generated for the early school years' graduation cohorts. The first line now says both."""
+    """--children 3000 "gave 3,750 children": the older siblings of the early school years' graduation
+    cohorts came on top. Now the city holds exactly 3,000 children, older siblings included; the first
+    line says how many are aged 0-18 (counted here from the birth dates: born after 2007-08-15)."""
     import pandas as pd
 
     res = c2c("synth", "--children", "3000", "--seed", "7", "--out", str(tmp_path / "city"), env=c2c_env(tmp_path / "h"))
     assert res.returncode == 0, res.stderr
     persons = pd.read_csv(tmp_path / "city" / "truth" / "persons.csv", dtype=str)
-    kids = persons[persons.is_child == "true"]
-    young = int((kids.aged_0_18_at_as_of == "true").sum())
-    older = len(kids) - young
-    assert young == 3000 and older > 0
+    kids = persons[persons.role == "child"]
+    assert len(kids) == 3000 and (kids.is_child == "true").all() and (persons[persons.role != "child"].is_child == "false").all()
+    young = int((kids.birth_date > "2007-08-15").sum())
+    assert young == int((kids.aged_0_18_at_as_of == "true").sum())
+    older = 3000 - young
+    assert 0 < older < young
     assert res.stdout.splitlines()[0].startswith(
-        f"c2c synth: a synthetic city of 3,000 children aged 0-18 on 2026-08-15, plus {older:,} older siblings "
-        f"still school-age in the years covered ({3000 + older:,} children in all; seed 7)")
+        f"c2c synth: a synthetic city of 3,000 children ({young:,} aged 0-18 on 2026-08-15, {older:,} older siblings "
+        "still school-age in the years covered; seed 7)")
+
+
+@pytest.mark.parametrize("children", [1, 7, 64, 500])
+def test_synth_children_is_exact_for_any_size(tmp_path: Path, children: int) -> None:
+    """Exactly N children for small and odd sizes too (the last family is cut at the N-th child)."""
+    from stages.synth import generate_city
+
+    import pandas as pd
+
+    generate_city(children, 11, tmp_path)
+    persons = pd.read_csv(tmp_path / "truth" / "persons.csv", dtype=str)
+    assert int((persons.role == "child").sum()) == children
+
+
+def test_output_closed_early_is_one_line_not_an_internal_error(tmp_path: Path) -> None:
+    """`c2c status | head -1`: a reader that went away is said as such (exit 1), not "internal error"."""
+    env = c2c_env(tmp_path / "home")
+    assert c2c("init", env=env).returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before c2c writes
+    try:
+        res = subprocess.run([sys.executable, "-m", "pipelines.cli", "status"], env=env, cwd=REPO, stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=300, check=False)
+    finally:
+        os.close(write_end)
+    assert res.returncode == 1
+    assert res.stderr == "c2c: the output was closed before the command finished (broken pipe)\n", res.stderr
