@@ -1,4 +1,4 @@
-"""Duplicate rows: known answers, counted by hand, for intake's whole-column duplicate count."""
+"""Intake content checks rewritten for CPU (issue 16): known answers, counted by hand."""
 
 from __future__ import annotations
 
@@ -74,3 +74,28 @@ def test_agrees_with_a_hand_count_on_random_tables() -> None:
 def test_a_null_is_a_value_of_its_own() -> None:
     t = pa.table({"x": pa.array([None, None, "", "a"], pa.string()), "y": pa.array(["b", "b", "b", None], pa.string())})
     assert _count_duplicate_rows(t) == 1
+
+
+def _longest_line_rule(data: bytes, limit: int) -> int | None:
+    """The hand rule: the number of the first line (split at newlines) longer than ``limit`` bytes."""
+    return next((n for n, line in enumerate(data.split(b"\n"), 1) if len(line) > limit), None)
+
+
+def test_line_length_check_names_the_first_long_line() -> None:
+    from data_sharing.header import Refuse
+    from data_sharing.intake import _check_line_length
+
+    rng = random.Random(16)
+    cases = [(b"", 0), (b"\n\n", 0), (b"a\n", 0), (b"ab\ncd", 2), (b"ab\ncde", 2), (b"abc\n", 2), (b"x" * 10, 9)]
+    for _ in range(400):
+        lines = [b"y" * rng.choice([0, 1, 2, 3, 5, 8, 13]) for _ in range(rng.randint(0, 12))]
+        cases.append((b"\n".join(lines) + rng.choice([b"", b"\n"]), rng.randint(0, 9)))
+    for data, limit in cases:
+        expected = _longest_line_rule(data, limit)
+        try:
+            _check_line_length(data, limit)
+            found = None
+        except Refuse as refusal:
+            assert refusal.code == "line_too_long"
+            found = int(refusal.message.split()[1].replace(",", ""))
+        assert found == expected, (data, limit)
