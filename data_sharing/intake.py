@@ -499,26 +499,17 @@ def _check_encoding(data: bytes) -> bytes:
     return data
 
 
-def _check_line_length(data: bytes, limit: int, chunk: int = 1 << 26) -> None:
+def _check_line_length(data: bytes, limit: int, chunk: int | None = None) -> None:
     """Refuse a line longer than ``limit`` bytes by its number (before any CSV parsing: a 64 MiB line is a
-    line too long, not a quoting problem). Scans in chunks, so memory stays small."""
-    if len(data) <= limit:
-        return
-    import numpy as np
-
-    line_start, line_no = 0, 1
-    for offset in range(0, len(data), chunk):
-        block = np.frombuffer(data, dtype=np.uint8, count=min(chunk, len(data) - offset), offset=offset)
-        ends = np.flatnonzero(block == 10) + offset
-        if ends.size:
-            starts = np.concatenate(([line_start], ends[:-1] + 1))
-            over = np.flatnonzero(ends - starts > limit)
-            if over.size:
-                _refuse_long_line(line_no + int(over[0]), limit)
-            line_no += int(ends.size)
-            line_start = int(ends[-1]) + 1
-    if len(data) - line_start > limit:
-        _refuse_long_line(line_no, limit)
+    line too long, not a quoting problem). Hops from the start of a line to the last newline within
+    ``limit`` bytes of it (a C search that stops near the window's end): no copy, ~len/limit hops.
+    ``chunk`` is ignored (the scan no longer reads in chunks; kept for existing callers)."""
+    start = 0
+    while len(data) - start > limit:
+        newline = data.rfind(b"\n", start, start + limit + 1)
+        if newline < 0:  # the line starting at ``start`` runs past ``limit``; every earlier line is shorter
+            _refuse_long_line(data.count(b"\n", 0, start) + 1, limit)
+        start = newline + 1
 
 
 def _refuse_long_line(line_no: int, limit: int) -> None:
@@ -563,10 +554,25 @@ def _describe_csv_problem(data: bytes, width: int) -> str:
 
 
 def _count_duplicate_rows(table: pa.Table) -> int:
+    """Rows whose parsed values all equal an earlier row's (quoting does not matter, whitespace does).
+    Each column is dictionary-encoded, a row's codes are folded into one int64 (made dense again before the
+    product could overflow), and the sorted codes are compared with their neighbours: less CPU than
+    ``Table.group_by``, whose hash table of row keys fits no cache."""
+    import numpy as np
+
     if table.num_rows < 2:
         return 0
-    distinct = table.group_by(table.column_names, use_threads=False).aggregate([]).num_rows
-    return table.num_rows - distinct
+    codes, cardinality = np.zeros(table.num_rows, dtype=np.int64), 1
+    for column in table.columns:
+        encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")  # a null is a value
+        size = len(encoded.dictionary)
+        if cardinality * size >= 1 << 62:
+            _, dense = np.unique(codes, return_inverse=True)
+            codes, cardinality = dense.astype(np.int64).reshape(-1), int(dense.max()) + 1
+        codes = codes * size + encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        cardinality *= size
+    codes.sort()
+    return int(np.count_nonzero(codes[1:] == codes[:-1]))
 
 
 def _period_rows(table: pa.Table, period_column: str | None) -> dict[int | None, int]:
