@@ -35,6 +35,7 @@ HEAVY_MODULES = (
     "tests/e2e/test_second_partnership.py",  # [47]
     "tests/e2e/test_renamed_partnership.py",  # [41]
     "tests/e2e/test_truth_indicators.py",  # [40]
+    "tests/e2e/test_retention.py",  # [39]
     "tests/e2e/test_review_cli.py",  # [38]
     "tests/operations/test_quiet_night.py",  # [38]
     "tests/e2e/test_linkage_cli.py",  # [36]
@@ -46,7 +47,6 @@ HEAVY_MODULES = (
     "tests/operations/test_auditor_lineage.py",  # [28]
     "tests/pipelines/test_audit_report.py",  # [24]
     "tests/security/test_ops_ui.py",  # [21]
-    "tests/e2e/test_retention.py",
 )
 
 
