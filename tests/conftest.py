@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -69,6 +70,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except OSError:
         usable = False
     if usable:
+        for stale in shm.glob("c2c-pytest-*"):  # left by a run that failed or was killed over a day ago
+            try:
+                if stale.is_dir() and not stale.is_symlink() and stale.stat().st_mtime < time.time() - 86400:
+                    shutil.rmtree(stale, ignore_errors=True)
+            except OSError:
+                pass
         config.option.basetemp = tempfile.mkdtemp(prefix="c2c-pytest-", dir=shm)
         config.stash[_RAM_TMP] = config.option.basetemp
 
