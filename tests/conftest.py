@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,30 +23,31 @@ from sqlalchemy import create_engine, text
 from data_sharing.partnership import load_partnership
 from schemas.partnership import Partnership
 
-# The modules that take longest (measured with --durations on this 2-core machine, heaviest first). xdist
-# hands whole modules to workers in collection order (--dist loadscope --no-loadscope-reorder: by default it
-# orders modules by their number of tests, which put these one-test modules last), so these go first and the
-# short ones fill in behind them; otherwise one long module started last leaves the other core idle.
+# The modules that take longest, heaviest first: CPU seconds (user+sys, subprocesses included) of each module
+# run alone with `-n 0` on this 2-core machine, 2026-12-07 (in brackets). xdist hands whole modules to workers
+# in collection order (--dist loadscope --no-loadscope-reorder: by default it orders modules by their number
+# of tests, which put these one-test modules last), so these go first and the short ones fill in behind them;
+# otherwise one long module started last leaves the other core idle.
 HEAVY_MODULES = (
-    "tests/e2e/test_renamed_partnership.py",
-    "tests/operations/test_quiet_night.py",
-    "tests/operations/test_killed_run.py",
-    "tests/e2e/test_second_partnership.py",
-    "tests/e2e/test_truth_indicators.py",
-    "tests/e2e/test_canary.py",
-    "tests/linkage/test_linkage_estimates.py",
-    "tests/e2e/test_tokenized_city.py",
-    "tests/e2e/test_key_rotation.py",
-    "tests/operations/test_ui_browser.py",
-    "tests/e2e/test_report_canary.py",
-    "tests/e2e/test_linkage_cli.py",
-    "tests/e2e/test_review_cli.py",
-    "tests/security/test_ops_ui.py",
-    "tests/reports/test_cabinet_report.py",
-    "tests/security/test_ops_run.py",
-    "tests/pipelines/test_audit_report.py",
-    "tests/operations/test_auditor_lineage.py",
-    "tests/e2e/test_retention.py",
+    "tests/e2e/test_canary.py",  # [84] sqlite + postgresql, Data Docs on
+    "tests/operations/test_killed_run.py",  # [77] three hubs, two runs at a time
+    "tests/e2e/test_tokenized_city.py",  # [48]
+    "tests/linkage/test_linkage_estimates.py",  # [48]
+    "tests/e2e/test_second_partnership.py",  # [47]
+    "tests/e2e/test_renamed_partnership.py",  # [41]
+    "tests/e2e/test_truth_indicators.py",  # [40]
+    "tests/e2e/test_retention.py",  # [39]
+    "tests/e2e/test_review_cli.py",  # [38]
+    "tests/operations/test_quiet_night.py",  # [38]
+    "tests/e2e/test_linkage_cli.py",  # [36]
+    "tests/operations/test_ui_browser.py",  # [36]
+    "tests/reports/test_cabinet_report.py",  # [35]
+    "tests/e2e/test_key_rotation.py",  # [34]
+    "tests/security/test_ops_run.py",  # [33]
+    "tests/e2e/test_report_canary.py",  # [31]
+    "tests/operations/test_auditor_lineage.py",  # [28]
+    "tests/pipelines/test_audit_report.py",  # [24]
+    "tests/security/test_ops_ui.py",  # [21]
 )
 
 
@@ -68,6 +70,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except OSError:
         usable = False
     if usable:
+        for stale in shm.glob("c2c-pytest-*"):  # left by a run that failed or was killed over a day ago
+            try:
+                if stale.is_dir() and not stale.is_symlink() and stale.stat().st_mtime < time.time() - 86400:
+                    shutil.rmtree(stale, ignore_errors=True)
+            except OSError:
+                pass
         config.option.basetemp = tempfile.mkdtemp(prefix="c2c-pytest-", dir=shm)
         config.stash[_RAM_TMP] = config.option.basetemp
 
