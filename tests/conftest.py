@@ -31,6 +31,7 @@ from schemas.partnership import Partnership
 HEAVY_MODULES = (
     "tests/e2e/test_canary.py",  # [84] sqlite + postgresql, Data Docs on
     "tests/operations/test_killed_run.py",  # [77] three hubs, two runs at a time
+    "tests/operations/test_incremental_night.py",  # [~55] two hubs, three nights (added with issue 16)
     "tests/e2e/test_tokenized_city.py",  # [48]
     "tests/linkage/test_linkage_estimates.py",  # [48]
     "tests/e2e/test_second_partnership.py",  # [47]
@@ -45,6 +46,8 @@ HEAVY_MODULES = (
     "tests/e2e/test_key_rotation.py",  # [34]
     "tests/security/test_ops_run.py",  # [33]
     "tests/e2e/test_report_canary.py",  # [31]
+    "tests/pipelines/test_cli_hub.py",  # [~40 wall] c2c init and status as subprocesses
+    "tests/linkage/test_linkage_name_variants.py",  # [~20] a 1,500-child sloppy city
     "tests/operations/test_auditor_lineage.py",  # [28]
     "tests/pipelines/test_audit_report.py",  # [24]
     "tests/security/test_ops_ui.py",  # [21]
