@@ -187,6 +187,7 @@ def _run_nightly(job, instance: DagsterInstance, summary: RunSummary, settings: 
         "suppressed": _meta(night, "indicator_release", "suppressed_rows"),
         "persons": (_meta(night, "linked_persons", "persons") or {}).get("total"),
         "review_queue": _meta(night, "linked_persons", "review_queue"),
+        "linkage_status": _meta(night, "linked_persons", "status"),
     }
     if summary.nightly_success:
         echo("c2c: nightly cross-agency run succeeded")
@@ -205,6 +206,13 @@ def report_over_limit(settings: Settings, over_limit: dict[str, int], echo: Call
         echo(f"c2c: {text}")
         if agency:
             notify_agency(settings.drop_dir, agency, text)  # not an agency id, or not a real folder: the line above says it
+
+
+UNLINKED_LINES = {
+    "skipped": "not run: too few records yet to train a linkage model (each agency's records stay apart; every night tries again)",
+    "no person extracts yet": "not run: no person extract taken in yet",
+}
+"""The summary's linkage line when a night linked nobody, by ``linked_persons``' status."""
 
 
 def _meta(outcome: RunOutcome, asset: str, key: str):  # type: ignore[no-untyped-def]
@@ -293,6 +301,8 @@ def format_summary(summary: RunSummary) -> str:
     r = summary.release or {}
     if r.get("persons") is not None:
         lines.append(f"  linkage:       {r['persons']:,} persons across agencies; {r.get('review_queue') or 0:,} pairs for clerical review")
+    elif r.get("linkage_status") in UNLINKED_LINES:
+        lines.append(f"  linkage:       {UNLINKED_LINES[r['linkage_status']]}")
     if r.get("release_id") is not None:
         lines.append(
             f"  indicators:    release {r['release_id']}: {r['rows']:,} published rows, {r['suppressed']:,} suppressed "

@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import csv_bytes, students_csv
 from pipelines.cli import main
+from pipelines.runner import UNLINKED_LINES
+from stages.linkage import STATUS_NO_PEOPLE, STATUS_SKIPPED
 from warehouse.db import make_engine
 from warehouse.manifest import ManifestStore
 
@@ -85,6 +87,9 @@ def test_run_is_correct_and_idempotent(
     assert "  files: 2 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in out
     assert "  rows accepted: 5" in out
     assert "nightly cross-agency run succeeded" in out
+    # five records are too few to train a linkage model: the summary says so instead of staying silent
+    assert f"  linkage:       {UNLINKED_LINES[STATUS_SKIPPED]}" in out
+    assert "persons across agencies" not in out
 
     rows = manifest_rows(warehouse_target)
     assert [r[1:9] for r in rows] == [
@@ -181,3 +186,8 @@ def test_check_config_names_file_and_key_of_a_broken_mou(cli_env: Path, tmp_path
     assert f"{mou}: min_cell_size: " in captured.err
     assert "integer" in captured.err
     assert "fhd.yaml" not in captured.err and "dhs.yaml" not in captured.err
+
+
+def test_unlinked_summary_lines_follow_the_linkage_statuses() -> None:
+    """The runner's words for an unlinked night are keyed by the statuses stages.linkage reports."""
+    assert set(UNLINKED_LINES) == {STATUS_SKIPPED, STATUS_NO_PEOPLE}
