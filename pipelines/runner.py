@@ -17,7 +17,6 @@ from pipelines.alerts import alert_for_run, deliver_alert
 from pipelines.definitions import build_definitions
 from pipelines.hardening import apply_umask
 from pipelines.instance import ensure_dagster_home
-from pipelines.launch import runs_of_code_location
 from pipelines.outcomes import TAG_PID, RunOutcome, fail_stale_runs, launch_tags, run_outcome
 from pipelines.quiet_night import run_nightly
 from pipelines.settings import Settings
@@ -93,8 +92,7 @@ def run_pipeline(
     if instance is None:
         ensure_dagster_home(settings.dagster_home)
         instance = DagsterInstance.get()
-    with runs_of_code_location(instance):  # its runs show under their job and in the UI's timeline
-        _run_all(settings, instance, summary, settle_s, echo, verbose)
+    _run_all(settings, instance, summary, settle_s, echo, verbose)
     return summary
 
 
