@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import Engine
 
 from schemas.indicators import load_indicator_definitions
-from warehouse.db import make_engine, upgrade
 from warehouse.load import load_current
 from warehouse.releases import ReleaseInfo, current_indicator_values, publish_release
-from warehouse_city import CROSSWALK, EXTRACTS, load_city, staged
+from warehouse_city import CROSSWALK, EXTRACTS, city_engine, staged
 
 LINKAGE = {"fps~fhd": {"records": 19, "link_rate": 0.842}}
 T0 = dt.datetime(2026, 11, 24, 4, 0, tzinfo=dt.timezone.utc)
@@ -25,11 +24,7 @@ ATTENDANCE_READERS = ["chronic_absence"]  # both chronic_absence* definitions pu
 
 @pytest.fixture
 def engine(warehouse_target: tuple[str, str | None]) -> Engine:
-    url, schema = warehouse_target
-    e = make_engine(url, schema)
-    upgrade(e)
-    load_city(e)
-    return e
+    return city_engine(warehouse_target)
 
 
 def _basis(info: ReleaseInfo) -> dict:  # type: ignore[type-arg]

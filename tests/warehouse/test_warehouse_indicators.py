@@ -15,20 +15,15 @@ import pytest
 from sqlalchemy import Engine
 
 from schemas.indicators import DefinitionSet, load_indicator_definitions
-from warehouse.db import make_engine, upgrade
 from warehouse.indicators import compute_indicator_rows
-from warehouse_city import load_city
+from warehouse_city import city_engine
 
 MOU_K = {"school_enrolment": 10, "school_attendance": 10, "school_assessment": 10, "school_graduation": 10, "health_person": 11, "health_encounter": 11, "health_immunization": 11, "services_person": 10, "services_program_spell": 10}  # role -> k (fps 10, fhd 11, dhs 10)
 
 
 @pytest.fixture
 def engine(warehouse_target: tuple[str, str | None]) -> Engine:
-    url, schema = warehouse_target
-    e = make_engine(url, schema)
-    upgrade(e)
-    load_city(e)
-    return e
+    return city_engine(warehouse_target)
 
 
 @pytest.fixture

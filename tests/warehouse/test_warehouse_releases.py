@@ -17,7 +17,7 @@ from warehouse.indicators import compute_indicator_rows
 from warehouse.load import load_current
 from warehouse.models import IndicatorValue, Release
 from warehouse.releases import current_indicator_values, current_release, list_releases, publish_release
-from warehouse_city import CROSSWALK, STUDENTS, load_city, staged
+from warehouse_city import CROSSWALK, STUDENTS, city_engine, staged
 
 MOU_K = {"fps": 10, "fhd": 11, "dhs": 10}
 LINKAGE = {"fps~fhd": {"records": 19, "link_rate": 0.842}, "fps~dhs": {"records": 20, "link_rate": 0.3}}
@@ -26,11 +26,7 @@ T0 = dt.datetime(2026, 11, 24, 4, 0, tzinfo=dt.timezone.utc)
 
 @pytest.fixture
 def engine(warehouse_target: tuple[str, str | None]) -> Engine:
-    url, schema = warehouse_target
-    e = make_engine(url, schema)
-    upgrade(e)
-    load_city(e)
-    return e
+    return city_engine(warehouse_target)
 
 
 def count(engine: Engine, table) -> int:  # type: ignore[no-untyped-def]

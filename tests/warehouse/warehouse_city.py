@@ -35,6 +35,7 @@ import hashlib
 
 import pandas as pd
 
+from warehouse.db import make_engine, upgrade
 from warehouse.load import StagedFile
 
 STUDENT_COLS = [
@@ -215,3 +216,12 @@ def load_city(engine, crosswalk: pd.DataFrame | None = None) -> dict[str, object
 
     cw = CROSSWALK if crosswalk is None else crosswalk
     return {key: load_current(engine, key, [staged(key, 100 + i)], cw) for i, key in enumerate(EXTRACTS)}
+
+
+def city_engine(target: tuple[str, str | None]):  # type: ignore[no-untyped-def]
+    """A migrated warehouse at ``target`` (url, schema) with this city loaded."""
+    url, schema = target
+    engine = make_engine(url, schema)
+    upgrade(engine)
+    load_city(engine)
+    return engine
