@@ -35,8 +35,7 @@ from dagster import (
 from sqlalchemy import Table
 
 from assets import names
-from data_sharing.pseudonyms import key_column_names
-from schemas.contracts import ExtractContract
+from schemas.contracts import ExtractContract, key_column_names
 from schemas.indicators import IndicatorDefinition, load_indicator_definitions
 
 TABLE_NAME = "dagster/table_name"

@@ -32,7 +32,7 @@ from data_sharing import _crypto
 from data_sharing.errors import IdentifierDataError
 from data_sharing.keys import KeySet, PurposeKey, resolve_key
 from data_sharing.normalize import ArrayLike, agency_id_core, date_core, to_arrow_strings, zip_core
-from schemas.contracts import ExtractContract
+from schemas.contracts import ExtractContract, key_column_names
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _HEX64 = r"^[0-9a-f]{64}$"
@@ -228,17 +228,6 @@ class PseudonymousExtract:
             "dropped": list(self.dropped),
             "kept": list(self.kept),
         }
-
-
-def key_column_names(contract: ExtractContract, suffix: str) -> dict[str, str]:
-    """Output column per id column: the first id column -> ``<suffix>``, others -> ``<id_type>_<suffix>``."""
-    out: dict[str, str] = {}
-    for i, (col, id_type) in enumerate(contract.id_columns.items()):
-        name = suffix if i == 0 else f"{id_type}_{suffix}"
-        if name in out.values():
-            name = f"{col}_{suffix}"
-        out[col] = name
-    return out
 
 
 def generalize(values: ArrayLike, how: str, *, column: str = "column") -> pa.Array:

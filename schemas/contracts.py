@@ -372,3 +372,14 @@ def load_extract_contracts(root: Path = EXTRACTS_DIR) -> dict[tuple[str, str], E
 def _yaml_files(root: Path, depth: int) -> Iterable[Path]:
     pattern = "/".join(["*"] * (depth - 1) + ["*.y*ml"])
     return (p for p in root.glob(pattern) if p.suffix in (".yaml", ".yml"))
+
+
+def key_column_names(contract: ExtractContract, suffix: str) -> dict[str, str]:
+    """Output column per id column: the first id column -> ``<suffix>``, others -> ``<id_type>_<suffix>``."""
+    out: dict[str, str] = {}
+    for i, (col, id_type) in enumerate(contract.id_columns.items()):
+        name = suffix if i == 0 else f"{id_type}_{suffix}"
+        if name in out.values():
+            name = f"{col}_{suffix}"
+        out[col] = name
+    return out

@@ -6,10 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.engine import Engine
 
 from schemas.partnership import Partnership
-from warehouse.reports.cabinet import ReportError, ReportResult, build_cabinet_report
+from warehouse.reports.errors import ReportError
+
+if TYPE_CHECKING:  # the builder (altair, vl-convert) is imported when a report is written, not at start-up
+    from warehouse.reports.cabinet import ReportResult
 
 __all__ = ["CabinetOutcome", "ReportError", "REPORTS_DIR", "report_release", "write_cabinet_report"]
 
@@ -30,6 +35,8 @@ class CabinetOutcome:
 
 def write_cabinet_report(engine: Engine, home: Path, partnership: Partnership) -> CabinetOutcome:
     """Build the current release's site under ``<home>/reports/<release_id>/``."""
+    from warehouse.reports.cabinet import build_cabinet_report
+
     try:
         return CabinetOutcome(result=build_cabinet_report(engine, Path(home) / REPORTS_DIR, partnership=partnership))
     except ReportError as exc:  # a new hub before its first release: nothing to report yet
@@ -43,6 +50,7 @@ def report_release(warehouse_url: str, warehouse_schema: str | None, out: Path, 
     from sqlalchemy.engine import make_url
 
     from warehouse.db import make_engine
+    from warehouse.reports.cabinet import build_cabinet_report
 
     url = make_url(warehouse_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():

@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 from schemas.indicators import DefinitionSet, IndicatorDefinition, load_indicator_definitions
 from warehouse.reports import cabinet_charts as charts
 from warehouse.reports.cabinet_charts import Point, pct, points_gap
+from warehouse.reports.errors import ReportError
 from warehouse.reports.cabinet_html import Cell, page, table
 from warehouse.reports.cabinet_text import (
     REASONS,
@@ -51,10 +52,6 @@ CITY = "ALL"  # school_id of the city-wide rows (data_sharing.disclosure.CITY)
 ALL = "all"  # dimension and group of the all-students rows
 INDEX = "index.html"
 AUDIT = "audit.html"
-
-
-class ReportError(ValueError):
-    """The report cannot be built as asked (no release yet, an unknown release id); nothing was written."""
 
 
 @dataclass(frozen=True)
