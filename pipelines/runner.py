@@ -41,6 +41,7 @@ class FileOutcome:
     step: str | None = None
     error_class: str | None = None
     reason_words: str = ""
+    earlier: bool = False  # refused on an earlier night and still in the drop folder, unchanged: not taken in again
 
 
 @dataclass
@@ -154,7 +155,12 @@ def _plan_intake(
         rel = escape_name(ready.entry.rel_path)
         known = store.find(rel, ready.fingerprint)
         if known is not None and known.marker_sha256 == ready.marker_sha256 and rel not in unfinished:
-            summary.files.append(FileOutcome(rel, "unchanged", known.rows, run_id=known.run_id))
+            # A refused file left as it was stays refused (exit 3 every night) until the agency replaces or
+            # removes it; it is not taken in again (no new run, feedback or audit entry).
+            refused = known.status == "refused"
+            summary.files.append(FileOutcome(rel, "refused" if refused else "unchanged", known.rows,
+                                             (known.reason or known.reason_code) if refused else None,
+                                             run_id=known.run_id, earlier=refused))
             continue
         request = run_request_for(ready)
         todo.append((rel, str(request.partition_key), dict(request.run_config), dict(request.tags)))
@@ -168,6 +174,8 @@ def _plan_intake(
     echo(f"c2c: drop folder {settings.drop_dir}: {len(scan.ready)} complete file(s), {len(todo) - resumed} to take in"
          + (f", {resumed} unfinished intake(s) to finish" if resumed else "")
          + (f", {len(scan.waiting)} still being written (skipped)" if scan.waiting else ""))
+    for earlier in (f for f in summary.files if f.earlier):
+        echo(f"  {_describe(earlier)}")
     return todo, in_drop
 
 
@@ -274,7 +282,8 @@ def _describe(o: FileOutcome) -> str:
         extra = f", {o.quarantined:,} quarantined (see the agency's feedback report)" if o.quarantined else ""
         return f"{o.rel_path}: accepted ({o.rows:,} rows{extra})"
     if o.status == "refused":
-        return f"{o.rel_path}: REFUSED - {o.reason}"
+        again = " (refused on an earlier night and unchanged since: replace or remove the file)" if o.earlier else ""
+        return f"{o.rel_path}: REFUSED - {o.reason}{again}"
     if o.status == "duplicate":
         return f"{o.rel_path}: duplicate - {o.reason}"
     if o.status == "failed":

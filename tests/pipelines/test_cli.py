@@ -113,10 +113,11 @@ def test_run_is_correct_and_idempotent(
     for p in (cli_env / "landing").rglob("*.c2cland"):
         assert b"Testfirst" not in p.read_bytes() and b"student_id" not in p.read_bytes()
 
-    assert main(argv) == 0  # again: nothing new
+    assert main(argv) == 3  # again: nothing new, but the refused file is still there, unchanged
     out = capsys.readouterr().out
     assert f"c2c: drop folder {small_drop}: 1 complete file(s), 0 to take in" in out
-    assert "  files: 0 accepted, 0 refused, 0 duplicate, 1 already processed, 0 failed" in out
+    assert f"  dhs/clients_20260815.csv: REFUSED - {CLIENTS_REASON} (refused on an earlier night" in out
+    assert "  files: 0 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in out
     assert "  rows accepted: 0" in out
     assert "[1/" not in out
     assert manifest_rows(warehouse_target) == rows  # same rows, same statuses, same decision times
@@ -150,13 +151,18 @@ def test_run_survives_a_non_utf8_file_name(cli_env: Path, drop: Path, capsys) ->
     assert "  files: 1 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in out
 
 
-def test_second_run_counts_file_with_control_character_as_already_processed(cli_env: Path, drop: Path, capsys) -> None:
+def test_second_run_still_reports_file_with_control_character_as_refused(cli_env: Path, drop: Path, capsys) -> None:
     (drop / "fps/line\nbreak.csv").write_bytes(b"x")
     argv = ["run", "--home", str(cli_env), "--drop", str(drop), "--settle", "0"]
     assert main(argv) == 3
-    assert "  files: 0 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in capsys.readouterr().out
-    assert main(argv) == 0
-    assert "  files: 0 accepted, 0 refused, 0 duplicate, 1 already processed, 0 failed" in capsys.readouterr().out
+    first = capsys.readouterr().out
+    assert "  files: 0 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in first
+    [line] = [line for line in first.splitlines() if "REFUSED" in line]
+    assert main(argv) == 3  # left in the drop folder as it was: still refused, for the same reason, not taken in again
+    again = capsys.readouterr().out
+    assert "  files: 0 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in again
+    assert "[1/" not in again
+    assert f"  {line.split('] ', 1)[1]} (refused on an earlier night" in again
 
 
 # ---- check-config -----------------------------------------------------------------------------------------
