@@ -1,7 +1,7 @@
 """A refused file left unchanged in the drop folder stays refused on later nights (exit 3, the same reason)
 until the agency replaces or removes it: cron keeps flagging it (before, the next night said "1 already
 processed" and exited 0). It is not taken in again: no new run, no new feedback file, no audit entry, and
-the quiet night publishes nothing.
+the quiet night publishes nothing. (A removed file: tests/pipelines/test_cli.py, in-process, cheaper.)
 
 Driven through the `c2c` command as cron runs it.
 """
@@ -68,11 +68,3 @@ def test_a_refused_file_stays_refused_until_replaced(drop: Path, tmp_path: Path)
     assert "nothing new since release 1" in again
     assert _state(home) == state  # no manifest row, no release, no audit entry
     assert _feedback(drop) == feedback  # no feedback file written again
-
-    # the agency takes the file away (a corrected one would be taken in under a new fingerprint): clean again
-    (drop / REFUSED).unlink()
-    code, removed = _run(home, drop)
-    assert code == 0, removed
-    assert "REFUSED" not in removed and "nothing new since release 1" in removed
-    assert "  files: 0 accepted, 0 refused, 0 duplicate, 0 already processed, 0 failed" in removed
-    assert _state(home) == state

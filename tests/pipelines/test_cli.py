@@ -163,6 +163,9 @@ def test_second_run_still_reports_file_with_control_character_as_refused(cli_env
     assert "  files: 0 accepted, 1 refused, 0 duplicate, 0 already processed, 0 failed" in again
     assert "[1/" not in again
     assert f"  {line.split('] ', 1)[1]} (refused on an earlier night" in again
+    (drop / "fps/line\nbreak.csv").unlink()  # the agency removes it: a clean night again
+    assert main(argv) == 0
+    assert "  files: 0 accepted, 0 refused, 0 duplicate, 0 already processed, 0 failed" in capsys.readouterr().out
 
 
 # ---- check-config -----------------------------------------------------------------------------------------
