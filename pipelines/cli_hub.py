@@ -322,7 +322,8 @@ def _waiting_files(settings: Settings, store) -> str:  # type: ignore[no-untyped
     if not settings.drop_dir.is_dir():
         return f"{settings.drop_dir} does not exist (create it with `c2c init --drop DIR`)"
     waiting = drop_waiting(settings.drop_dir, store)
-    return f"{waiting.new} new file(s) to take in, {waiting.being_written} still being written  ({settings.drop_dir})"
+    refused = f", {waiting.refused} refused and left as it was (replace or remove)" if waiting.refused else ""
+    return f"{waiting.new} new file(s) to take in, {waiting.being_written} still being written{refused}  ({settings.drop_dir})"
 
 
 def _late_agencies(settings: Settings, store) -> str:  # type: ignore[no-untyped-def]

@@ -180,10 +180,12 @@ def grant_tiers(engine: Engine, partnership: Partnership) -> AccessReport:
 
 @dataclass(frozen=True)
 class DropWaiting:
-    """Complete files in the drop folder not yet taken in, and files still being written."""
+    """Complete files in the drop folder not yet taken in, files still being written, and refused files
+    left there as they were (reported as refused every night until the agency replaces or removes them)."""
 
     new: int
     being_written: int
+    refused: int = 0
 
 
 def drop_waiting(drop_dir: Path, store: ManifestStore) -> DropWaiting:
@@ -192,8 +194,9 @@ def drop_waiting(drop_dir: Path, store: ManifestStore) -> DropWaiting:
     from data_sharing.intake import escape_name
 
     scan = scan_drop_folder(drop_dir, None, time_budget_s=30.0, max_ready=10**6, settle_s=2.0)
-    new = [r for r in scan.ready if store.find(escape_name(r.entry.rel_path), r.fingerprint) is None]
-    return DropWaiting(len(new), len(scan.waiting))
+    known = [(r, store.find(escape_name(r.entry.rel_path), r.fingerprint)) for r in scan.ready]
+    refused = [r for r, e in known if e is not None and e.status == "refused" and e.marker_sha256 == r.marker_sha256]
+    return DropWaiting(sum(1 for _, e in known if e is None), len(scan.waiting), len(refused))
 
 
 def release_and_audit_head(engine: Engine) -> tuple[ReleaseInfo | None, tuple[int, str] | None]:

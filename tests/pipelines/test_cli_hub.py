@@ -148,15 +148,17 @@ def test_init_writes_c2c_yaml_and_every_command_reads_it(tmp_path: Path) -> None
 
     (drop / "fps").mkdir()
     (drop / "fps" / "students_20260815.csv").write_bytes(students_csv(3))
+    (drop / "fps" / "students_20260816.csv").write_bytes(b"studentid\nS1\n")  # refused: left in the drop folder
     run = c2c("run", "--settle", "0", env=env)  # no flag: the drop folder and warehouse come from c2c.yaml
-    assert "1 accepted" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 3 and "1 accepted, 1 refused" in run.stdout, run.stdout + run.stderr
     listed = c2c("manifest", env=env)
-    assert listed.returncode == 0 and "fps/students_20260815.csv" in listed.stdout and "1 file(s)" in listed.stdout
+    assert listed.returncode == 0 and "fps/students_20260815.csv" in listed.stdout and "2 file(s)" in listed.stdout
     assert not (home / "warehouse.db").exists()  # nothing looked at a default SQLite warehouse
 
     status = c2c("status", env=env)
     assert status.returncode == 0, status.stderr
-    assert "0 new file(s) to take in" in status.stdout and "audit head:      entry " in status.stdout
+    assert "0 new file(s) to take in, 0 still being written, 1 refused and left as it was (replace or remove)" in status.stdout
+    assert "audit head:      entry " in status.stdout
     # today 2026-11-23: fps's newest file is 100 days old (> 7), fhd and dhs never sent one
     assert ("agencies late:   dhs (newest as-of never, every 31 days), fhd (newest as-of never, every 7 days), "
             "fps (newest as-of 2026-08-15, every 7 days)") in status.stdout
