@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import Engine, event, text
 
@@ -39,6 +40,7 @@ from schemas.indicators import load_indicator_definitions  # noqa: E402
 from warehouse.db import make_engine, upgrade  # noqa: E402
 from warehouse.indicators import compute_indicator_rows  # noqa: E402
 from warehouse.models import Base  # noqa: E402
+from warehouse.partitions import ensure_year_partitions  # noqa: E402
 from warehouse.releases import publish_release  # noqa: E402
 
 YEARS = (2022, 2023, 2024, 2025, 2026)
@@ -271,6 +273,8 @@ def copy_table(engine: Engine, name: str, table: pa.Table, chunk: int = 1_000_00
     with engine.begin() as conn:
         for idx in indexes:
             idx.drop(conn)
+        if "school_year" in table.column_names:  # the year partitions a load would create (warehouse.partitions)
+            ensure_year_partitions(conn, Base.metadata.tables[name], pc.unique(table["school_year"]).to_pylist())
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()

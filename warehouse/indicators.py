@@ -61,15 +61,8 @@ from data_sharing.disclosure import ALL, CITY, protect_table, redact
 from schemas.indicators import KINDS as KIND_SPECS
 from schemas.indicators import OVERLAPPING_DIMENSIONS, STUDENT_DIMENSIONS, DefinitionSet, IndicatorDefinition
 from warehouse.load import EXTRACT_TABLES, ExtractTable, analyze, temp_table
-from warehouse.models import (
-    Assessment,
-    Attendance,
-    Enrolment,
-    GraduationOutcome,
-    HealthEncounter,
-    Immunization,
-    ProgramEnrolment,
-)
+from warehouse.models import Assessment, Attendance, Enrolment, GraduationOutcome, HealthEncounter, Immunization, ProgramEnrolment
+from warehouse.partitions import year_slices
 
 UNKNOWN_GROUP = "UNKNOWN"
 """Group of a student whose attribute is blank (keeps every dimension adding up to its ``all`` row)."""
@@ -138,16 +131,17 @@ class _Run:
             partition_by=[self.bytewise(person), e.c.school_year],
             order_by=[e.c.enroll_date.desc().nulls_last(), e.c.manifest_id.desc(), e.c.source_row.desc()],
         )
-        ranked = (
-            select(
-                person.label("person"), e.c.child_key, e.c.school_year, e.c.school_id, e.c.grade_level,
-                *(_attr(e.c[a]).label(a) for a in ATTRS), rn.label("rn"),
-            )
-            .where(e.c.school_year.is_not(None), e.c.school_id.is_not(None))
-            .subquery("ranked")
-        )
         cols = ["person", "child_key", "school_year", "school_id", "grade_level", *ATTRS]
-        self.conn.execute(insert(t).from_select(cols, select(*(ranked.c[c] for c in cols)).where(ranked.c.rn == 1)))
+        for part in year_slices(self.conn, e):  # one school year (partition) at a time on PostgreSQL
+            ranked = (
+                select(
+                    person.label("person"), e.c.child_key, e.c.school_year, e.c.school_id, e.c.grade_level,
+                    *(_attr(e.c[a]).label(a) for a in ATTRS), rn.label("rn"),
+                )
+                .where(e.c.school_year.is_not(None), e.c.school_id.is_not(None), part)
+                .subquery("ranked")
+            )
+            self.conn.execute(insert(t).from_select(cols, select(*(ranked.c[c] for c in cols)).where(ranked.c.rn == 1)))
         self._index(t, "person", "school_year")
         self._index(t, "child_key", "school_year")
         analyze(self.conn, t)
@@ -237,19 +231,20 @@ class _Run:
             sy = self.student_year()
             person = self.bytewise(_person(a))
             school = self.bytewise(a.c.school_id)
-            summed = (
-                select(
-                    person.label("person"), a.c.school_year.label("school_year"), school.label("school_id"),
-                    func.sum(a.c.days_enrolled).label("de"), func.sum(a.c.days_absent).label("da"),
+            for part in year_slices(self.conn, a):  # one school year (partition) at a time on PostgreSQL
+                summed = (
+                    select(
+                        person.label("person"), a.c.school_year.label("school_year"), school.label("school_id"),
+                        func.sum(a.c.days_enrolled).label("de"), func.sum(a.c.days_absent).label("da"),
+                    )
+                    .where(a.c.school_year.is_not(None), a.c.school_id.is_not(None), part)
+                    .group_by(person, a.c.school_year, school)
+                    .subquery("summed")
                 )
-                .where(a.c.school_year.is_not(None), a.c.school_id.is_not(None))
-                .group_by(person, a.c.school_year, school)
-                .subquery("summed")
-            )
-            sel = select(
-                summed.c.person, summed.c.school_year, summed.c.school_id, sy.c.child_key, *(sy.c[x] for x in ATTRS),
-                summed.c.de, summed.c.da,
-            ).select_from(summed.join(sy, and_(sy.c.person == summed.c.person, sy.c.school_year == summed.c.school_year)))
+                self.conn.execute(insert(t).from_select(cols, select(
+                    summed.c.person, summed.c.school_year, summed.c.school_id, sy.c.child_key, *(sy.c[x] for x in ATTRS),
+                    summed.c.de, summed.c.da,
+                ).select_from(summed.join(sy, and_(sy.c.person == summed.c.person, sy.c.school_year == summed.c.school_year)))))
         else:
             s = self.attendance("school")
             same = [s.c.person, s.c.period, s.c.child_key, *(s.c[x] for x in ATTRS)]  # attributes: one per person-year
@@ -257,7 +252,7 @@ class _Run:
                 s.c.person, s.c.period, literal(CITY, String), s.c.child_key, *(s.c[x] for x in ATTRS),
                 func.sum(s.c.de), func.sum(s.c.da),
             ).group_by(*same)
-        self.conn.execute(insert(t).from_select(cols, sel))
+            self.conn.execute(insert(t).from_select(cols, sel))
         self._index(t, "child_key", "period")
         analyze(self.conn, t)
         self._cache[key] = t

@@ -45,6 +45,7 @@ from warehouse.bulk import deferred_indexes, insert_frame, worth_deferring
 from warehouse.values import parse as _parse
 from warehouse.values import text as _text
 from warehouse.models import Base, Child, LoadedFile
+from warehouse.partitions import PARTITION_COLUMN, analyze_partitioned, delete_files, ensure_year_partitions
 
 _LOAD_LOCK_BASE = 0x_C2C_1000
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -415,6 +416,8 @@ def _insert_files(
             rows, n_skipped, n_dup = prepare_frame(spec, staged)
             if not cw_series.empty and len(rows):
                 rows["child_key"] = rows["source_key"].map(cw_series)
+            if PARTITION_COLUMN in rows.columns:  # a partition for every school year the rows bring
+                ensure_year_partitions(conn, table, (int(y) for y in rows[PARTITION_COLUMN].dropna().unique()))
             inserted += bulk_insert(conn, table, rows)
             skipped += n_skipped
             dups += n_dup
@@ -424,6 +427,8 @@ def _insert_files(
                     periods=staged.periods_json(), rows=len(rows), loaded_at=now,
                 )
             )
+    if inserted:
+        analyze_partitioned(conn, table)
     return inserted, skipped, dups
 
 
@@ -466,9 +471,9 @@ def load_current(
         added = sorted(m for m in wanted if m not in kept)
 
         deleted = 0
-        if removed:
-            res = conn.execute(delete(table).where(table.c.manifest_id.in_(removed)))
-            deleted = max(res.rowcount or 0, 0)
+        if removed:  # a partition holding only these files' rows is truncated (warehouse.partitions)
+            others = [m for m in conn.execute(select(lf.c.manifest_id).distinct()).scalars() if m not in set(removed)]
+            deleted = delete_files(conn, table, removed, others)
             conn.execute(delete(lf).where(lf.c.agency == spec.agency, lf.c.extract == spec.extract, lf.c.manifest_id.in_(removed)))
 
         inserted, skipped, dups = _insert_files(conn, spec, [wanted[m] for m in added], cw_series, now)

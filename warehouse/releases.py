@@ -47,13 +47,14 @@ from warehouse.indicators import PUBLISHED_COLUMNS, compute_indicator_rows, extr
 from warehouse.indicators import min_cell_size
 from warehouse.load import ExtractTable, bulk_insert, extract_tables, loaded_files
 from warehouse.models import CurrentRelease, Enrolment, IndicatorValue, Release
+from warehouse.partitions import RELEASE_LOCK_KEY
 
 if TYPE_CHECKING:
     from schemas.partnership import Partnership
 
 DEFAULT_KEEP = 5
 POINTER = "indicators"
-_RELEASE_LOCK_KEY = 0x_C2C_0007
+_RELEASE_LOCK_KEY = RELEASE_LOCK_KEY  # warehouse.partitions: loads that truncate take it too
 
 KNOWN_LIMITATIONS = (
     "Tables are protected one indicator and period at a time: differencing across indicators or years is not prevented.",
