@@ -24,7 +24,7 @@ from schemas.indicators import load_indicator_definitions
 from stages.incremental import CROSSWALK_RECORD, RELEASE_RECORD, c2c_version, crosswalk_state, forget_record, read_record, write_record
 from stages.linkage import read_staging
 from stages.report import REPORTS_DIR
-from warehouse.load import StagedFile, extract_tables, load_current, loaded_files
+from warehouse.load import StagedFile, extract_tables, load_current, loaded_files, prepare_crosswalk
 from warehouse.manifest import ManifestStore
 from warehouse.releases import EmptyReleaseError, ReleaseInfo, publish_release
 
@@ -103,7 +103,7 @@ def load_warehouse(
     if relink:  # until every table is linked with this crosswalk, the next night relinks them all
         forget_record(area, CROSSWALK_RECORD)
     loaded = {} if rekeyed else _loaded_now(engine)
-    crosswalk: list[pd.DataFrame | None] = []  # read once, when a table needs it
+    crosswalk: list[pd.Series] = []  # read and prepared once, when a table needs it
     results: dict[str, dict] = {}
     sources: dict[str, str] = {}
     by_table: dict[str, list[str]] = {}
@@ -122,7 +122,7 @@ def load_warehouse(
                             "rows_total": sum(f["rows"] for f in loaded_files(engine, [key]))}  # type: ignore[misc]
             continue
         if not crosswalk:
-            crosswalk.append(area.read_crosswalk())
+            crosswalk.append(prepare_crosswalk(area.read_crosswalk()))
         if rekeyed:  # a new pseudonym key: every row's source_key changes, so load the set afresh
             load_current(engine, key, [], None, tables=tables)
         results[key] = load_current(engine, key, [f for _, f in staged], crosswalk[0], tables=tables, relink=relink).metadata()

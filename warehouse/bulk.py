@@ -34,6 +34,8 @@ BATCH_ROWS = 200_000
 """Rows per executemany / COPY batch."""
 DEFER_MIN_ROWS = 50_000
 """Loads smaller than this keep the indexes in place."""
+MAINTENANCE_WORK_MEM = "256MB"
+"""PostgreSQL's memory for each deferred index build (the server default, 64MB, sorts a state's keys on disk)."""
 
 _COPY_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating,
                pa.types.is_boolean, pa.types.is_date32, pa.types.is_null)
@@ -167,6 +169,8 @@ def deferred_indexes(conn: Connection, table: Table, *, enabled: bool = True) ->
     for ix in dropped:
         ix.drop(conn)
     yield
+    if dropped and conn.dialect.name == "postgresql":  # sorts for the index builds in memory (this transaction only)
+        conn.execute(select(func.set_config("maintenance_work_mem", MAINTENANCE_WORK_MEM, True)))
     for ix in dropped:
         ix.create(conn)
 

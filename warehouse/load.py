@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, case, delete, func, insert, literal, select, text, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
@@ -242,6 +244,12 @@ def _row_numbers(s: pd.Series) -> pd.Series:
     """``row_number`` as numbers (NaN where blank or not a number); integer columns as they are."""
     if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
         return s.astype("int64")
+    if isinstance(s.dtype, pd.ArrowDtype) or (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
+        try:  # Arrow strings that are all numbers (as staging writes them): one cast, no Python objects
+            arr = pa.chunked_array(pa.array(s, from_pandas=True))
+            return pd.Series(pc.cast(pc.utf8_trim_whitespace(arr), pa.float64()).to_numpy(), index=s.index)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass
     return pd.to_numeric(_text(s), errors="coerce")
 
 
@@ -436,7 +444,7 @@ def load_current(
     engine: Engine,
     extract_key: str | tuple[str, str],
     files: Sequence[StagedFile],
-    crosswalk: pd.DataFrame | None,
+    crosswalk: pd.DataFrame | pd.Series | None,
     *,
     now: dt.datetime | None = None,
     actor: str = "c2c",
@@ -447,7 +455,7 @@ def load_current(
 
     ``extract_key`` is ``"<agency>/<extract>"`` or ``(agency, extract)``. ``files`` may be empty (the extract
     then holds no rows). ``crosswalk`` has columns ``source_key`` and ``child_key`` (NULL: not linked);
-    it may hold other agencies' keys too. ``tables``: the partnership's :func:`extract_tables` (default: the
+    it may hold other agencies' keys too (or is :func:`prepare_crosswalk`'s Series, prepared once for many loads). ``tables``: the partnership's :func:`extract_tables` (default: the
     reference partnership's). One transaction: on any error nothing changes. ``relink=False``: the rows already
     loaded are linked by this crosswalk (the caller knows); only new files' frames are read and linked."""
     key = "/".join(extract_key) if isinstance(extract_key, tuple) else extract_key
@@ -455,7 +463,7 @@ def load_current(
     if spec is None:
         raise LoadError(f"the warehouse has no table for extract {key!r} (known: {', '.join(sorted(EXTRACT_TABLES if tables is None else tables))})")
     _check_files(spec, files)
-    cw_series = prepare_crosswalk(crosswalk)
+    cw_series = crosswalk if isinstance(crosswalk, pd.Series) else prepare_crosswalk(crosswalk)
     now = now or dt.datetime.now(dt.timezone.utc)
     table, lf = spec.table, LoadedFile.__table__
     with Session(engine) as session, session.begin():
