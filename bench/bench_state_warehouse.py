@@ -241,13 +241,15 @@ def run(args: argparse.Namespace) -> None:
         floor_engine = copy_floor(args.url, schema + "_floor", work, sizes, backends)
         with measured("floor: COPY of the same rows + 2 indexes per table", backends, m):
             copy_rows(floor_engine, work, sizes)
-        with measured("floor: indicator SQL on the loaded tables", backends, m):
-            indicator_sql(engine)
         with floor_engine.begin() as conn:
             for name in sizes:
                 conn.execute(text(f'ANALYZE "{name}"'))
-        with measured("for comparison: indicator SQL on the unpartitioned copies", backends, m):
-            indicator_sql(floor_engine)
+        for i in range(args.repeat_sql):  # interleaved, so that the machine's load falls on both alike
+            suffix = f" (run {i + 1})" if args.repeat_sql > 1 else ""
+            with measured("floor: indicator SQL on the loaded tables" + suffix, backends, m):
+                indicator_sql(engine)
+            with measured("for comparison: indicator SQL on the unpartitioned copies" + suffix, backends, m):
+                indicator_sql(floor_engine)
         with measured("reload: the same files again (kept files not read, crosswalk unchanged)", backends, m):
             again = load_all(engine, files, crosswalk, tables, lambda key: 1 + sorted(files).index(key), read=False, relink=False)
         assert not any(r.changed for r in again.values())
@@ -255,7 +257,8 @@ def run(args: argparse.Namespace) -> None:
         with measured("reload: attendance re-sent as a new file (partitions truncated)", backends, m):
             load_all(engine, attendance, crosswalk, tables, lambda key: 100, relink=False)
         total = m["warehouse load"]["wall"] + m["release (publish_release)"]["wall"]
-        floor = m["floor: COPY of the same rows + 2 indexes per table"]["wall"] + m["floor: indicator SQL on the loaded tables"]["wall"]
+        sql = min(v["wall"] for k, v in m.items() if k.startswith("floor: indicator SQL"))
+        floor = m["floor: COPY of the same rows + 2 indexes per table"]["wall"] + sql
         print(f"\n  load + release: {total:.1f} s wall (target <= 240 s); floor COPY + indicator SQL: {floor:.1f} s", flush=True)
         print("\n| phase | wall s | CPU s (python) | CPU s (PostgreSQL) | peak RSS GB |\n|---|---:|---:|---:|---:|")
         for label, v in m.items():
@@ -276,6 +279,7 @@ def main() -> None:
     ap.add_argument("--url", default="postgresql+psycopg2://127.0.0.1:5432/test")
     ap.add_argument("--work", default="/work/scratch-pgstate", help="scratch folder for the staging parquet")
     ap.add_argument("--keep", action="store_true", help="keep the schemas and the parquet files")
+    ap.add_argument("--repeat-sql", type=int, default=1, help="time the indicator SQL (partitioned, unpartitioned) this many times")
     args = ap.parse_args()
     print(f"Python {platform.python_version()}, {platform.machine()}, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"load average {os.getloadavg()[0]:.1f}")
