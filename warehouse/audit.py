@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, make_url, select, text
 from sqlalchemy.orm import Session
 
+from warehouse.locks import xact_lock
 from warehouse.models import AuditLog, Release
 
 GENESIS = "0" * 64
@@ -160,7 +161,7 @@ def _regime(session: Session) -> str | None:
 
 def _lock(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+        xact_lock(conn, _AUDIT_LOCK_KEY)
     else:  # SQLite: take the write lock before reading the head
         conn.execute(text("UPDATE audit_log SET seq = seq WHERE seq < 0"))
 

@@ -47,6 +47,7 @@ from warehouse.bulk import deferred_indexes, insert_frame, worth_deferring
 from warehouse.values import parse as _parse
 from warehouse.values import text as _text
 from warehouse.models import Base, Child, LoadedFile
+from warehouse.locks import xact_lock
 from warehouse.partitions import PARTITION_COLUMN, analyze_partitioned, delete_files, ensure_year_partitions
 
 _LOAD_LOCK_BASE = 0x_C2C_1000
@@ -322,7 +323,7 @@ def prepare_crosswalk(crosswalk: pd.DataFrame | None) -> pd.Series:
 
 def _lock(conn: Connection, key: str) -> None:
     if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(_LOAD_LOCK_BASE + zlib.crc32(key.encode()) % 4096)))
+        xact_lock(conn, _LOAD_LOCK_BASE + zlib.crc32(key.encode()) % 4096)
     else:  # SQLite: take the write lock now (pysqlite opens the transaction at the first DML)
         lf = LoadedFile.__table__
         conn.execute(update(lf).where(lf.c.manifest_id == -1).values(rows=0))

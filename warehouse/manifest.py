@@ -15,11 +15,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from data_sharing.intake import IntakeDecision, PreviousSnapshot, SeenContent
 from warehouse.audit import AuditEvent, append_events
+from warehouse.locks import xact_lock
 from warehouse.models import IntakeManifest
 
 _PROCESSED = ("accepted", "superseded", "duplicate")
@@ -257,7 +258,7 @@ class ManifestStore:
 
     def _lock(self, s: Session) -> None:
         if self.engine.dialect.name == "postgresql":
-            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MANIFEST_LOCK_KEY})
+            xact_lock(s.connection(), _MANIFEST_LOCK_KEY)
         else:  # SQLite: take the write lock now, before reading, so concurrent writers queue
             s.execute(update(IntakeManifest).where(IntakeManifest.id == -1).values(status="accepted"))
 

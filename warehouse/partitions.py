@@ -31,6 +31,7 @@ from sqlalchemy import table as table_clause
 from sqlalchemy.sql.elements import ColumnElement
 
 from schemas.roles import ROLES
+from warehouse.locks import xact_lock
 
 PARTITION_COLUMN = "school_year"
 PARTITIONED: tuple[str, ...] = tuple(sorted(r.table for r in ROLES.values() if PARTITION_COLUMN in r.field_names))
@@ -97,7 +98,7 @@ def ensure_year_partitions(conn: Connection, table: Table, years: Iterable[int |
     missing = [y for y in wanted if y not in have]
     if not missing:
         return []
-    conn.execute(select(func.pg_advisory_xact_lock(_PARTITION_LOCK_BASE + PARTITIONED.index(table.name))))
+    xact_lock(conn, _PARTITION_LOCK_BASE + PARTITIONED.index(table.name))
     have = partitions(conn, table)  # another load may have added some meanwhile
     default = have.get(None)
     added = []
@@ -141,7 +142,7 @@ def delete_files(conn: Connection, table: Table, removed: Sequence[int], others:
     mid = table.c.manifest_id
     if not is_partitioned(conn, table):
         return max(conn.execute(table.delete().where(mid.in_(removed))).rowcount or 0, 0)
-    conn.execute(select(func.pg_advisory_xact_lock(RELEASE_LOCK_KEY)))
+    xact_lock(conn, RELEASE_LOCK_KEY)
     deleted = 0
     for name in partitions(conn, table).values():
         part = table_clause(name, column("manifest_id"))

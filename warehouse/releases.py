@@ -47,6 +47,7 @@ from warehouse.indicators import PUBLISHED_COLUMNS, compute_indicator_rows, extr
 from warehouse.indicators import min_cell_size
 from warehouse.load import ExtractTable, bulk_insert, extract_tables, loaded_files
 from warehouse.models import CurrentRelease, Enrolment, IndicatorValue, Release
+from warehouse.locks import session_lock, session_unlock
 from warehouse.partitions import RELEASE_LOCK_KEY
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ def publish_release(
     pg = engine.dialect.name == "postgresql"
     with engine.connect() as conn:
         if pg:
-            conn.execute(select(func.pg_advisory_lock(_RELEASE_LOCK_KEY)))
+            session_lock(conn, _RELEASE_LOCK_KEY)
             conn.commit()
             conn.execution_options(isolation_level="REPEATABLE READ")
         try:
@@ -293,7 +294,7 @@ def publish_release(
             if pg:
                 conn.rollback()
                 conn.execution_options(isolation_level="READ COMMITTED")
-                conn.execute(select(func.pg_advisory_unlock(_RELEASE_LOCK_KEY)))
+                session_unlock(conn, _RELEASE_LOCK_KEY)
                 conn.commit()
     return info
 
