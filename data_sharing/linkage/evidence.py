@@ -14,23 +14,41 @@ from typing import Any
 import numpy as np
 
 from data_sharing.linkage import state as st
+from data_sharing.linkage.settings import hamming_expression
+
+
+#: Bits of ``name_bloom`` in which two records of one surname must differ for their first names to count as
+#: two names (the ``last_same_first_similar`` level's bound, ``schemas/linkage/settings.yaml``): closer, the
+#: two are one child's name and its typo (a re-registration), not two children.
+DISSIMILAR_FIRST_NAME_BITS = 130
 
 
 def twin_evidence(con: Any, pairs_table: str) -> np.ndarray:
     """Per pair of ``pairs_table`` (ordered by a, b): either side's surname + birth date is held in one
-    agency by two or more source keys under two or more first names."""
+    agency by two source keys under two first names that are two names: neither a short form of the
+    other (equal canonical forms), nor the other's middle name, nor within
+    :data:`DISSIMILAR_FIRST_NAME_BITS` of it (a typo). One child re-registered under a misspelt name is
+    not evidence of twins (issue 14: such pairs held its records at other agencies apart)."""
+    have = {r[0] for r in con.execute("select column_name from (describe records)").fetchall()}
+    # the tests that need a column the settings did not load are left out (they can only hold more)
+    tests = ["a.fn <> b.fn"]
+    if "first_name_canonical_hash" in have:
+        tests.append("coalesce(a.first_name_canonical_hash <> b.first_name_canonical_hash, true)")
+    if "middle_name_as_first_hash" in have:
+        tests.append("coalesce(a.fn <> b.middle_name_as_first_hash and a.middle_name_as_first_hash <> b.fn, true)")
+    if "name_bloom" in have:
+        tests.append("coalesce(" + hamming_expression("name_bloom", "a.name_bloom", "b.name_bloom") + " > ?, true)")
     sql = (
-        "with g as (select last_name_hash as ln, birth_date_hash as bd from records "
-        "where last_name_hash is not null and birth_date_hash is not null and first_name_hash is not null "
-        "group by agency, last_name_hash, birth_date_hash "
-        "having count(distinct first_name_hash) >= 2 and count(distinct source_key) >= 2), "
-        "e as (select distinct ln, bd from g) "
+        "with k as (select *, first_name_hash as fn, last_name_hash as ln, birth_date_hash as bd from records "
+        "where last_name_hash is not null and birth_date_hash is not null and first_name_hash is not null), "
+        "e as (select distinct a.ln, a.bd from k a join k b on a.agency = b.agency and a.ln = b.ln "
+        "and a.bd = b.bd and a.source_key < b.source_key where " + " and ".join(tests) + ") "
         "select (el.ln is not null) or (er.ln is not null) "
         "from " + st.quote(pairs_table) + " p join records rl on rl.rid = p.rid_l join records rr on rr.rid = p.rid_r "
         "left join e el on el.ln = rl.last_name_hash and el.bd = rl.birth_date_hash "
         "left join e er on er.ln = rr.last_name_hash and er.bd = rr.birth_date_hash order by p.a, p.b"
     )
-    rows = con.execute(sql).fetchnumpy()
+    rows = con.execute(sql, [DISSIMILAR_FIRST_NAME_BITS] if "name_bloom" in have else []).fetchnumpy()
     return np.asarray(next(iter(rows.values())), dtype=bool)
 
 
