@@ -17,38 +17,47 @@ from data_sharing.linkage import state as st
 from data_sharing.linkage.settings import hamming_expression
 
 
-#: Bits of ``name_bloom`` in which two records of one surname must differ for their first names to count as
-#: two names (the ``last_same_first_similar`` level's bound, ``schemas/linkage/settings.yaml``): closer, the
-#: two are one child's name and its typo (a re-registration), not two children.
-DISSIMILAR_FIRST_NAME_BITS = 130
+#: Bits of ``name_bloom`` within which two first names of one surname are one typo apart (the
+#: ``last_same_first_similar`` level's bound, ``schemas/linkage/settings.yaml``).
+SIMILAR_FIRST_NAME_BITS = 130
+#: A first name held by fewer of the run's source keys than this is not an established name: one typo
+#: apart from another, it is that name misspelt (as ``similar_twins_within_agency`` reads it).
+ESTABLISHED_NAME_SOURCE_KEYS = 2
 
 
 def twin_evidence(con: Any, pairs_table: str) -> np.ndarray:
     """Per pair of ``pairs_table`` (ordered by a, b): either side's surname + birth date is held in one
-    agency by two source keys under two first names that are two names: neither a short form of the
-    other (equal canonical forms), nor the other's middle name, nor within
-    :data:`DISSIMILAR_FIRST_NAME_BITS` of it (a typo). One child re-registered under a misspelt name is
-    not evidence of twins (issue 14: such pairs held its records at other agencies apart)."""
+    agency by two source keys under two first names that are two children's names: not a short form of
+    the other (equal canonical forms), not the other's middle name, and not a misspelling of it (within
+    :data:`SIMILAR_FIRST_NAME_BITS` while one of the two is held by fewer than
+    :data:`ESTABLISHED_NAME_SOURCE_KEYS` source keys). One child re-registered under a misspelt name is
+    not evidence of twins (issue 14: such evidence held that child's records at other agencies apart)."""
     have = {r[0] for r in con.execute("select column_name from (describe records)").fetchall()}
     # the tests that need a column the settings did not load are left out (they can only hold more)
     tests = ["a.fn <> b.fn"]
+    params: list[int] = []
     if "first_name_canonical_hash" in have:
         tests.append("coalesce(a.first_name_canonical_hash <> b.first_name_canonical_hash, true)")
     if "middle_name_as_first_hash" in have:
         tests.append("coalesce(a.fn <> b.middle_name_as_first_hash and a.middle_name_as_first_hash <> b.fn, true)")
     if "name_bloom" in have:
-        tests.append("coalesce(" + hamming_expression("name_bloom", "a.name_bloom", "b.name_bloom") + " > ?, true)")
+        tests.append("not coalesce(" + hamming_expression("name_bloom", "a.name_bloom", "b.name_bloom")
+                     + " <= ? and least(fa.n, fb.n) < ?, false)")
+        params = [SIMILAR_FIRST_NAME_BITS, ESTABLISHED_NAME_SOURCE_KEYS]
     sql = (
-        "with k as (select *, first_name_hash as fn, last_name_hash as ln, birth_date_hash as bd from records "
+        "with f as (select first_name_hash as v, count(distinct source_key) as n from records "
+        "where first_name_hash is not null group by 1), "
+        "k as (select *, first_name_hash as fn, last_name_hash as ln, birth_date_hash as bd from records "
         "where last_name_hash is not null and birth_date_hash is not null and first_name_hash is not null), "
         "e as (select distinct a.ln, a.bd from k a join k b on a.agency = b.agency and a.ln = b.ln "
-        "and a.bd = b.bd and a.source_key < b.source_key where " + " and ".join(tests) + ") "
+        "and a.bd = b.bd and a.source_key < b.source_key join f fa on fa.v = a.fn join f fb on fb.v = b.fn "
+        "where " + " and ".join(tests) + ") "
         "select (el.ln is not null) or (er.ln is not null) "
         "from " + st.quote(pairs_table) + " p join records rl on rl.rid = p.rid_l join records rr on rr.rid = p.rid_r "
         "left join e el on el.ln = rl.last_name_hash and el.bd = rl.birth_date_hash "
         "left join e er on er.ln = rr.last_name_hash and er.bd = rr.birth_date_hash order by p.a, p.b"
     )
-    rows = con.execute(sql, [DISSIMILAR_FIRST_NAME_BITS] if "name_bloom" in have else []).fetchnumpy()
+    rows = con.execute(sql, params).fetchnumpy()
     return np.asarray(next(iter(rows.values())), dtype=bool)
 
 

@@ -1,7 +1,9 @@
 """Issue 14, known answers: a child known by its middle name at one agency links to its school record;
 first name and surname swapped link; twins with different first names -- even when one twin's first name
 is the other's middle name -- never share a child key. Made-up records (surnames no generated record
-has) are added to a small city of the ``sloppy`` profile, on which the model is trained."""
+has) are added to a small city of the ``sloppy`` profile, on which the model is trained. Settings v16: a
+slip in each name (level ``both_similar``) links a re-registration inside one agency, and a pair with
+both names slipped and a new zip is still a candidate (rule ``birth_date_first_initial``)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,12 @@ RECORDS = [
     ("fps", "S9000004", "Rowan", "Elise", "Thistledown", "2017-05-06", "F", "3 Pine Ct", None),
     ("fhd", "P9000003", "Lucas", None, "Thistledown", "2017-05-06", "M", "3 Pine Ct", None),
     ("fhd", "P9000004", "Rowan", None, "Thistledown", "2017-05-06", "F", "3 Pine Ct", None),
+    # one child registered twice at the clinic, a slip in each name the second time (settings v16)
+    ("fhd", "P9000005", "Elijah", None, "Duvo", "2013-09-17", "M", "22 Cedar Ln", None),
+    ("fhd", "P9000006", "Elijha", None, "Dvuo", "2013-09-17", "M", "22 Cedar Ln", None),
+    # one child, a slip in each name, moved to another zip: only the birth date and initial block them
+    ("dhs", "C9000007", "Annabel", None, "Harrowgate", "2012-11-30", "F", "5 Ash St", None),
+    ("fps", "S9000007", "Anabel", "Joy", "Harowgate", "2012-11-30", "F", "91 Linden Rd", "other"),
 ]
 ID_COLUMN = {"fps": "student_id", "fhd": "patient_id", "dhs": "client_id"}
 
@@ -102,3 +110,32 @@ def test_twins_with_different_first_names_stay_apart(run) -> None:  # noqa: ANN0
     assert _level(work, keys, "S9000003", "P9000004") == "middle_as_first"
     assert child["S9000003"] == child["P9000003"] and child["S9000004"] == child["P9000004"]
     assert child["S9000003"] != child["S9000004"]
+
+
+def test_a_slip_in_each_name_links_a_re_registration(run) -> None:  # noqa: ANN001
+    child, keys, work = run
+    # not "last_similar_first_differs", which inside one agency the twin guard holds
+    assert _level(work, keys, "P9000005", "P9000006") == "both_similar"
+    assert child["P9000005"] == child["P9000006"]
+
+
+def test_both_names_slipped_and_moved_is_still_a_candidate(run, sloppy_city: CityInputs, keyset: KeySet) -> None:  # noqa: ANN001
+    import duckdb
+
+    child, keys, _ = run
+    assert child["C9000007"] == child["S9000007"]
+    # the blocking rules that hold the pair: only v16's birth date + first initial
+    enc, _ = protect_frames(_made_up(sloppy_city), keyset)
+    settings = load_settings()
+    rows = pd.concat([enc["dhs"], enc["fps"]], ignore_index=True).astype(object)
+    rows = rows[rows.source_key.isin([keys["C9000007"], keys["S9000007"]])].reset_index(drop=True)
+    for column in ("medicaid_source_key",):  # keys the made-up rows do not carry
+        if column not in rows.columns:
+            rows[column] = None
+    con = duckdb.connect()
+    con.register("raw_rows", rows)
+    derived = "".join(f", {sql} as {name}" for name, sql in settings.used_derived_columns.items())
+    con.execute(f"create table t as select *{derived} from raw_rows")
+    held = [r.name for r in settings.blocking_rules
+            if con.execute(f"select count(*) from t l, t r where l.source_key < r.source_key and ({r.expanded_sql})").fetchall()[0][0]]
+    assert held == ["birth_date_first_initial"]

@@ -120,19 +120,20 @@ def test_twin_evidence_needs_two_first_names_under_one_agency() -> None:
 def test_twin_evidence_ignores_one_child_re_registered_under_a_misspelt_or_middle_name() -> None:
     import duckdb
 
-    from data_sharing.linkage.evidence import DISSIMILAR_FIRST_NAME_BITS, twin_evidence
+    from data_sharing.linkage.evidence import ESTABLISHED_NAME_SOURCE_KEYS, SIMILAR_FIRST_NAME_BITS, twin_evidence
 
     near = bytes(128)  # name filters a typo apart: 8 bits differ
     typo = b"\xff" + bytes(127)
     far = b"\xff" * 20 + bytes(108)  # two names: 160 bits differ
-    assert 8 <= DISSIMILAR_FIRST_NAME_BITS < 160
+    assert 8 <= SIMILAR_FIRST_NAME_BITS < 160 and ESTABLISHED_NAME_SOURCE_KEYS == 2
     con = duckdb.connect()
     con.execute("create table records (rid bigint, agency varchar, source_key varchar, first_name_hash varchar, "
                 "first_name_canonical_hash varchar, middle_name_as_first_hash varchar, last_name_hash varchar, "
                 "birth_date_hash varchar, name_bloom blob)")
     con.executemany("insert into records values (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        # MAYYA: one id's misspelling of MAYA (held by one id), inside the school: no evidence
         (1, "s", "k01", "MAYA", "MAYA", None, "LEE", "D1", near), (2, "s", "k02", "MAYYA", "MAYYA", None, "LEE", "D1", typo),
-        (3, "h", "k03", "ROSA", "ROSA", None, "LEE", "D1", far),          # a typo inside the school: no evidence
+        (3, "h", "k03", "ROSA", "ROSA", None, "LEE", "D1", far),
         (4, "s", "k04", "LIZ", "ELIZABETH", None, "ROY", "D2", near),
         (5, "s", "k05", "ELIZABETH", "ELIZABETH", None, "ROY", "D2", far),  # a short form: no evidence
         (6, "h", "k06", "JUNE", "JUNE", None, "ROY", "D2", far),
@@ -140,8 +141,12 @@ def test_twin_evidence_ignores_one_child_re_registered_under_a_misspelt_or_middl
         (8, "s", "k08", "JOY", "JOY", None, "KIM", "D3", far),             # her middle name: no evidence
         (9, "h", "k09", "IVY", "IVY", None, "KIM", "D3", far),
         (10, "s", "k10", "OMAR", "OMAR", None, "ALI", "D4", near),
-        (11, "s", "k11", "SAMI", "SAMI", None, "ALI", "D4", far),        # two names at one school: twins
-        (12, "h", "k12", "ZAID", "ZAID", None, "ALI", "D4", far)])
+        (11, "s", "k11", "SAMI", "SAMI", None, "ALI", "D4", far),         # two names at one school: twins
+        (12, "h", "k12", "ZAID", "ZAID", None, "ALI", "D4", far),
+        # JAYLEN and JAYDEN, a typo apart but each an established name (held by 2 ids): twins
+        (13, "s", "k13", "JAYLEN", "JAYLEN", None, "FOX", "D5", near), (14, "s", "k14", "JAYDEN", "JAYDEN", None, "FOX", "D5", typo),
+        (15, "h", "k15", "JAY", "JAY", None, "FOX", "D5", far),
+        (16, "h", "k16", "JAYLEN", "JAYLEN", None, "OAK", "D9", near), (17, "h", "k17", "JAYDEN", "JAYDEN", None, "ELM", "D9", near)])
     con.execute("create table pairs as select * from (values ('k01', 'k03', 1, 3), ('k04', 'k06', 4, 6), "
-                "('k07', 'k09', 7, 9), ('k10', 'k12', 10, 12)) t(a, b, rid_l, rid_r)")
-    assert twin_evidence(con, "pairs").tolist() == [False, False, False, True]
+                "('k07', 'k09', 7, 9), ('k10', 'k12', 10, 12), ('k13', 'k15', 13, 15)) t(a, b, rid_l, rid_r)")
+    assert twin_evidence(con, "pairs").tolist() == [False, False, False, True, True]
