@@ -36,6 +36,9 @@ RECORDS = [
     # one child registered twice at the clinic, a slip in each name the second time (settings v16)
     ("fhd", "P9000005", "Elijah", None, "Duvo", "2013-09-17", "M", "22 Cedar Ln", None),
     ("fhd", "P9000006", "Elijha", None, "Dvuo", "2013-09-17", "M", "22 Cedar Ln", None),
+    # twins at the clinic, a boy and a girl, one surname misspelt: a slip in each name, but held apart
+    ("fhd", "P9000008", "Maren", None, "Tovu", "2014-04-04", "F", "8 Fir Ct", None),
+    ("fhd", "P9000009", "Marek", None, "Tuvo", "2014-04-04", "M", "8 Fir Ct", None),
     # one child, a slip in each name, moved to another zip: only the birth date and initial block them
     ("dhs", "C9000007", "Annabel", None, "Harrowgate", "2012-11-30", "F", "5 Ash St", None),
     ("fps", "S9000007", "Anabel", "Joy", "Harowgate", "2012-11-30", "F", "91 Linden Rd", "other"),
@@ -63,6 +66,8 @@ def _made_up(inputs: CityInputs) -> dict[str, pd.DataFrame]:
         row["zip"] = zips[-1] if zip_ == "other" else zips[0]
         if "middle_name" in row.columns:
             row["middle_name"] = middle
+        if "medicaid_id" in row.columns:  # the template's Medicaid id would make every made-up patient one child
+            row["medicaid_id"] = None
         frames.setdefault(agency, []).append(row)
     return {a: pd.concat(rows, ignore_index=True) for a, rows in frames.items()}
 
@@ -139,3 +144,10 @@ def test_both_names_slipped_and_moved_is_still_a_candidate(run, sloppy_city: Cit
     held = [r.name for r in settings.blocking_rules
             if con.execute(f"select count(*) from t l, t r where l.source_key < r.source_key and ({r.expanded_sql})").fetchall()[0][0]]
     assert held == ["birth_date_first_initial"]
+
+
+def test_twins_with_a_slip_in_each_name_stay_apart(run) -> None:  # noqa: ANN001
+    child, keys, work = run
+    # both_similar inside one agency, sexes differ: similar_twins_other_sex holds them
+    assert _level(work, keys, "P9000008", "P9000009") == "both_similar"
+    assert child["P9000008"] != child["P9000009"]
