@@ -86,6 +86,7 @@ def linked_persons(
         metadata={
             "status": outcome.status,
             "model": str(outcome.model),
+            "backend": str(outcome.backend or "duckdb"),
             "model_trained_this_run": outcome.trained_now,
             "key_ids": MetadataValue.json(dict(outcome.key_ids)),
             **{name: MetadataValue.json(value) for name, value in outcome.shown_quality.items()},

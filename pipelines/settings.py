@@ -58,7 +58,17 @@ CONFIG_KEYS: dict[str, tuple[str, bool]] = {
     "dagster_home": ("DAGSTER_HOME", True),
     "nightly_cron": ("C2C_NIGHTLY_CRON", False),
     "timezone": ("C2C_TIMEZONE", False),
+    # the linkage backend (duckdb | spark) and where Spark runs (docs/scale.md)
+    "linkage_backend": ("C2C_LINKAGE_BACKEND", False),
+    "spark_master": ("C2C_SPARK_MASTER", False),
+    "spark_executor_memory": ("C2C_SPARK_EXECUTOR_MEMORY", False),
+    "spark_driver_memory": ("C2C_SPARK_DRIVER_MEMORY", False),
+    "spark_shuffle_partitions": ("C2C_SPARK_SHUFFLE_PARTITIONS", False),
+    "spark_checkpoint_dir": ("C2C_SPARK_CHECKPOINT_DIR", True),
+    "spark_local_dir": ("C2C_SPARK_LOCAL_DIR", True),
 }
+LINKAGE_BACKENDS = ("duckdb", "spark")
+SPARK_EXTRA = "pip install -e '.[spark]'"
 WAREHOUSE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
 PG_EXAMPLE = "postgresql+psycopg2://USER@HOST:5432/DATABASE"
 
@@ -177,6 +187,13 @@ class Settings:
     extracts_dir: Path | None = None  # C2C_EXTRACTS_DIR: a city's own extract contracts (None: the shipped ones)
     hash_workers: int | None = None  # C2C_HASH_WORKERS: helper processes for batch HMAC (None: cores - 1, at most 7)
     linkage_memory_limit: str | None = None  # C2C_LINKAGE_MEMORY_LIMIT: DuckDB's memory limit in linkage
+    linkage_backend: str = "duckdb"  # C2C_LINKAGE_BACKEND: duckdb or spark (Splink's engine in linkage)
+    spark_master: str | None = None  # C2C_SPARK_MASTER (None: local[*])
+    spark_executor_memory: str | None = None  # C2C_SPARK_EXECUTOR_MEMORY, e.g. 8g
+    spark_driver_memory: str | None = None  # C2C_SPARK_DRIVER_MEMORY, e.g. 4g
+    spark_shuffle_partitions: int | None = None  # C2C_SPARK_SHUFFLE_PARTITIONS (None: 8)
+    spark_checkpoint_dir: Path | None = None  # C2C_SPARK_CHECKPOINT_DIR (None: <linkage>/spark/checkpoints)
+    spark_local_dir: Path | None = None  # C2C_SPARK_LOCAL_DIR (None: <linkage>/spark/local)
     master_key: str | None = field(default=None, repr=False)  # C2C_MASTER_KEY (a secret: never shown)
 
     @classmethod
@@ -224,6 +241,7 @@ class Settings:
             extracts_dir=path("C2C_EXTRACTS_DIR", Path()) if env.get("C2C_EXTRACTS_DIR") else None,
             hash_workers=_hash_workers(env.get("C2C_HASH_WORKERS")),
             linkage_memory_limit=(env.get("C2C_LINKAGE_MEMORY_LIMIT") or "").strip() or None,
+            **_linkage_backend_from(env, path),
             master_key=env.get(MASTER_KEY_ENV) or None,
         )
 
@@ -247,7 +265,11 @@ class Settings:
         """Hand this process's knobs to the layers below (helper processes for hashing, linkage memory)."""
         from stages.process import configure_process
 
-        configure_process(hash_workers=self.hash_workers, linkage_memory_limit=self.linkage_memory_limit)
+        configure_process(hash_workers=self.hash_workers, linkage_memory_limit=self.linkage_memory_limit,
+                          linkage_backend=self.linkage_backend, spark={
+                              "master": self.spark_master, "executor_memory": self.spark_executor_memory,
+                              "driver_memory": self.spark_driver_memory, "shuffle_partitions": self.spark_shuffle_partitions,
+                              "checkpoint_dir": self.spark_checkpoint_dir, "local_dir": self.spark_local_dir})
 
     def today(self) -> dt.date:
         """The local date in the partnership's time zone (used for 'future date' and MOU windows)."""
@@ -286,6 +308,12 @@ class Settings:
                            ("C2C_HASH_WORKERS", self.hash_workers), ("C2C_LINKAGE_MEMORY_LIMIT", self.linkage_memory_limit)):
             if value is not None:
                 out[var] = str(value)
+        if self.linkage_backend != "duckdb":
+            out["C2C_LINKAGE_BACKEND"] = self.linkage_backend
+        for key in ("spark_master", "spark_executor_memory", "spark_driver_memory", "spark_shuffle_partitions",
+                    "spark_checkpoint_dir", "spark_local_dir"):
+            if getattr(self, key) is not None:
+                out[CONFIG_KEYS[key][0]] = str(getattr(self, key))
         return out
 
     def subprocess_environment(self) -> dict[str, str]:
@@ -319,3 +347,33 @@ def _drop_limits_from(env: Mapping[str, str]) -> dict[str, Any]:
             raise SettingsError(f"{var} must be {'zero or more' if attr == 'drop_settle_s' else 'more than zero'}")
         out[attr] = value
     return out
+
+
+def _linkage_backend_from(env: Mapping[str, str], path: Any) -> dict[str, Any]:
+    """The linkage backend and Spark's settings; an unknown backend, or spark without pyspark, is an error now."""
+    backend = (env.get("C2C_LINKAGE_BACKEND") or "duckdb").strip().lower() or "duckdb"
+    if backend not in LINKAGE_BACKENDS:
+        raise SettingsError(f"C2C_LINKAGE_BACKEND must be one of {', '.join(LINKAGE_BACKENDS)}, not {backend!r}")
+    if backend == "spark":
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise SettingsError(f"the spark linkage backend needs pyspark: {SPARK_EXTRA}") from None
+    raw = (env.get("C2C_SPARK_SHUFFLE_PARTITIONS") or "").strip()
+    try:
+        partitions = int(raw) if raw else None
+    except ValueError:
+        partitions = 0
+    if partitions is not None and partitions < 1:
+        raise SettingsError(f"C2C_SPARK_SHUFFLE_PARTITIONS must be a whole number above zero, not {raw!r}")
+
+    def text(var: str) -> str | None:
+        return (env.get(var) or "").strip() or None
+
+    return {
+        "linkage_backend": backend, "spark_master": text("C2C_SPARK_MASTER"),
+        "spark_executor_memory": text("C2C_SPARK_EXECUTOR_MEMORY"), "spark_driver_memory": text("C2C_SPARK_DRIVER_MEMORY"),
+        "spark_shuffle_partitions": partitions,
+        "spark_checkpoint_dir": path("C2C_SPARK_CHECKPOINT_DIR", Path()) if env.get("C2C_SPARK_CHECKPOINT_DIR") else None,
+        "spark_local_dir": path("C2C_SPARK_LOCAL_DIR", Path()) if env.get("C2C_SPARK_LOCAL_DIR") else None,
+    }

@@ -64,6 +64,7 @@ class LinkageOutcome:
     crosswalk_rows: int = 0
     rekeyed: int = 0
     sources: tuple[str, ...] = ()
+    backend: str | None = None  # the linkage backend that scored the pairs (duckdb, spark)
 
     @property
     def linked(self) -> bool:
@@ -263,7 +264,7 @@ def _write_products(area: LinkageArea, result: Any, pseudonym_label: str) -> dic
     area.write_crosswalk(result.crosswalk[["source_key", "child_key"]])
     quality = result.quality
     summary = {"records": quality.records, "persons": quality.persons, "link_rates": quality.link_rates,
-               "estimated_quality": quality.estimates,
+               "estimated_quality": quality.estimates, "backend": quality.backend,
                "model": result.model.get("model_id") if isinstance(result.model, dict) else str(result.model)}
     area.write_quality(summary)
     area.write_queue(result.review_queue)
@@ -294,6 +295,7 @@ def _unchanged(store: ManifestStore, area: LinkageArea, partnership: Partnership
     return LinkageOutcome(
         STATUS_UNCHANGED, reason="no file linkage reads has changed since the last run: the crosswalk stands",
         model=str(stored.get("model")), shown_quality=shown, crosswalk_rows=0 if crosswalk is None else len(crosswalk),
+        backend=stored.get("backend"),
         key_ids={"linkage": keyset.purpose_key("linkage").label, "pseudonym": keyset.purpose_key("pseudonym").label},
         sources=tuple(sources),
     )
@@ -330,7 +332,7 @@ def link_persons(
     record_events(
         engine,
         [AuditEvent("linkage_run", run_id, {
-            "model": summary["model"], "model_trained_this_run": trained_now,
+            "model": summary["model"], "model_trained_this_run": trained_now, "backend": result.quality.backend,
             "linkage_key": key_ids["linkage"], "pseudonym_key": key_ids["pseudonym"],
             "source_sha256": sorted(inputs.sources), "counts": result.counts, "review_queue": len(result.review_queue),
             "decisions_applied": len(decision_events),
@@ -343,5 +345,5 @@ def link_persons(
         STATUS_LINKED, model=str(summary["model"]), trained_now=trained_now, key_ids=key_ids,
         shown_quality=_shown_quality(result.quality, partnership), review_queue=len(result.review_queue),
         history_changes=len(result.history), crosswalk_rows=len(result.crosswalk), rekeyed=rekeyed,
-        sources=tuple(sorted(inputs.sources)),
+        sources=tuple(sorted(inputs.sources)), backend=result.quality.backend,
     )

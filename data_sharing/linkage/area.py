@@ -12,6 +12,8 @@ path                                            holds (written by)
 ``encodings/<agency>/<extract>/<artifact>``     its linkage encodings (privacy)
 ``linkage.duckdb``                              the linkage state (:mod:`.state`)
 ``duckdb_tmp/``                                 DuckDB's spill files of a linkage run
+``spark/``                                      the Spark backend's records and predictions of a step
+                                                (removed after it), checkpoints, spill files
 ``models/<model_id>.json``                      trained linkage models (the newest is used)
 ``crosswalk.parquet``                           ``source_key -> child_key`` of the latest run
 ``linkage_quality.json``                        the latest run's quality summary (read by the release)
@@ -150,6 +152,10 @@ class LinkageArea:
     @property
     def duckdb_tmp(self) -> Path:
         return self.root / "duckdb_tmp"
+
+    @property
+    def spark_dir(self) -> Path:
+        return self.root / "spark"
 
     @property
     def models_dir(self) -> Path:

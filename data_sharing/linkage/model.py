@@ -27,7 +27,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from data_sharing.linkage.area import LinkageArea
+from data_sharing.linkage.backend import linkage_backend, spark_linker, spark_work, splink_for_dialect
 from data_sharing.linkage.records import LinkageInputError, RecordSummary, load_records
 from data_sharing.linkage.settings import LinkageSettings, load_settings, parse_settings
 
@@ -100,7 +101,8 @@ class LinkageModel:
     def describe(self) -> dict[str, Any]:
         """What a run records about the model it used (no parameters)."""
         return {"model_id": self.model_id, "trained_at": self.trained_at, "linkage_key_id": self.linkage_key_id,
-                "settings": self.settings.label, "path": str(self.path) if self.path else None}
+                "settings": self.settings.label, "path": str(self.path) if self.path else None,
+                "trained_on": str(self.training.get("backend", "duckdb"))}
 
 
 def load_model(path: Path | str) -> LinkageModel:
@@ -273,7 +275,7 @@ def pair_type(a: str, b: str) -> str:
     return f"{a}|{b}" if a <= b else f"{b}|{a}"
 
 
-def _pair_type_priors(con: duckdb.DuckDBPyConnection, linker: Any, summary: RecordSummary, prior: float) -> dict[str, Any]:
+def _pair_type_priors(query: Callable[[str], pd.DataFrame], linker: Any, summary: RecordSummary, prior: float) -> dict[str, Any]:
     """The probability that two random records match, per agency pair (within one agency, across two).
 
     One global prior mixes pairs of very different kinds: two ids of one agency are rarely one person
@@ -287,7 +289,7 @@ def _pair_type_priors(con: duckdb.DuckDBPyConnection, linker: Any, summary: Reco
     table = '"' + str(pred.physical_name).replace('"', '""') + '"'
     sql = ("select least(agency_l, agency_r) a, greatest(agency_l, agency_r) b, max(match_weight) w from " + table
            + " group by least(source_key_l, source_key_r), greatest(source_key_l, source_key_r), 1, 2")
-    rows = con.execute(sql).df()
+    rows = query(sql)
     base = logit2(prior)
     out: dict[str, Any] = {"global": prior, "by_pair_type": {}}
     agencies = sorted(summary.source_keys)
@@ -364,6 +366,7 @@ def train_model(
     workdir: LinkageArea | Path | str,
     save: bool = True,
     now: dt.datetime | None = None,
+    backend: str | None = None,
 ) -> LinkageModel:
     """Train the Fellegi-Sunter model on one night's encodings (all agencies) and save it.
 
@@ -371,11 +374,14 @@ def train_model(
     prior (probability that two random records match) from the settings' deterministic rules and
     their assumed recall; u by random sampling (``training.u_max_pairs``, seeded); m by EM, one session
     per ``training.em_blocking_rules`` (u fixed). Splink works in an in-memory DuckDB database that
-    spills to ``workdir``. Saved as ``<workdir>/models/<model_id>.json`` when ``save``.
+    spills to ``workdir``. Saved as ``<workdir>/models/<model_id>.json`` when ``save``. ``backend``:
+    ``duckdb`` or ``spark`` (:mod:`.backend`; None: this process's configured backend); the saved model
+    is the same file either way (its Splink SQL in DuckDB's dialect, regenerated for the backend using it).
     """
     import splink
 
     settings = settings or load_settings()
+    backend = linkage_backend(backend)
     area = LinkageArea.of(workdir)
     con = work_connection(area)
     try:
@@ -383,41 +389,22 @@ def train_model(
         total = sum(summary.variants.values())
         if total < 50:
             raise LinkageInputError(f"too few records to train a model ({total}); at least 50 are needed")
-        tr = settings.training
-        with quiet_splink(logging.ERROR):
-            linker = make_linker(con, "records", settings.splink_settings(retain=("agency", "source_key")))
-            linker.training.estimate_probability_two_random_records_match(
-                [_with_other_keys(r) for r in tr.prior.deterministic_rules], recall=tr.prior.recall
-            )
-            linker.training.estimate_u_using_random_sampling(max_pairs=tr.u_max_pairs, seed=tr.seed)
-            sessions = []
-            for rule in tr.em_blocking_rules:
-                sess = linker.training.estimate_parameters_using_expectation_maximisation(
-                    _with_other_keys(rule.expanded_sql),
-                    estimate_without_term_frequencies=True,
-                    max_pairs=tr.em_max_pairs,
-                )
-                iters = getattr(sess, "_iteration_history", None)
-                sessions.append({"rule": rule.name, "iterations": len(iters) if iters is not None else None})
-            model_dict = linker.misc.save_model_to_json()
-            untrained = _check_trained(model_dict)
-            filled = _fill_untrained(model_dict, tr.u_max_pairs)
-            floored = _floor_m(model_dict)
-            linker = make_linker(con, "records", {**model_dict, **{k: v for k, v in settings.splink_settings(
-                retain=("agency", "source_key")).items() if k != "comparisons"}})
-            priors = _pair_type_priors(con, linker, summary, float(model_dict["probability_two_random_records_match"]))
+        with quiet_splink(logging.ERROR), _training_backend(con, area, backend) as (new_linker, query):
+            model_dict, sessions, untrained, filled, floored, priors = _estimate(settings, summary, new_linker, query, backend)
         drop_splink_tables(con)
     finally:
         con.close()
+    model_dict = splink_for_dialect(model_dict, settings, "duckdb")
     model_dict.pop("linker_uid", None)
     when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     params = _parameters(model_dict)
     digest = hashlib.sha256(json.dumps([params, model_dict.get("probability_two_random_records_match")],
                                        sort_keys=True, default=str).encode()).hexdigest()[:8]
     model_id = f"lm-{when:%Y%m%dT%H%M%SZ}-{digest}"
+    tr = settings.training
     training = {
         "records": summary.rows, "source_keys": summary.source_keys, "variants": summary.variants,
-        "u_max_pairs": tr.u_max_pairs, "em_max_pairs": tr.em_max_pairs, "seed": tr.seed,
+        "u_max_pairs": tr.u_max_pairs, "em_max_pairs": tr.em_max_pairs, "seed": tr.seed, "backend": backend,
         "prior": {"recall": tr.prior.recall, "rules": tr.prior.deterministic_rules,
                   "probability_two_random_records_match": model_dict.get("probability_two_random_records_match")},
         "em_sessions": sessions, "untrained_levels": untrained, "filled_defaults": filled, "m_floored": floored,
@@ -430,3 +417,42 @@ def train_model(
         path = model.save(area.model_file(model_id))
         model = LinkageModel(**{**model.__dict__, "path": path})
     return model
+
+
+@contextmanager
+def _training_backend(con: duckdb.DuckDBPyConnection, area: LinkageArea,
+                      backend: str) -> Iterator[tuple[Callable[[dict[str, Any]], Any], Callable[[str], pd.DataFrame]]]:
+    """(a function making a Splink linker over the records from a settings dict, a SQL query on the backend)."""
+    if backend == "spark":
+        with spark_work(con, area) as work:
+            yield (lambda d: spark_linker(work, d)), work.query
+        return
+    yield (lambda d: make_linker(con, "records", d)), (lambda sql: con.execute(sql).df())
+
+
+def _estimate(settings: LinkageSettings, summary: RecordSummary, new_linker: Callable[[dict[str, Any]], Any],
+              query: Callable[[str], pd.DataFrame], backend: str) -> tuple[Any, ...]:
+    """The training steps on one backend: (Splink's model, EM sessions, untrained, filled, floored, pair-type priors)."""
+    tr = settings.training
+    linker = new_linker(settings.splink_settings(retain=("agency", "source_key"), dialect=backend))
+    linker.training.estimate_probability_two_random_records_match(
+        [_with_other_keys(r) for r in tr.prior.deterministic_rules], recall=tr.prior.recall
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=tr.u_max_pairs, seed=tr.seed)
+    sessions = []
+    for rule in tr.em_blocking_rules:
+        sess = linker.training.estimate_parameters_using_expectation_maximisation(
+            _with_other_keys(rule.sql_for(backend)),
+            estimate_without_term_frequencies=True,
+            max_pairs=tr.em_max_pairs,
+        )
+        iters = getattr(sess, "_iteration_history", None)
+        sessions.append({"rule": rule.name, "iterations": len(iters) if iters is not None else None})
+    model_dict = linker.misc.save_model_to_json()
+    untrained = _check_trained(model_dict)
+    filled = _fill_untrained(model_dict, tr.u_max_pairs)
+    floored = _floor_m(model_dict)
+    linker = new_linker({**model_dict, **{k: v for k, v in settings.splink_settings(
+        retain=("agency", "source_key"), dialect=backend).items() if k != "comparisons"}})
+    priors = _pair_type_priors(query, linker, summary, float(model_dict["probability_two_random_records_match"]))
+    return model_dict, sessions, untrained, filled, floored, priors

@@ -50,6 +50,7 @@ class LinkageQuality:
     settings: str
     notes: list[str] = field(default_factory=list)
     estimates: dict[str, Any] = field(default_factory=dict)  # truth-free estimates (estimates.py)
+    backend: str = "duckdb"  # the linkage backend that scored the pairs (data_sharing.linkage.backend)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +114,7 @@ def compute_quality(
     model: dict[str, Any],
     settings: str,
     notes: list[str] | None = None,
+    backend: str = "duckdb",
 ) -> LinkageQuality:
     agencies = sorted(summary.rows)
     cw = crosswalk[["source_key", "agency", "child_key"]]
@@ -152,7 +154,7 @@ def compute_quality(
                                  if len(queue) else {})}
     return LinkageQuality(run_id=run_id, records=records, persons=persons, link_rates=link_rates, link_rates_by=by,
                           scores=scores, review=review, guards=guards, keys=keys, model=model, settings=settings,
-                          notes=list(notes or []))
+                          notes=list(notes or []), backend=backend)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import pandas as pd
 
 from data_sharing.linkage import state as st
 from data_sharing.linkage.area import LinkageArea
+from data_sharing.linkage.backend import linkage_backend
 from data_sharing.linkage.estimates import with_estimates
 from data_sharing.linkage.guards import PairDecisions, PairGuards, _attributes, decide, pair_guards
 from data_sharing.linkage.model import LinkageModel, LinkageModelError, work_connection
@@ -91,6 +92,8 @@ class _Run:
     summary: RecordSummary
     attrs: pd.DataFrame
     timings: dict[str, float]
+    backend: str = "duckdb"
+    area: LinkageArea | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,8 @@ def _score(run: _Run, new_decisions: pd.DataFrame, chunk_records: int) -> _Score
     """Step 2: predict, keep each pair of source keys' best score, merge the decisions, select the pairs."""
     con, timings = run.con, run.timings
     t1 = time.perf_counter()
-    pred_table, chunks = predict(con, run.model, run.settings, run.summary, chunk_records)
+    pred_table, chunks = predict(con, run.model, run.settings, run.summary, chunk_records, backend=run.backend,
+                                 area=run.area)
     timings["predict"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     scores = aggregate(con, run.model, pred_table, sorted(run.summary.source_keys), chunks)
@@ -268,6 +272,7 @@ def _quality(run: _Run, scored: _Scored, clusters: Clusters, guards: PairGuards,
                 "pairs_in_review_band": int(((prob >= lower) & (prob < d.upper_of)).sum()),
                 "thresholds": {"lower": lower, "upper": upper, "upper_within_agency": d.upper_within}},
         guards=guard_counts, keys=assignment.counts, model=run.model.describe(), settings=run.settings.label,
+        backend=run.backend,
         notes=[key_note] if key_note else [],
     )
     guarded = guards.parent | guards.sibling | guards.concurrent
@@ -335,7 +340,7 @@ def _steps(run: _Run, new_decisions: pd.DataFrame, attributes: Mapping[str, pd.D
     s, summary = scored.scores, run.summary
     counts = {"records": summary.rows, "source_keys": summary.source_keys, "variants": summary.variants,
               "record_comparisons": s.scored_comparisons, "scored_pairs": s.scored_pairs, "predict_chunks": s.chunks,
-              "review_queue": len(queue.frame), **assignment.counts}
+              "review_queue": len(queue.frame), "backend": run.backend, **assignment.counts}
     _write_state(run, scored, assignment, queue, _audit_pairs(run, scored.pairs, guards, queue), quality, counts,
                  (started, finished))
     run.timings["write"] = time.perf_counter() - t1
@@ -358,6 +363,7 @@ def link(
     memory_limit: str | None = None,
     now: dt.datetime | None = None,
     predict_chunk_records: int = PREDICT_CHUNK_RECORDS,
+    backend: str | None = None,
 ) -> LinkageResult:
     """Run linkage once and continue the persistent state in ``workdir`` (see the module doc).
 
@@ -368,9 +374,11 @@ def link(
     and every later run). ``attributes``: agency -> frame with ``source_key`` and any of ``sex``,
     ``race_ethnicity``, ``grade_level``, ``birth_date_year_month`` (non-identifying; for quality
     breakdowns and the parent/child guard). ``settings``: thresholds, blocking and guards to use
-    instead of the model's (the comparisons must be the model's).
+    instead of the model's (the comparisons must be the model's). ``backend``: ``duckdb`` or ``spark``
+    (:mod:`.backend`; None: this process's configured backend).
     """
     t0 = time.perf_counter()
+    backend = linkage_backend(backend)
     timings: dict[str, float] = {}
     started = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     settings = _run_settings(run_id, model, settings)
@@ -389,7 +397,7 @@ def link(
         # 1. records
         summary = load_records(con, records_by_agency, settings, table="records")
         timings["records"] = time.perf_counter() - t0
-        run = _Run(con, run_id, seq, salt, model, settings, summary, attrs, timings)
+        run = _Run(con, run_id, seq, salt, model, settings, summary, attrs, timings, backend, area)
         result = _steps(run, new_decisions, attributes, predict_chunk_records, (started, now), db)
     finally:
         con.close()

@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 
 from data_sharing.linkage import state as st
+from data_sharing.linkage.area import LinkageArea
+from data_sharing.linkage.backend import spark_linker, spark_work, splink_for_dialect
 from data_sharing.linkage.model import LinkageModel, make_linker, pair_type, quiet_splink
 from data_sharing.linkage.records import RecordSummary
 from data_sharing.linkage.settings import LinkageSettings
@@ -89,9 +91,17 @@ class Scores:
     hist_splink: dict[str, int]  # Splink's own
 
 
+#: the prediction columns the run reads
+PREDICTION_COLUMNS = ["match_weight", "match_probability", "rid_l", "rid_r", "agency_l", "agency_r",
+                      "source_key_l", "source_key_r"]
+
+
 def predict(con: Any, model: LinkageModel, settings: LinkageSettings, summary: RecordSummary,
-            chunk_records: int) -> tuple[str, int]:
-    """Splink's prediction over the records table: (the predictions' table, chunks per side)."""
+            chunk_records: int, *, backend: str = "duckdb", area: LinkageArea | None = None) -> tuple[str, int]:
+    """Splink's prediction over the records table: (the predictions' table in ``con``, chunks per side).
+
+    ``backend`` ``spark``: Spark scores the pairs (:mod:`.backend`) and its predictions are loaded into
+    ``con``; one chunk (Spark partitions the work itself)."""
     splink_settings = dict(model.splink)
     fresh = settings.splink_settings(retain=("agency", "source_key"))
     for k in ("blocking_rules_to_generate_predictions", "additional_columns_to_retain", "unique_id_column_name",
@@ -103,6 +113,13 @@ def predict(con: Any, model: LinkageModel, settings: LinkageSettings, summary: R
                     "rid_l bigint, rid_r bigint, agency_l varchar, agency_r varchar, source_key_l varchar, "
                     "source_key_r varchar)")
         return "__c2c_empty_pred", 1
+    if backend == "spark":
+        if area is None:
+            raise ValueError("predict: the spark backend needs the linkage area")
+        with quiet_splink(), spark_work(con, area) as work:
+            linker = spark_linker(work, splink_for_dialect(splink_settings, settings, "spark"))
+            pred = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT)
+            return work.predictions_to_duckdb(con, pred, PREDICTION_COLUMNS, "__c2c_spark_pred"), 1
     with quiet_splink():
         linker = make_linker(con, "records", splink_settings)
         # pairs below 2^-10 odds (p < 0.001) are never near a threshold: not materialised

@@ -64,29 +64,48 @@ def known_columns() -> frozenset[str]:
     return encoding_column_names() | _DERIVED.get()
 
 
-def dice_expression(column: str, left: str = "{c}_l", right: str = "{c}_r") -> str:
-    """DuckDB SQL of the Dice similarity of two Bloom filters (NULL when either is NULL)."""
+#: SQL dialects the settings' SQL is generated for (the linkage backends, :mod:`.backend`)
+DIALECTS = ("duckdb", "spark")
+
+
+def _bit_sum(op: str, lft: str, rgt: str, dialect: str) -> str:
+    """Set bits of ``lft <op> rgt`` over two Bloom filters: DuckDB's BIT strings, or on Spark arrays of
+    32-bit words (:func:`data_sharing.linkage.backend.bloom_words_sql`) summed word by word."""
+    if dialect == "spark":
+        return (f"aggregate(zip_with({lft}, {rgt}, (bw_x, bw_y) -> bit_count(bw_x {op} bw_y)), cast(0 as bigint), "
+                f"(bw_acc, bw_v) -> bw_acc + bw_v)")
+    if op == "&":
+        return f"bit_count({lft}::BIT & {rgt}::BIT)"
+    return f"bit_count(xor({lft}::BIT, {rgt}::BIT))"
+
+
+def dice_expression(column: str, left: str = "{c}_l", right: str = "{c}_r", dialect: str = "duckdb") -> str:
+    """SQL of the Dice similarity of two Bloom filters (NULL when either is NULL), in ``dialect``.
+
+    Both dialects compute double(2 x common bits) / double(bits_l + bits_r): the same value to the bit."""
     lft, rgt = left.format(c=column), right.format(c=column)
     lb, rb = left.format(c=f"{column}_bits"), right.format(c=f"{column}_bits")
-    return f"(2.0 * bit_count({lft}::BIT & {rgt}::BIT) / nullif({lb} + {rb}, 0))"
+    if dialect == "spark":
+        return f"(cast(2 * {_bit_sum('&', lft, rgt, dialect)} as double) / cast(nullif({lb} + {rb}, 0) as double))"
+    return f"(2.0 * {_bit_sum('&', lft, rgt, dialect)} / nullif({lb} + {rb}, 0))"
 
 
-def hamming_expression(column: str, left: str = "{c}_l", right: str = "{c}_r") -> str:
-    """DuckDB SQL of the number of bits in which two Bloom filters differ (NULL when either is NULL).
+def hamming_expression(column: str, left: str = "{c}_l", right: str = "{c}_r", dialect: str = "duckdb") -> str:
+    """SQL of the number of bits in which two Bloom filters differ (NULL when either is NULL).
 
     Unlike Dice it does not shrink with the length of what else the filter holds: with equal surnames,
     the bits that differ in ``name_bloom`` are those of the first names' differing bigrams.
     """
-    return f"bit_count(xor({left.format(c=column)}::BIT, {right.format(c=column)}::BIT))"
+    return _bit_sum("^" if dialect == "spark" else "xor", left.format(c=column), right.format(c=column), dialect)
 
 
-def _expand_dice(sql: str, *, blocking: bool) -> str:
+def _expand_dice(sql: str, *, blocking: bool, dialect: str = "duckdb") -> str:
     def repl(m: re.Match[str]) -> str:
         fn, col = m.group(1).lower(), m.group(2).lower()
         if col not in BLOOM_COLUMNS:
             raise ValueError(f"{fn}() takes a Bloom filter column ({', '.join(BLOOM_COLUMNS)}), not {col}")
         make = dice_expression if fn == "dice" else hamming_expression
-        return make(col, "l.{c}", "r.{c}") if blocking else make(col)
+        return make(col, "l.{c}", "r.{c}", dialect) if blocking else make(col, dialect=dialect)
 
     return _MACRO_RE.sub(repl, sql)
 
@@ -196,6 +215,10 @@ class Level(_Model):
     def expanded_sql(self) -> str:
         return "ELSE" if self.else_ else _comparison_used(str(self.sql))[0]
 
+    def sql_for(self, dialect: str) -> str:
+        """The level's SQL with dice()/hamming() expanded for ``dialect`` (``duckdb``: :attr:`expanded_sql`)."""
+        return "ELSE" if self.else_ else _expand_dice(str(self.sql), blocking=False, dialect=dialect)
+
     @property
     def columns(self) -> frozenset[str]:
         return frozenset() if self.else_ else _comparison_used(str(self.sql))[1]
@@ -258,6 +281,10 @@ class NamedRule(_Model):
     @property
     def expanded_sql(self) -> str:
         return _check_blocking_sql(self.sql, check=False)[0]
+
+    def sql_for(self, dialect: str) -> str:
+        """The rule's SQL with dice()/hamming() expanded for ``dialect``."""
+        return _expand_dice(self.sql, blocking=True, dialect=dialect)
 
     @property
     def columns(self) -> frozenset[str]:
@@ -526,12 +553,13 @@ class LinkageSettings(_Model):
     # Splink
     # ------------------------------------------------------------------------------------------
 
-    def splink_comparisons(self) -> list[dict[str, Any]]:
+    def splink_comparisons(self, dialect: str = "duckdb") -> list[dict[str, Any]]:
+        """Splink's comparisons, their SQL in ``dialect`` (:data:`DIALECTS`)."""
         out = []
         for c in self.comparisons:
             levels = []
             for lv in c.levels:
-                d: dict[str, Any] = {"sql_condition": lv.expanded_sql, "label_for_charts": lv.name}
+                d: dict[str, Any] = {"sql_condition": lv.sql_for(dialect), "label_for_charts": lv.name}
                 if lv.null:
                     d["is_null_level"] = True
                 if lv.tf_column:
@@ -550,18 +578,18 @@ class LinkageSettings(_Model):
                         "comparison_levels": levels})
         return out
 
-    def splink_settings(self, *, unique_id: str = "rid", retain: tuple[str, ...] = ()) -> dict[str, Any]:
+    def splink_settings(self, *, unique_id: str = "rid", retain: tuple[str, ...] = (), dialect: str = "duckdb") -> dict[str, Any]:
         """A Splink settings dictionary (``dedupe_only`` over all agencies' records in one table).
 
         Every prediction blocking rule also requires ``l.source_key <> r.source_key``: records of one
         source key are one person by construction and are never scored against each other.
         """
-        rules = [f"({r.expanded_sql}) and l.source_key <> r.source_key" for r in self.blocking_rules]
+        rules = [f"({r.sql_for(dialect)}) and l.source_key <> r.source_key" for r in self.blocking_rules]
         return {
             "link_type": "dedupe_only",
             "unique_id_column_name": unique_id,
-            "comparisons": self.splink_comparisons(),
-            "blocking_rules_to_generate_predictions": [{"blocking_rule": r, "sql_dialect": "duckdb"} for r in rules],
+            "comparisons": self.splink_comparisons(dialect),
+            "blocking_rules_to_generate_predictions": [{"blocking_rule": r, "sql_dialect": dialect} for r in rules],
             "retain_matching_columns": False,
             "retain_intermediate_calculation_columns": False,
             "additional_columns_to_retain": list(retain),
