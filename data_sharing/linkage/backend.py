@@ -24,7 +24,6 @@ training 4.4x slower on 2 cores), checkpoints and spill files in the linkage are
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -36,7 +35,8 @@ from typing import Any
 import pandas as pd
 
 from data_sharing.linkage.area import LinkageArea
-from data_sharing.linkage.settings import BLOOM_COLUMNS, DIALECTS, LinkageSettings
+from data_sharing.linkage.dialects import DIALECTS
+from data_sharing.linkage.settings import BLOOM_COLUMNS, LinkageSettings
 
 BACKENDS = DIALECTS  # a backend speaks its own SQL dialect
 DEFAULT_BACKEND = "duckdb"
@@ -93,9 +93,8 @@ def require_spark() -> None:
         import pyspark  # noqa: F401
     except ImportError:
         raise LinkageBackendError(f"the spark linkage backend needs pyspark: {SPARK_EXTRA}") from None
-    java_home = os.environ.get("JAVA_HOME")
-    if not shutil.which("java") and not (java_home and (Path(java_home) / "bin" / "java").exists()):
-        raise LinkageBackendError("the spark linkage backend needs Java 17 or later (java on PATH, or JAVA_HOME)")
+    if not shutil.which("java"):
+        raise LinkageBackendError("the spark linkage backend needs Java 17 or later (java on PATH)")
 
 
 def spark_session(area: LinkageArea, options: SparkOptions | None = None) -> Any:

@@ -126,3 +126,18 @@ def test_choosing_spark_without_pyspark_is_one_line_naming_the_extra(tmp_path: P
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "pip install -e '.[spark]'" in lines[0], proc.stderr
+
+
+def test_the_backend_comes_from_c2c_yaml_and_the_environment_wins(tmp_path: Path) -> None:
+    from pipelines.settings import Settings, SettingsError, write_config_file
+
+    home = tmp_path / "home"
+    write_config_file(home, {"linkage_backend": "duckdb", "spark_master": "spark://head:7077", "spark_local_dir": "scratch"})
+    s = Settings.from_env({"C2C_HOME": str(home)})
+    assert (s.linkage_backend, s.spark_master, s.spark_local_dir) == ("duckdb", "spark://head:7077", home / "scratch")
+    assert Settings.from_env({"C2C_HOME": str(home), "C2C_SPARK_MASTER": "local[2]"}).spark_master == "local[2]"
+    assert Settings.from_env({"C2C_HOME": str(home)}).environment()["C2C_SPARK_MASTER"] == "spark://head:7077"
+    with pytest.raises(SettingsError, match="C2C_LINKAGE_BACKEND must be one of duckdb, spark"):
+        Settings.from_env({"C2C_HOME": str(home), "C2C_LINKAGE_BACKEND": "hadoop"})
+    with pytest.raises(SettingsError, match="C2C_SPARK_SHUFFLE_PARTITIONS"):
+        Settings.from_env({"C2C_HOME": str(home), "C2C_SPARK_SHUFFLE_PARTITIONS": "0"})
