@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,6 +113,7 @@ def spark_session(area: LinkageArea, options: SparkOptions | None = None) -> Any
         builder = (SparkSession.builder.master(opts.master or "local[*]").appName("c2c-linkage")
                    .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={quiet}")
                    .config("spark.jars", similarity_jar_location())
+                   .config("spark.pyspark.python", sys.executable)  # Python workers: this interpreter
                    .config("spark.sql.shuffle.partitions", str(opts.shuffle_partitions or DEFAULT_SHUFFLE_PARTITIONS))
                    .config("spark.default.parallelism", str(opts.shuffle_partitions or DEFAULT_SHUFFLE_PARTITIONS))
                    .config("spark.local.dir", str(local))

@@ -275,7 +275,8 @@ def pair_type(a: str, b: str) -> str:
     return f"{a}|{b}" if a <= b else f"{b}|{a}"
 
 
-def _pair_type_priors(query: Callable[[str], pd.DataFrame], linker: Any, summary: RecordSummary, prior: float) -> dict[str, Any]:
+def _pair_type_priors(query: Callable[[str], pd.DataFrame], linker: Any, summary: RecordSummary, prior: float,
+                      quote: Callable[[str], str] = lambda n: '"' + n.replace('"', '""') + '"') -> dict[str, Any]:
     """The probability that two random records match, per agency pair (within one agency, across two).
 
     One global prior mixes pairs of very different kinds: two ids of one agency are rarely one person
@@ -286,7 +287,7 @@ def _pair_type_priors(query: Callable[[str], pd.DataFrame], linker: Any, summary
     ids becomes evidence, learnt from the data rather than assumed.
     """
     pred = linker.inference.predict(threshold_match_weight=-30)
-    table = '"' + str(pred.physical_name).replace('"', '""') + '"'
+    table = quote(str(pred.physical_name))
     sql = ("select least(agency_l, agency_r) a, greatest(agency_l, agency_r) b, max(match_weight) w from " + table
            + " group by least(source_key_l, source_key_r), greatest(source_key_l, source_key_r), 1, 2")
     rows = query(sql)
@@ -454,5 +455,6 @@ def _estimate(settings: LinkageSettings, summary: RecordSummary, new_linker: Cal
     floored = _floor_m(model_dict)
     linker = new_linker({**model_dict, **{k: v for k, v in settings.splink_settings(
         retain=("agency", "source_key"), dialect=backend).items() if k != "comparisons"}})
-    priors = _pair_type_priors(query, linker, summary, float(model_dict["probability_two_random_records_match"]))
+    priors = _pair_type_priors(query, linker, summary, float(model_dict["probability_two_random_records_match"]),
+                               **({"quote": lambda n: "`" + n.replace("`", "``") + "`"} if backend == "spark" else {}))
     return model_dict, sessions, untrained, filled, floored, priors
