@@ -32,6 +32,7 @@ HEAVY_MODULES = (
     "tests/e2e/test_canary.py",  # [84] sqlite + postgresql, Data Docs on
     "tests/operations/test_killed_run.py",  # [77] three hubs, two runs at a time
     "tests/operations/test_incremental_night.py",  # [~55] two hubs, three nights (added with issue 16)
+    "tests/linkage/test_spark_backend.py",  # [~50] a JVM (local Spark) and two links of one city (issue 19)
     "tests/e2e/test_tokenized_city.py",  # [48]
     "tests/linkage/test_linkage_estimates.py",  # [48]
     "tests/e2e/test_second_partnership.py",  # [47]
@@ -47,6 +48,7 @@ HEAVY_MODULES = (
     "tests/security/test_ops_run.py",  # [33]
     "tests/e2e/test_report_canary.py",  # [31]
     "tests/pipelines/test_cli_hub.py",  # [~40 wall] c2c init and status as subprocesses
+    "tests/operations/test_refused_again.py",  # [~20] two nights of c2c run as subprocesses
     "tests/linkage/test_linkage_name_variants.py",  # [~20] a 1,500-child sloppy city
     "tests/operations/test_auditor_lineage.py",  # [28]
     "tests/pipelines/test_audit_report.py",  # [24]

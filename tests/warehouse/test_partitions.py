@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from conftest import PG_URL
+from tests.conftest import PG_URL
 from schemas.indicators import load_indicator_definitions
 from warehouse.db import make_engine, upgrade
 from warehouse.indicators import compute_indicator_rows
