@@ -172,10 +172,15 @@ class SparkWork:
     def query(self, sql: str) -> pd.DataFrame:
         return self.spark.sql(sql).toPandas()
 
-    def predictions_to_duckdb(self, con: Any, pred: Any, columns: list[str], table: str) -> str:
-        """Write Splink's predictions (a SplinkDataFrame) as parquet in the area and load them into ``con``."""
+    def predictions_to_duckdb(self, con: Any, pred: Any, columns: list[str], table: str,
+                              min_weight: float | None = None) -> str:
+        """Write Splink's predictions (a SplinkDataFrame) as parquet in the area and load them into ``con``;
+        with ``min_weight`` only those with ``match_weight >= min_weight`` (Splink's own threshold filter)."""
         out = self.area.spark_dir / f"predictions-{self.tag}"
-        frame = pred.as_spark_dataframe().select(*columns)
+        frame = pred.as_spark_dataframe()
+        if min_weight is not None:
+            frame = frame.where(_expr(f"match_weight >= {float(min_weight)!r}"))
+        frame = frame.select(*columns)
         frame.write.mode("overwrite").parquet(str(out))
         con.execute("create or replace table " + table + " as select " + ", ".join(columns)
                     + " from read_parquet(" + _parquet_literal(out / "*.parquet") + ")")

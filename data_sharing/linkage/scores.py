@@ -118,8 +118,12 @@ def predict(con: Any, model: LinkageModel, settings: LinkageSettings, summary: R
             raise ValueError("predict: the spark backend needs the linkage area")
         with quiet_splink(), spark_work(con, area) as work:
             linker = spark_linker(work, splink_for_dialect(splink_settings, settings, "spark"))
-            pred = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT)
-            return work.predictions_to_duckdb(con, pred, PREDICTION_COLUMNS, "__c2c_spark_pred"), 1
+            # the floor is applied after Splink's (lineage-breaking) predict table, not by Splink: its
+            # ``where match_weight >= x`` lets Spark push the whole weight expression into the join,
+            # re-evaluating every comparison's levels per branch (docs/benchmarks.md, "Linkage on Spark")
+            pred = linker.inference.predict()
+            return work.predictions_to_duckdb(con, pred, PREDICTION_COLUMNS, "__c2c_spark_pred",
+                                              min_weight=PREDICT_FLOOR_WEIGHT), 1
     with quiet_splink():
         linker = make_linker(con, "records", splink_settings)
         # pairs below 2^-10 odds (p < 0.001) are never near a threshold: not materialised
