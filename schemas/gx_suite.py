@@ -26,7 +26,11 @@ the same from one file to the next.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,9 +87,27 @@ def drift_parameter(kind: str, column: str | None = None) -> str:
 # GX set-up: quiet, local, ephemeral.
 
 
+def _spark_connect_off() -> None:
+    """Keep GX's import from exiting the process when pyspark (the ``[spark]`` extra) is installed.
+
+    GX imports ``pyspark.sql.connect`` to recognise Spark Connect frames; pyspark's ``check_dependencies``
+    then calls ``sys.exit(0)`` when the main module has no file (``python -c``, pytest-xdist workers) and
+    Spark Connect's optional dependencies are missing. c2c never uses Spark Connect: when that import
+    fails or would exit, the module is marked absent, so GX's own ImportError fallback applies.
+    """
+    if "pyspark.sql.connect" in sys.modules or importlib.util.find_spec("pyspark") is None:
+        return
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # its "Skipping doctests: ..." line
+            import pyspark.sql.connect  # noqa: F401
+    except (ImportError, SystemExit):
+        sys.modules["pyspark.sql.connect"] = None  # type: ignore[assignment]
+
+
 def import_gx() -> Any:
     """Import great_expectations with usage statistics off (``GX_ANALYTICS_ENABLED=false``)."""
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    _spark_connect_off()
     import great_expectations as gx
 
     return gx
