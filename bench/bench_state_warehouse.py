@@ -185,8 +185,10 @@ def copy_floor(url: str, schema: str, work: Path, sizes: dict[str, int], backend
     engine = make_engine(url, schema)
     backends.append(Backends(engine))
     with engine.begin() as conn:
+        q = conn.dialect.identifier_preparer
         for name in sizes:
-            conn.execute(text(f'CREATE TABLE "{name}" (LIKE "{schema.removesuffix("_floor")}"."{name}" INCLUDING DEFAULTS)'))
+            source = f"{q.quote_schema(schema.removesuffix('_floor'))}.{q.quote(name)}"
+            conn.execute(text(f"CREATE TABLE {q.quote(name)} (LIKE {source} INCLUDING DEFAULTS)"))
     return engine
 
 
@@ -194,17 +196,18 @@ def copy_rows(engine: Engine, work: Path, sizes: dict[str, int]) -> None:
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
+        q = engine.dialect.identifier_preparer
         cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (MAINTENANCE_WORK_MEM,))  # as the load's index builds
         for name in sizes:
             typed = pq.read_table(work / f"{name}.typed.parquet")
-            cols = ", ".join(f'"{c}"' for c in typed.column_names)
+            cols = ", ".join(q.quote(c) for c in typed.column_names)
             for off in range(0, typed.num_rows, 1_000_000):
                 buf = io.BytesIO()
                 pacsv.write_csv(typed.slice(off, 1_000_000), buf, pacsv.WriteOptions(include_header=False))
                 buf.seek(0)
-                cur.copy_expert(f'COPY "{name}" ({cols}) FROM STDIN WITH (FORMAT csv)', buf)  # bench-only, fixed names
+                cur.copy_expert(f"COPY {q.quote(name)} ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
             for col in ("child_key", "source_key"):
-                cur.execute(f'CREATE INDEX ON "{name}" ("{col}")')
+                cur.execute(f"CREATE INDEX ON {q.quote(name)} ({q.quote(col)})")
         raw.commit()
     finally:
         raw.close()

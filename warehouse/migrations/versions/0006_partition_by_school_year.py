@@ -36,22 +36,33 @@ def _indexes(table: str) -> None:
         op.execute(f'CREATE INDEX "{name}" ON "{table}" ("{col}")')
 
 
+def _rebuild(table: str, old: str, create: str) -> None:
+    """Rename ``table`` to ``old``, create it anew (``create``: the statement's tail after the name, which may
+    add partitions through :func:`_partitions`), move its rows and drop ``old``."""
+    op.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    op.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS){create}')
+    if create:
+        _partitions(table, old)
+    op.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
+    op.execute(f'DROP TABLE "{old}"')  # with a partitioned table: its partitions and indexes too
+
+
+def _partitions(table: str, old: str) -> None:
+    """A default partition, and one per plausible school year ``old`` holds."""
+    op.execute(f'CREATE TABLE "{table}_default" PARTITION OF "{table}" DEFAULT')
+    years = op.get_bind().execute(
+        text(f'SELECT DISTINCT school_year FROM "{old}" WHERE school_year BETWEEN :lo AND :hi ORDER BY 1'),
+        {"lo": YEARS[0], "hi": YEARS[1]},
+    ).scalars()
+    for year in years:
+        op.execute(f'CREATE TABLE "{table}_y{int(year)}" PARTITION OF "{table}" FOR VALUES IN ({int(year)})')
+
+
 def upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql":
+    if op.get_bind().dialect.name != "postgresql":
         return
     for table in TABLES:
-        old = f"{table}_unpartitioned"
-        op.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-        op.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS) PARTITION BY LIST (school_year)')
-        op.execute(f'CREATE TABLE "{table}_default" PARTITION OF "{table}" DEFAULT')
-        years = bind.execute(text(
-            f'SELECT DISTINCT school_year FROM "{old}" WHERE school_year BETWEEN {YEARS[0]} AND {YEARS[1]} ORDER BY 1'
-        )).scalars()
-        for year in years:
-            op.execute(f'CREATE TABLE "{table}_y{int(year)}" PARTITION OF "{table}" FOR VALUES IN ({int(year)})')
-        op.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
-        op.execute(f'DROP TABLE "{old}"')
+        _rebuild(table, f"{table}_unpartitioned", " PARTITION BY LIST (school_year)")
         op.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "uq_{table}_row" UNIQUE NULLS NOT DISTINCT (manifest_id, source_row, school_year)')
         _indexes(table)
 
@@ -60,10 +71,6 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in TABLES:
-        old = f"{table}_partitioned"
-        op.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-        op.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS)')
-        op.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
-        op.execute(f'DROP TABLE "{old}"')  # its partitions and indexes with it
+        _rebuild(table, f"{table}_partitioned", "")
         op.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{table}_pkey" PRIMARY KEY (manifest_id, source_row)')
         _indexes(table)
